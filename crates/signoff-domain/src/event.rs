@@ -1,0 +1,106 @@
+//! Audit events: every state change appends one, hash-chained to the one before.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The `prev_hash` of the first event in the log.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Decided,
+    ApprovalRecorded,
+    Cancelled,
+    OutcomeReported,
+    KeyCreated,
+    KeyRevoked,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Decided => "decided",
+            EventKind::ApprovalRecorded => "approval_recorded",
+            EventKind::Cancelled => "cancelled",
+            EventKind::OutcomeReported => "outcome_reported",
+            EventKind::KeyCreated => "key_created",
+            EventKind::KeyRevoked => "key_revoked",
+        }
+    }
+}
+
+/// An event about to be appended; the store gives it its place in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub request_id: Option<Uuid>,
+    pub kind: EventKind,
+    pub actor: String,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(request_id: Option<Uuid>, kind: EventKind, actor: impl Into<String>, data: Value) -> Self {
+        NewEvent { request_id, kind, actor: actor.into(), data }
+    }
+
+    /// Seals the event at position `seq` after `prev_hash`.
+    pub fn seal(self, seq: i64, at: DateTime<Utc>, prev_hash: String) -> Event {
+        let mut event = Event {
+            seq,
+            request_id: self.request_id,
+            kind: self.kind,
+            actor: self.actor,
+            data: self.data,
+            at,
+            prev_hash,
+            hash: String::new(),
+        };
+        event.hash = event.compute_hash();
+        event
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    pub request_id: Option<Uuid>,
+    pub kind: EventKind,
+    pub actor: String,
+    pub data: Value,
+    pub at: DateTime<Utc>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Event {
+    /// SHA-256 over the previous hash and this event's canonical bytes (JSON with sorted keys,
+    /// time in whole microseconds so every backend stores it exactly).
+    pub fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!({
+            "seq": self.seq,
+            "request_id": self.request_id,
+            "kind": self.kind,
+            "actor": self.actor,
+            "data": self.data,
+            "at_us": self.at.timestamp_micros(),
+        });
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// Whether the stored hash matches the content and follows `prev_hash`.
+    pub fn verifies_after(&self, prev_hash: &str) -> bool {
+        self.prev_hash == prev_hash && self.hash == self.compute_hash()
+    }
+}

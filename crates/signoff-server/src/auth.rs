@@ -1,0 +1,62 @@
+//! Bearer API keys: who is calling, and what their role lets them do.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use signoff_domain::{ApiKey, Request, Role};
+use signoff_wire::ErrorCode;
+
+/// The authenticated caller: a live (unrevoked) key.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiKey);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <key>` header"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <key>`"))?;
+        match state.store.key_by_secret(secret).await? {
+            Some(key) if !key.is_revoked() => Ok(Caller(key)),
+            Some(_) => Err(unauthorized("this API key has been revoked")),
+            None => Err(unauthorized("unknown API key")),
+        }
+    }
+}
+
+impl Caller {
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    /// Refuses callers whose role is not among `roles`.
+    pub fn require(&self, roles: &[Role], doing: &str) -> Result<(), ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("a key with role `{}` cannot {doing}", self.0.role)))
+        }
+    }
+
+    /// Agents see only the requests they created; other roles see all.
+    pub fn can_see(&self, request: &Request) -> bool {
+        self.0.role != Role::Agent || request.requested_by.key_id == self.0.id
+    }
+
+    /// The approver a decision by this caller is recorded under.
+    pub fn approver_id(&self) -> String {
+        self.0.approver_id.clone().unwrap_or_else(|| format!("admin:{}", self.0.name))
+    }
+}

@@ -1,0 +1,104 @@
+//! The API's one error type: a stable code, a message, and the HTTP status that goes with the code.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use signoff_domain::DomainError;
+use signoff_store::StoreError;
+use signoff_wire::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// An error as the client sees it. Internal causes are logged, never sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    fn internal(cause: &str) -> Self {
+        tracing::error!(cause, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal error; the cause is in the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let code = match &error {
+            DomainError::Invalid { .. } => ErrorCode::InvalidRequest,
+            DomainError::AlreadyDecided(_) => ErrorCode::AlreadyDecided,
+            DomainError::CommentRequired => ErrorCode::CommentRequired,
+            DomainError::InvalidEdit => ErrorCode::InvalidEdit,
+            DomainError::SelfApproval => ErrorCode::SelfApproval,
+            DomainError::OutcomeAlreadyReported => ErrorCode::OutcomeAlreadyReported,
+            DomainError::NotDecided => ErrorCode::NotDecided,
+        };
+        ApiError::new(code, error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::not_found("request"),
+            StoreError::IdempotencyConflict => ApiError::new(ErrorCode::IdempotencyConflict, error.to_string()),
+            StoreError::Domain(domain) => domain.into(),
+            StoreError::Invalid(message) => ApiError::invalid(message),
+            StoreError::Other(cause) => ApiError::internal(&cause),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::BadRequest,
+        };
+        let message = match code {
+            ErrorCode::PayloadTooLarge => {
+                format!("the body is larger than the limit of {} bytes", crate::MAX_BODY_BYTES)
+            }
+            ErrorCode::UnsupportedMediaType => "send the body as JSON with `Content-Type: application/json`".into(),
+            _ => rejection.body_text(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(ErrorCode::BadRequest, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::new(ErrorCode::BadRequest, rejection.body_text())
+    }
+}

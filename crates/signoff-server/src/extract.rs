@@ -1,0 +1,14 @@
+//! Extractors that answer bad input with our JSON error body rather than the framework's plain text.
+
+use crate::error::ApiError;
+use axum::extract::{FromRequest, FromRequestParts};
+
+/// A JSON body; malformed, mistyped or oversized input becomes an [`ApiError`].
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A query string; bad values become an [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);

@@ -1,0 +1,60 @@
+//! Signoff's HTTP server: the `/v1` JSON API on axum, API-key auth, and long-poll waiters.
+//!
+//! [`app`] builds the router and [`serve`] runs it until a shutdown signal, so tests and the benchmark start
+//! the real thing in-process.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+mod extract;
+mod routes;
+mod waiters;
+
+use axum::Router;
+use signoff_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use waiters::Waiters;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The longest a `wait` call may block, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 300;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub waiters: Waiters,
+}
+
+impl AppState {
+    /// State over `store`, with the waiter hub listening to its changes.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let waiters = Waiters::start(store.changes());
+        AppState { store, waiters }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; then in-flight calls finish and waiters are answered.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let waiters = state.waiters.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            waiters.shut_down();
+        })
+        .await
+}

@@ -1,0 +1,276 @@
+//! The `/v1` routes and their handlers.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::waiters::Wake;
+use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use signoff_domain::{Event, HumanVerdict, NewRequest, Request, RequestId, Requester, Role, Status};
+use signoff_store::{NewRequestRecord, RequestFilter, StoreError};
+use signoff_wire::{CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, Verdict};
+use std::time::Duration;
+use uuid::Uuid;
+
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+const DEFAULT_WAIT_SECONDS: u64 = 30;
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/requests", post(create_request).get(list_requests))
+        .route("/v1/requests/{id}", get(get_request))
+        .route("/v1/requests/{id}/wait", get(wait_request))
+        .route("/v1/requests/{id}/decision", post(decide_request))
+        .route("/v1/requests/{id}/cancel", post(cancel_request))
+        .route("/v1/requests/{id}/outcome", post(report_outcome))
+        .route("/v1/requests/{id}/events", get(request_events))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(Json(Health { status: "ready".into() })),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            Err(ApiError::new(ErrorCode::Unavailable, "the database is not reachable"))
+        }
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = format!(
+        "# HELP signoff_waiters_parked Long-poll waiters currently parked.\n# TYPE signoff_waiters_parked gauge\nsignoff_waiters_parked {}\n",
+        state.waiters.parked()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Parses a request id from the path; an id that cannot exist is simply not found.
+fn request_id(raw: &str) -> Result<RequestId, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("request"))
+}
+
+/// Loads a request the caller may see; others' requests are not found, so their existence does not leak.
+async fn visible_request(state: &AppState, caller: &Caller, id: RequestId) -> Result<Request, ApiError> {
+    let request = state.store.request(id).await?;
+    if caller.can_see(&request) { Ok(request) } else { Err(ApiError::not_found("request")) }
+}
+
+fn idempotency_key(headers: &HeaderMap, new: &NewRequest) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        Some(value) => {
+            let key = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be visible ASCII"))?;
+            if key.is_empty() || key.len() > 255 {
+                return Err(ApiError::invalid("Idempotency-Key must be 1 to 255 characters"));
+            }
+            Ok(Some(format!("header:{key}")))
+        }
+        None => Ok(new.run_call_key()),
+    }
+}
+
+async fn create_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(new): ApiJson<NewRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Agent, Role::Admin], "create requests")?;
+    new.validate()?;
+    let idempotency_key = idempotency_key(&headers, &new)?;
+    let fingerprint = new.fingerprint();
+    let requester = Requester { key_id: caller.0.id.clone(), key_name: caller.0.name.clone() };
+    let request = Request::new(Uuid::now_v7(), new, requester, signoff_store::now());
+    let events = vec![request.created_event()];
+    let created =
+        state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
+    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(created.request)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<String>,
+    action: Option<String>,
+    run_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Page<Request>>, ApiError> {
+    let status = params
+        .status
+        .map(|s| {
+            Status::parse(&s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "unknown status `{s}`: expected pending, approved, rejected, expired or cancelled"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    let before = params
+        .cursor
+        .map(|c| Uuid::parse_str(&c).map_err(|_| ApiError::invalid("cursor is not one this API returned")))
+        .transpose()?;
+    let requested_by = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
+    let filter = RequestFilter { status, action: params.action, run_id: params.run_id, requested_by, before, limit };
+    let items = state.store.list_requests(filter).await?;
+    let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|r| r.id.to_string())).flatten();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Request>, ApiError> {
+    Ok(Json(visible_request(&state, &caller, request_id(&id)?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitParams {
+    timeout_s: Option<u64>,
+}
+
+/// Returns as soon as the request leaves `pending`, or the still-pending request after `timeout_s`.
+async fn wait_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<WaitParams>,
+) -> Result<Json<Request>, ApiError> {
+    let id = request_id(&id)?;
+    let timeout_s = params.timeout_s.unwrap_or(DEFAULT_WAIT_SECONDS);
+    if timeout_s > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
+    loop {
+        // Park before reading, so a decision landing between the read and the park still wakes us.
+        let parked = state.waiters.park(id);
+        let request = visible_request(&state, &caller, id).await?;
+        if request.status.is_final() || state.waiters.is_shutting_down() {
+            return Ok(Json(request));
+        }
+        match tokio::time::timeout_at(deadline, parked).await {
+            Ok(Wake::Changed) => continue,
+            Ok(Wake::ShuttingDown) => return Ok(Json(state.store.request(id).await?)),
+            Err(_elapsed) => {
+                state.waiters.forget(id);
+                return Ok(Json(state.store.request(id).await?));
+            }
+        }
+    }
+}
+
+async fn decide_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Json<Request>, ApiError> {
+    caller.require(&[Role::Approver, Role::Admin], "decide requests")?;
+    let id = request_id(&id)?;
+    let verdict = HumanVerdict {
+        approve: body.outcome == Verdict::Approve,
+        approver_id: caller.approver_id(),
+        key_id: caller.0.id.clone(),
+        channel: "api".into(),
+        comment: body.comment,
+        reason: body.reason,
+        args: body.args,
+    };
+    let now = signoff_store::now();
+    let request =
+        state.store.update_request(id, Box::new(move |request| request.apply_human_verdict(verdict, now))).await?;
+    Ok(Json(request))
+}
+
+/// The optional body of a cancel: absent, empty or `{"reason": ...}`.
+async fn cancel_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Request>, ApiError> {
+    caller.require(&[Role::Agent, Role::Admin], "cancel requests")?;
+    let id = request_id(&id)?;
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
+    };
+    visible_request(&state, &caller, id).await?;
+    let key_id = caller.0.id.clone();
+    let now = signoff_store::now();
+    let request =
+        state.store.update_request(id, Box::new(move |request| request.cancel(&key_id, body.reason, now))).await?;
+    Ok(Json(request))
+}
+
+async fn report_outcome(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OutcomeBody>,
+) -> Result<Json<Request>, ApiError> {
+    caller.require(&[Role::Agent, Role::Admin], "report outcomes")?;
+    let id = request_id(&id)?;
+    visible_request(&state, &caller, id).await?;
+    let actor = caller.0.actor();
+    let now = signoff_store::now();
+    let request = state
+        .store
+        .update_request(id, Box::new(move |request| request.report_outcome(body.ok, body.detail, &actor, now)))
+        .await?;
+    Ok(Json(request))
+}
+
+async fn request_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Event>>, ApiError> {
+    let id = request_id(&id)?;
+    visible_request(&state, &caller, id).await?;
+    match state.store.request_events(id).await {
+        Ok(events) => Ok(Json(events)),
+        Err(StoreError::NotFound) => Err(ApiError::not_found("request")),
+        Err(error) => Err(error.into()),
+    }
+}

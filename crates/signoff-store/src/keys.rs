@@ -1,0 +1,84 @@
+//! API key generation: random secrets, shown once, stored as hashes.
+
+use base64::Engine;
+use rand::Rng;
+use signoff_domain::{ApiKey, Role, hash_key_secret};
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub approver_id: Option<String>,
+}
+
+/// A created key with the secrets that are shown once.
+#[derive(Clone)]
+pub struct CreatedKeySecret {
+    pub key: ApiKey,
+    pub secret: String,
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for CreatedKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKeySecret").field("key", &self.key).field("secret", &"***").finish()
+    }
+}
+
+/// The generated parts of a new key: id, bearer secret and its hash, and for agents a webhook secret.
+pub(crate) struct GeneratedKey {
+    pub id: String,
+    pub secret: String,
+    pub secret_hash: String,
+    pub webhook_secret: Option<String>,
+}
+
+pub(crate) fn generate(role: Role) -> GeneratedKey {
+    let mut rng = rand::rng();
+    let id = format!("key_{}", random_token(&mut rng, 8));
+    let secret = format!("so_{}_{}", role.as_str(), random_token(&mut rng, 32));
+    let webhook_secret = (role == Role::Agent).then(|| {
+        let bytes: [u8; 24] = rng.random();
+        format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    });
+    GeneratedKey { id, secret_hash: hash_key_secret(&secret), secret, webhook_secret }
+}
+
+fn random_token(rng: &mut impl Rng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Refuses keys that cannot work: approver keys must name their approver, other roles must not.
+pub(crate) fn validate(key: &NewKey) -> Result<(), crate::StoreError> {
+    let problem = match (key.role, &key.approver_id) {
+        _ if key.name.trim().is_empty() => Some("a key needs a name"),
+        (Role::Approver, None) => Some("an approver key needs --approver ID (the approver recorded in decisions)"),
+        (Role::Approver, Some(id)) if id.trim().is_empty() => Some("the approver id must not be empty"),
+        (Role::Agent, Some(_)) => Some("only approver keys are bound to an approver id"),
+        _ => None,
+    };
+    match problem {
+        Some(message) => Err(crate::StoreError::Invalid(message.to_string())),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn created_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEvent {
+    signoff_domain::NewEvent::new(
+        None,
+        signoff_domain::EventKind::KeyCreated,
+        actor,
+        serde_json::json!({ "key_id": key.id, "name": key.name, "role": key.role, "approver_id": key.approver_id }),
+    )
+}
+
+pub(crate) fn revoked_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEvent {
+    signoff_domain::NewEvent::new(
+        None,
+        signoff_domain::EventKind::KeyRevoked,
+        actor,
+        serde_json::json!({ "key_id": key.id, "name": key.name }),
+    )
+}

@@ -1,0 +1,135 @@
+//! Signoff's durable storage: the [`Store`] trait and its two backends, SQLite (the default) and PostgreSQL.
+//!
+//! Every state change and the events it produces are written in one transaction; an acknowledged write is on
+//! disk. The events form a hash chain (see `signoff_domain::Event`).
+#![forbid(unsafe_code)]
+
+mod keys;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use signoff_domain::{ApiKey, DomainError, Event, NewEvent, Request, RequestId, Role, Status};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+pub use keys::{CreatedKeySecret, NewKey};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in storage. Small on purpose: handlers branch on `NotFound`,
+/// `IdempotencyConflict` and domain refusals; everything else is an opaque failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("this idempotency key was already used with a different body")]
+    IdempotencyConflict,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage failure: {0}")]
+    Other(String),
+}
+
+/// A request about to be created, with its idempotency scope.
+#[derive(Debug, Clone)]
+pub struct NewRequestRecord {
+    pub request: Request,
+    /// Scoped to `request.requested_by.key_id`.
+    pub idempotency_key: Option<String>,
+    pub fingerprint: String,
+    /// Events to append with the request (its `created` event first).
+    pub events: Vec<NewEvent>,
+}
+
+/// The result of a create: the stored request, and whether this call created it or found a retry's original.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub request: Request,
+    pub created: bool,
+}
+
+/// Filters for listing requests, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<Status>,
+    pub action: Option<String>,
+    pub run_id: Option<String>,
+    /// Only requests created by this key (agents see their own).
+    pub requested_by: Option<String>,
+    /// Only requests older than this id (the cursor).
+    pub before: Option<RequestId>,
+    pub limit: u32,
+}
+
+/// A change to one request, applied under the store's lock on that request. It returns the events to append,
+/// or a domain refusal that rolls everything back.
+pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, DomainError> + Send>;
+
+/// A notice that something changed, for waking waiters (on PostgreSQL, across replicas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Request(RequestId),
+    /// Notices may have been missed (a listener reconnected): re-check everything.
+    Unknown,
+}
+
+/// Durable storage for requests, events and keys.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a request, or returns the original when the idempotency key was seen with the same body.
+    async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError>;
+    async fn request(&self, id: RequestId) -> Result<Request, StoreError>;
+    async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError>;
+    /// Applies `update` to a request atomically with its events, then announces the change.
+    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError>;
+    /// One request's events, oldest first.
+    async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError>;
+
+    async fn create_key(&self, key: NewKey, actor: &str) -> Result<CreatedKeySecret, StoreError>;
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn revoke_key(&self, id: &str, actor: &str) -> Result<ApiKey, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Changes to requests, as they commit (on PostgreSQL, from every replica).
+    fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://...`, applying migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL `{url}`: use sqlite://PATH or postgres://USER@HOST/DB"
+        )))
+    }
+}
+
+/// Now, to the microsecond: the precision every backend stores exactly.
+pub fn now() -> DateTime<Utc> {
+    from_micros(Utc::now().timestamp_micros())
+}
+
+fn from_micros(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn role_from_db(role: &str) -> Result<Role, StoreError> {
+    role.parse().map_err(StoreError::Other)
+}
+
+fn decode_request(doc: &str) -> Result<Request, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("corrupt request document: {e}")))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain types always serialize")
+}

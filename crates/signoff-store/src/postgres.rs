@@ -1,0 +1,342 @@
+//! The PostgreSQL backend, for several replicas on one database. Each write is one transaction; appends to the
+//! event chain are serialised by a transaction-scoped advisory lock, and changes are announced with NOTIFY so
+//! every replica wakes its own waiters.
+
+use crate::keys::{self, CreatedKeySecret, NewKey};
+use crate::{
+    Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request, encode_json,
+    from_micros, now, role_from_db,
+};
+use async_trait::async_trait;
+use signoff_domain::{ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, Request, RequestId, hash_key_secret};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Row};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The NOTIFY channel that carries ids of changed requests.
+const CHANGES_CHANNEL: &str = "signoff_changes";
+/// The advisory lock that serialises appends to the event chain.
+const CHAIN_LOCK: i64 = 0x5167_0FF0;
+
+/// PostgreSQL storage. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    changes: broadcast::Sender<Change>,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Other(format!("postgres: {e}"))
+}
+
+impl PostgresStore {
+    /// Connects, applies migrations and starts listening for changes from every replica.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Other(format!("cannot connect to postgres: {e}")))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("postgres migration failed: {e}")))?;
+        let (changes, _) = broadcast::channel(16_384);
+        let mut listener = PgListener::connect_with(&pool).await.map_err(db_err)?;
+        listener.listen(CHANGES_CHANNEL).await.map_err(db_err)?;
+        tokio::spawn(forward_notifications(listener, changes.clone()));
+        Ok(PostgresStore { pool, changes })
+    }
+
+    /// The underlying pool, for tests that need to reach past the store.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Forwards NOTIFY payloads into the local broadcast; after a reconnect, says notices may have been missed.
+async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sender<Change>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                if let Ok(id) = notification.payload().parse() {
+                    let _ = changes.send(Change::Request(id));
+                }
+            }
+            Ok(None) => {
+                let _ = changes.send(Change::Unknown);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "postgres listener failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = changes.send(Change::Unknown);
+            }
+        }
+    }
+}
+
+/// Appends events to the hash chain; holds the chain lock until the transaction ends.
+async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *conn).await.map_err(db_err)?;
+    let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+    let at = now();
+    for event in events {
+        seq += 1;
+        let event = event.seal(seq, at, prev_hash);
+        sqlx::query(
+            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.seq)
+        .bind(event.request_id.map(|id| id.to_string()))
+        .bind(event.kind.as_str())
+        .bind(&event.actor)
+        .bind(event.data.to_string())
+        .bind(event.at.timestamp_micros())
+        .bind(&event.prev_hash)
+        .bind(&event.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        prev_hash = event.hash;
+    }
+    Ok(())
+}
+
+async fn load_request(conn: &mut PgConnection, id: RequestId, for_update: bool) -> Result<Request, StoreError> {
+    let sql = if for_update {
+        "SELECT doc::text FROM requests WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT doc::text FROM requests WHERE id = $1"
+    };
+    let doc: Option<String> =
+        sqlx::query_scalar(sql).bind(id.to_string()).fetch_optional(&mut *conn).await.map_err(db_err)?;
+    decode_request(&doc.ok_or(StoreError::NotFound)?)
+}
+
+fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Event, StoreError> {
+    let seq: i64 = row.get("seq");
+    let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
+    let request_id: Option<String> = row.get("request_id");
+    let kind: String = row.get("kind");
+    let data: String = row.get("data");
+    Ok(Event {
+        seq,
+        request_id: request_id.map(|id| id.parse()).transpose().map_err(|_| corrupt("request id"))?,
+        kind: serde_json::from_value::<EventKind>(serde_json::Value::String(kind)).map_err(|_| corrupt("kind"))?,
+        actor: row.get("actor"),
+        data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
+        at: from_micros(row.get("at")),
+        prev_hash: row.get("prev_hash"),
+        hash: row.get("hash"),
+    })
+}
+
+fn key_from_row(row: &sqlx::postgres::PgRow) -> Result<ApiKey, StoreError> {
+    let role: String = row.get("role");
+    Ok(ApiKey {
+        id: row.get("id"),
+        name: row.get("name"),
+        role: role_from_db(&role)?,
+        approver_id: row.get("approver_id"),
+        created_at: from_micros(row.get("created_at")),
+        revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_micros),
+    })
+}
+
+const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
+        let request = record.request;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+             ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+        )
+        .bind(request.id.to_string())
+        .bind(&request.requested_by.key_id)
+        .bind(&request.action)
+        .bind(request.status.as_str())
+        .bind(&request.run_id)
+        .bind(&record.idempotency_key)
+        .bind(&record.fingerprint)
+        .bind(request.created_at.timestamp_micros())
+        .bind(request.updated_at.timestamp_micros())
+        .bind(encode_json(&request))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if inserted == 0 {
+            // The idempotency key was taken, perhaps by a concurrent create that has now committed.
+            let row =
+                sqlx::query("SELECT doc::text AS doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
+                    .bind(&request.requested_by.key_id)
+                    .bind(&record.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            let hash: Option<String> = row.get("idem_hash");
+            if hash.as_deref() != Some(record.fingerprint.as_str()) {
+                return Err(StoreError::IdempotencyConflict);
+            }
+            return Ok(Created { request: decode_request(row.get("doc"))?, created: false });
+        }
+        append_events(&mut tx, record.events).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Created { request, created: true })
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Request, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        load_request(&mut conn, id, false).await
+    }
+
+    async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError> {
+        let mut query = sqlx::QueryBuilder::new("SELECT doc::text FROM requests WHERE TRUE");
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(action) = filter.action {
+            query.push(" AND action = ").push_bind(action);
+        }
+        if let Some(run_id) = filter.run_id {
+            query.push(" AND run_id = ").push_bind(run_id);
+        }
+        if let Some(key_id) = filter.requested_by {
+            query.push(" AND key_id = ").push_bind(key_id);
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before.to_string());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
+        let docs: Vec<String> = query.build_query_scalar().fetch_all(&self.pool).await.map_err(db_err)?;
+        docs.iter().map(|doc| decode_request(doc)).collect()
+    }
+
+    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut request = load_request(&mut tx, id, true).await?;
+        let events = update(&mut request)?;
+        sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4::jsonb WHERE id = $1")
+            .bind(id.to_string())
+            .bind(request.status.as_str())
+            .bind(request.updated_at.timestamp_micros())
+            .bind(encode_json(&request))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        append_events(&mut tx, events).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(request)
+    }
+
+    async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events WHERE request_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn create_key(&self, key: NewKey, actor: &str) -> Result<CreatedKeySecret, StoreError> {
+        keys::validate(&key)?;
+        let generated = keys::generate(key.role);
+        let created_at = now();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, approver_id, secret_hash, webhook_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&generated.id)
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(&key.approver_id)
+        .bind(&generated.secret_hash)
+        .bind(&generated.webhook_secret)
+        .bind(created_at.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let api_key = ApiKey {
+            id: generated.id,
+            name: key.name,
+            role: key.role,
+            approver_id: key.approver_id,
+            created_at,
+            revoked_at: None,
+        };
+        append_events(&mut tx, vec![keys::created_event(&api_key, actor)]).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"))
+            .bind(hash_key_secret(secret))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn revoke_key(&self, id: &str, actor: &str) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        let mut key = key_from_row(&row)?;
+        if key.revoked_at.is_none() {
+            let at = now();
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at.timestamp_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            key.revoked_at = Some(at);
+            append_events(&mut tx, vec![keys::revoked_event(&key, actor)]).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(key)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}

@@ -1,0 +1,454 @@
+//! The SQLite backend: one writer thread that commits concurrent writes together (group commit), and a pool of
+//! readers. WAL with `synchronous = FULL`: a write is acknowledged only after its transaction is on disk.
+
+use crate::keys::{self, CreatedKeySecret, NewKey};
+use crate::{
+    Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request, encode_json,
+    from_micros, now, role_from_db,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use signoff_domain::{ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, Request, RequestId, hash_key_secret};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+/// How many queued writes one transaction takes at most.
+const MAX_BATCH: usize = 512;
+
+/// Runs inside the writer's transaction; returns what to do once the transaction has committed or failed.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// SQLite storage. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    changes: broadcast::Sender<Change>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Other(format!("sqlite: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))??;
+        let (jobs, rx) = mpsc::channel(16 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("signoff-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let (changes, _) = broadcast::channel(16_384);
+        Ok(SqliteStore { inner: Arc::new(Inner { path, jobs, readers: Mutex::new(Vec::new()), changes }) })
+    }
+
+    /// Runs `f` in the writer's next transaction (inside a savepoint of its own, so a refusal undoes only its
+    /// own writes) and returns its result once that transaction is durably committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => {
+                    let result = f(conn);
+                    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                    conn.execute_batch(end).map_err(db_err).and(result)
+                }
+                Err(e) => Err(db_err(e)),
+            };
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = reply.send(committed.and(result));
+            })
+        });
+        self.inner.jobs.send(job).await.map_err(|_| StoreError::Other("the sqlite writer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Other("the write was not carried out: the database is busy or the writer stopped".into())
+        })?
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("reader pool").pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&conn);
+            inner.readers.lock().expect("reader pool").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Other(format!("cannot open sqlite database {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(db_err)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(db_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
+    Ok(conn)
+}
+
+/// Applies the migrations newer than `PRAGMA user_version`, each in its own transaction.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db_err)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", index + 1))
+            .map_err(|e| StoreError::Other(format!("migration {} failed: {e}", index + 1)))?;
+    }
+    Ok(())
+}
+
+/// The writer loop: takes every queued job (up to a batch), runs them in one transaction, commits once.
+fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let completions: Vec<Completion>;
+        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                completions = batch.drain(..).map(|job| job(&conn)).collect();
+                conn.execute_batch("COMMIT").map_err(db_err)
+            }
+            Err(e) => {
+                let error = db_err(e);
+                for job in batch.drain(..) {
+                    drop(job);
+                }
+                tracing::error!(%error, "sqlite writer could not begin a transaction");
+                continue;
+            }
+        };
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for complete in completions {
+            complete(committed.clone());
+        }
+    }
+}
+
+/// Appends events to the hash chain inside the current transaction.
+fn append_events(conn: &Connection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev_hash) = conn
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .map_err(db_err)?
+        .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
+        .optional()
+        .map_err(db_err)?
+        .unwrap_or((0, GENESIS_HASH.to_string()));
+    let at = now();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db_err)?;
+    for event in events {
+        seq += 1;
+        let event = event.seal(seq, at, prev_hash);
+        insert
+            .execute(params![
+                event.seq,
+                event.request_id.map(|id| id.to_string()),
+                event.kind.as_str(),
+                event.actor,
+                event.data.to_string(),
+                event.at.timestamp_micros(),
+                event.prev_hash,
+                event.hash,
+            ])
+            .map_err(db_err)?;
+        prev_hash = event.hash;
+    }
+    Ok(())
+}
+
+fn load_request(conn: &Connection, id: RequestId) -> Result<Request, StoreError> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM requests WHERE id = ?1")
+        .map_err(db_err)?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()
+        .map_err(db_err)?;
+    decode_request(&doc.ok_or(StoreError::NotFound)?)
+}
+
+fn row_to_event(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, Option<String>, String, String, String, i64, String, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+}
+
+type EventRow = (i64, Option<String>, String, String, String, i64, String, String);
+
+fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): EventRow) -> Result<Event, StoreError> {
+    let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
+    Ok(Event {
+        seq,
+        request_id: request_id.map(|id| id.parse()).transpose().map_err(|_| corrupt("request id"))?,
+        kind: serde_json::from_value::<EventKind>(serde_json::Value::String(kind)).map_err(|_| corrupt("kind"))?,
+        actor,
+        data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
+        at: from_micros(at),
+        prev_hash,
+        hash,
+    })
+}
+
+fn key_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, Option<String>, i64, Option<i64>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+}
+
+fn api_key(
+    (id, name, role, approver_id, created_at, revoked_at): (String, String, String, Option<String>, i64, Option<i64>),
+) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id,
+        name,
+        role: role_from_db(&role)?,
+        approver_id,
+        created_at: from_micros(created_at),
+        revoked_at: revoked_at.map(from_micros),
+    })
+}
+
+const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
+        self.write(move |conn| {
+            let request = record.request;
+            if let Some(idem_key) = &record.idempotency_key {
+                let existing: Option<(String, String)> = conn
+                    .prepare_cached("SELECT doc, idem_hash FROM requests WHERE key_id = ?1 AND idem_key = ?2")
+                    .map_err(db_err)?
+                    .query_row([&request.requested_by.key_id, idem_key], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some((doc, hash)) = existing {
+                    if hash != record.fingerprint {
+                        return Err(StoreError::IdempotencyConflict);
+                    }
+                    return Ok(Created { request: decode_request(&doc)?, created: false });
+                }
+            }
+            conn.prepare_cached(
+                "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                request.id.to_string(),
+                request.requested_by.key_id,
+                request.action,
+                request.status.as_str(),
+                request.run_id,
+                record.idempotency_key,
+                record.fingerprint,
+                request.created_at.timestamp_micros(),
+                request.updated_at.timestamp_micros(),
+                encode_json(&request),
+            ])
+            .map_err(db_err)?;
+            append_events(conn, record.events)?;
+            Ok(Created { request, created: true })
+        })
+        .await
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Request, StoreError> {
+        self.read(move |conn| load_request(conn, id)).await
+    }
+
+    async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = String::from("SELECT doc FROM requests WHERE 1 = 1");
+            let mut values: Vec<String> = Vec::new();
+            let mut condition = |column: &str, value: Option<String>| {
+                if let Some(value) = value {
+                    values.push(value);
+                    sql.push_str(&format!(" AND {column} ?{}", values.len()));
+                }
+            };
+            condition("status =", filter.status.map(|s| s.as_str().to_string()));
+            condition("action =", filter.action);
+            condition("run_id =", filter.run_id);
+            condition("key_id =", filter.requested_by);
+            condition("id <", filter.before.map(|id| id.to_string()));
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit));
+            let mut statement = conn.prepare_cached(&sql).map_err(db_err)?;
+            let docs =
+                statement.query_map(params_from_iter(values.iter()), |row| row.get::<_, String>(0)).map_err(db_err)?;
+            docs.map(|doc| decode_request(&doc.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+        let request = self
+            .write(move |conn| {
+                let mut request = load_request(conn, id)?;
+                let events = update(&mut request)?;
+                conn.prepare_cached("UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4 WHERE id = ?1")
+                    .map_err(db_err)?
+                    .execute(params![
+                        id.to_string(),
+                        request.status.as_str(),
+                        request.updated_at.timestamp_micros(),
+                        encode_json(&request)
+                    ])
+                    .map_err(db_err)?;
+                append_events(conn, events)?;
+                Ok(request)
+            })
+            .await?;
+        let _ = self.inner.changes.send(Change::Request(id));
+        Ok(request)
+    }
+
+    async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events WHERE request_id = ?1 ORDER BY seq",
+                )
+                .map_err(db_err)?;
+            let rows = statement.query_map([id.to_string()], row_to_event).map_err(db_err)?;
+            rows.map(|row| event_from_row(row.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: NewKey, actor: &str) -> Result<CreatedKeySecret, StoreError> {
+        keys::validate(&key)?;
+        let actor = actor.to_string();
+        self.write(move |conn| {
+            let generated = keys::generate(key.role);
+            let created_at = now();
+            conn.prepare_cached(
+                "INSERT INTO api_keys (id, name, role, approver_id, secret_hash, webhook_secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                generated.id,
+                key.name,
+                key.role.as_str(),
+                key.approver_id,
+                generated.secret_hash,
+                generated.webhook_secret,
+                created_at.timestamp_micros()
+            ])
+            .map_err(db_err)?;
+            let api_key = ApiKey {
+                id: generated.id,
+                name: key.name,
+                role: key.role,
+                approver_id: key.approver_id,
+                created_at,
+                revoked_at: None,
+            };
+            append_events(conn, vec![keys::created_event(&api_key, &actor)])?;
+            Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))
+                .map_err(db_err)?;
+            let rows = statement.query_map([], key_from_row).map_err(db_err)?;
+            rows.map(|row| api_key(row.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
+        let hash = hash_key_secret(secret);
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"))
+                .map_err(db_err)?
+                .query_row([hash], key_from_row)
+                .optional()
+                .map_err(db_err)?
+                .map(api_key)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, actor: &str) -> Result<ApiKey, StoreError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.write(move |conn| {
+            let row = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                .map_err(db_err)?
+                .query_row([&id], key_from_row)
+                .optional()
+                .map_err(db_err)?
+                .ok_or(StoreError::NotFound)?;
+            let mut key = api_key(row)?;
+            if key.revoked_at.is_none() {
+                let at = now();
+                conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", params![id, at.timestamp_micros()])
+                    .map_err(db_err)?;
+                key.revoked_at = Some(at);
+                append_events(conn, vec![keys::revoked_event(&key, &actor)])?;
+            }
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+}

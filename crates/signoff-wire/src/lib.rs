@@ -1,0 +1,157 @@
+//! Signoff's HTTP wire types: request bodies, list pages and the error body with its stable codes.
+//! Shared by the server and the client so both agree on every byte.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use signoff_domain::{
+    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, Event, EventKind, Mode, NewRequest, Outcome, Request,
+    Requester, Role, Status,
+};
+
+/// Stable, snake_case error codes; clients branch on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON or has the wrong shape (wrong type, missing or unknown field).
+    BadRequest,
+    /// The body parsed but a value is out of range.
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyConflict,
+    AlreadyDecided,
+    CommentRequired,
+    InvalidEdit,
+    SelfApproval,
+    OutcomeAlreadyReported,
+    NotDecided,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::InvalidRequest | ErrorCode::CommentRequired | ErrorCode::InvalidEdit => {
+                400
+            }
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden | ErrorCode::SelfApproval => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::IdempotencyConflict
+            | ErrorCode::AlreadyDecided
+            | ErrorCode::OutcomeAlreadyReported
+            | ErrorCode::NotDecided => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::AlreadyDecided => "already_decided",
+            ErrorCode::CommentRequired => "comment_required",
+            ErrorCode::InvalidEdit => "invalid_edit",
+            ErrorCode::SelfApproval => "self_approval",
+            ErrorCode::OutcomeAlreadyReported => "outcome_already_reported",
+            ErrorCode::NotDecided => "not_decided",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// `{"error": {"code", "message"}}`: every error the API returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A person's verdict: `POST /v1/requests/{id}/decision`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub outcome: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Approve only: replaces the proposed arguments (both are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// `POST /v1/requests/{id}/cancel` (the body is optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/outcome`: what happened when the agent executed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBody {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// One page of a list, newest first; pass `next_cursor` as `cursor` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A freshly created key: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub approver_id: Option<String>,
+    /// The bearer secret: shown once, stored only as a hash.
+    pub key: String,
+    /// For agent keys: the Standard Webhooks secret that signs this agent's callbacks.
+    pub webhook_secret: Option<String>,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,131 @@
+//! The `signoff` binary: the server, the operator and approver CLI, and the benchmark.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod client_commands;
+mod config;
+mod key_commands;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::path::PathBuf;
+
+/// Signoff: human-in-the-loop approvals for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "signoff", version, about)]
+struct Cli {
+    /// A TOML configuration file (database_url, listen). SIGNOFF_* variables override it.
+    #[arg(long, global = true, env = "SIGNOFF_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (SQLite at ./signoff.db unless configured otherwise).
+    Serve,
+    /// Create, list and revoke API keys, directly in the configured database.
+    #[command(subcommand)]
+    Keys(key_commands::KeysCommand),
+    /// Ask for approval (agent or admin key).
+    Request(client_commands::RequestArgs),
+    /// List pending requests.
+    Pending(client_commands::PendingArgs),
+    /// Show one request.
+    Show(client_commands::ShowArgs),
+    /// Approve a request (approver or admin key).
+    Approve(client_commands::ApproveArgs),
+    /// Reject a request; a comment saying why is required.
+    Reject(client_commands::RejectArgs),
+    /// Cancel a pending request (the requesting agent or an admin).
+    Cancel(client_commands::CancelArgs),
+    /// Measure create and decision throughput and waiter wake latency.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
+        Command::Keys(command) => key_commands::run(command, &Config::load(cli.config.as_deref())?).await,
+        Command::Request(args) => client_commands::request(args).await,
+        Command::Pending(args) => client_commands::pending(args).await,
+        Command::Show(args) => client_commands::show(args).await,
+        Command::Approve(args) => client_commands::approve(args).await,
+        Command::Reject(args) => client_commands::reject(args).await,
+        Command::Cancel(args) => client_commands::cancel(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+/// Lets one process hold as many connections (long-poll waiters) as the system allows.
+pub fn raise_open_file_limit() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIGNOFF_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    raise_open_file_limit();
+    let store = signoff_store::open(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config::mask_password(&config.database_url)))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("signoff {} listening on http://{address}", env!("CARGO_PKG_VERSION"));
+    println!("database: {}", config::mask_password(&config.database_url));
+    if store.keys().await?.iter().all(|key| key.is_revoked()) {
+        println!("no API keys yet; create the first admin key with:");
+        println!("  signoff keys create --role admin --name admin");
+    }
+    let state = signoff_server::AppState::new(store);
+    signoff_server::serve(listener, state, shutdown_signal()).await?;
+    println!("signoff stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
