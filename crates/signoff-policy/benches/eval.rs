@@ -1,0 +1,78 @@
+//! Evaluation benchmark: 50 rules, the request matches only the last one.
+//!
+//! Run with `cargo bench -p signoff-policy --bench eval`. Prints mean ns/eval and p50/p99.
+
+use serde_json::json;
+use signoff_policy::{EvalInput, Mode, Policy, Verdict};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn policy() -> Policy {
+    let mut yaml = String::from(
+        "version: 1\n\
+         approvers:\n  - { id: ada, name: Ada, email: ada@example.com, groups: [ops] }\n\
+         groups:\n  ops: { notify: [email] }\n\
+         defaults: { route: ops, timeout: 24h, on_timeout: reject }\n\
+         rules:\n",
+    );
+    for i in 0..49 {
+        yaml.push_str(&format!(
+            "  - name: rule-{i}\n    when: action == \"action_{i}\" && args.amount < {} && (confidence >= 0.4 || \"internal\" in tags)\n    route: ops\n",
+            (i + 1) * 100
+        ));
+    }
+    yaml.push_str(
+        "  - name: last\n    when: action == \"refund\" && args.amount >= 10.5 && \"vip\" in tags && context.region == \"eu\"\n    decide: approve\n",
+    );
+    Policy::parse(&yaml).expect("benchmark policy parses")
+}
+
+fn main() {
+    let policy = policy();
+    assert_eq!(policy.rules().len(), 50);
+    let args = json!({ "amount": 120.5, "currency": "EUR", "order": "o-123", "items": [1, 2, 3] });
+    let context = json!({ "region": "eu", "customer": { "id": "c-9", "tier": "gold" } });
+    let tags = vec!["vip".to_string(), "refund".to_string()];
+    let input = EvalInput {
+        request_id: "0190b6a4-7c1e-7b3a-9f00-5d1c2e3f4a5b",
+        action: "refund",
+        args: &args,
+        context: &context,
+        confidence: Some(0.8),
+        tags: &tags,
+        mode: Mode::Pre,
+        agent: "support-bot",
+        run_id: Some("run-1"),
+    };
+    assert_eq!(policy.evaluate(&input), Verdict::Approve { rule: "last".into() });
+
+    // warm up
+    for _ in 0..20_000 {
+        black_box(policy.evaluate(black_box(&input)));
+    }
+
+    const N: usize = 200_000;
+    let start = Instant::now();
+    for _ in 0..N {
+        black_box(policy.evaluate(black_box(&input)));
+    }
+    let total = start.elapsed();
+
+    let mut samples = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        black_box(policy.evaluate(black_box(&input)));
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    samples.sort_unstable();
+    let pct = |p: f64| samples[((N as f64 * p) as usize).min(N - 1)];
+
+    println!(
+        "eval, 50 rules, match on the last: {:.0} ns/eval mean over {N} ({:.2} s total); per-eval p50 {} ns, p99 {} ns, max {} ns",
+        total.as_nanos() as f64 / N as f64,
+        total.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        samples[N - 1],
+    );
+}

@@ -1,0 +1,61 @@
+//! Signoff's policy engine: parses, validates and evaluates approval policies. Pure: no I/O.
+//!
+//! A policy is a YAML document (`version: 1`) of approvers, groups, defaults and ordered rules
+//! whose `when` conditions are CEL expressions, compiled once by [`Policy::parse`]. For each
+//! request, [`Policy::evaluate`] returns a [`Verdict`]: approve, deny, route to people, or
+//! review (post-execution, sampled). See `POLICY_FORMAT.md` for the format.
+//!
+//! ```
+//! use signoff_policy::{EvalInput, Mode, Policy, Verdict};
+//!
+//! let policy = Policy::parse(r#"
+//! version: 1
+//! approvers:
+//!   - { id: dana, name: Dana, email: dana@example.com, groups: [finance] }
+//! groups:
+//!   finance: { notify: [email] }
+//! defaults: { route: finance, timeout: 24h, on_timeout: reject }
+//! rules:
+//!   - name: small
+//!     when: action == "expense" && args.amount < 100
+//!     decide: approve
+//! "#).unwrap();
+//! let args = serde_json::json!({ "amount": 42 });
+//! let input = EvalInput {
+//!     request_id: "req-1", action: "expense", args: &args, context: &serde_json::Value::Null,
+//!     confidence: None, tags: &[], mode: Mode::Pre, agent: "bot", run_id: None,
+//! };
+//! assert_eq!(policy.evaluate(&input), Verdict::Approve { rule: "small".into() });
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod duration;
+mod error;
+mod eval;
+mod model;
+mod parse;
+mod policy;
+pub mod replay;
+mod yaml;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{PolicyError, PolicyErrors};
+pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
+pub use model::{
+    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
+};
+pub use policy::{BUILTIN_SOURCE, Policy};
+pub use replay::{ReplayRecord, ReplayReport, RuleImpact, Transition, replay};
+
+/// The variables available to `when` conditions.
+pub const CONDITION_VARIABLES: [&str; 8] = parse::VARIABLES;
+
+#[cfg(test)]
+mod send_sync {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn policy_is_send_sync() {
+        assert_send_sync::<crate::Policy>();
+    }
+}

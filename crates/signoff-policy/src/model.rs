@@ -1,0 +1,238 @@
+//! The validated policy model: approvers, groups, defaults and rules.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+use crate::duration::secs;
+
+/// The reserved group that implicitly contains every approver (and, for the service, any
+/// approver key). It needs no declaration.
+pub const EVERYONE: &str = "everyone";
+
+/// A person who can decide requests, with their identities on each channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    /// Unique id, used by approver keys and in decisions.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Slack member id (e.g. `U024BE7LH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<String>,
+    /// Phone number for SMS, kept exactly as written (e.g. `+15550100`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Telegram chat id, kept as text (written as a number or a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<String>,
+    /// Discord user id, kept as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<String>,
+    /// Declared groups this approver belongs to (never includes the implicit `everyone`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Approver {
+    /// The approver's address on `channel`, if they have one (`dashboard` always yields the id).
+    pub fn address(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Slack => self.slack.as_deref(),
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms => self.phone.as_deref(),
+            Channel::Telegram => self.telegram.as_deref(),
+            Channel::Discord => self.discord.as_deref(),
+            Channel::Dashboard => Some(&self.id),
+        }
+    }
+}
+
+/// A notification channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Slack direct message.
+    Slack,
+    /// Email.
+    Email,
+    /// SMS to `phone`.
+    Sms,
+    /// Telegram message.
+    Telegram,
+    /// Discord message.
+    Discord,
+    /// The web dashboard queue (always available).
+    Dashboard,
+}
+
+impl Channel {
+    /// All channels, in declaration order.
+    pub const ALL: [Channel; 6] =
+        [Channel::Slack, Channel::Email, Channel::Sms, Channel::Telegram, Channel::Discord, Channel::Dashboard];
+
+    /// The channel's name as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Slack => "slack",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Telegram => "telegram",
+            Channel::Discord => "discord",
+            Channel::Dashboard => "dashboard",
+        }
+    }
+
+    /// Parses a channel name as written in a policy.
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A group of approvers: a queue that policy routes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// Channels used to notify the group's members, in order.
+    pub notify: Vec<Channel>,
+}
+
+/// What happens when a routed request's deadline passes without a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// The request is approved (decided by `timeout`).
+    Approve,
+    /// The request is rejected (decided by `timeout`).
+    Reject,
+    /// The request ends with status `expired`.
+    Fail,
+}
+
+impl OnTimeout {
+    /// The value as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Approve => "approve",
+            OnTimeout::Reject => "reject",
+            OnTimeout::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for OnTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `defaults` section: used when no rule matches or a rule fails to evaluate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Defaults {
+    /// Group requests go to.
+    pub route: String,
+    /// Deadline for routed requests (also the default for rules' `timeout`).
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// What a deadline does (also the default for rules' `on_timeout`).
+    pub on_timeout: OnTimeout,
+}
+
+/// One escalation step: after `after`, the request is also sent to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationStep {
+    /// Time since the request was routed (whole seconds in JSON).
+    #[serde(with = "secs")]
+    pub after: Duration,
+    /// Group to escalate to.
+    pub to: String,
+}
+
+/// An automatic decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Approve without asking anyone.
+    Approve,
+    /// Deny without asking anyone.
+    Deny,
+}
+
+/// The `route` part of a rule, with `timeout` and `on_timeout` resolved against the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// Group to route to.
+    pub group: String,
+    /// Distinct approvals needed (quorum); any single rejection rejects.
+    pub approvals: u32,
+    /// Whether approvers may edit the arguments before approving.
+    pub allow_edit: bool,
+    /// If non-empty, the reasons an approver picks from when rejecting.
+    pub reject_reasons: Vec<String>,
+    /// Deadline (whole seconds in JSON).
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Escalation steps, in increasing order of `after`.
+    pub escalate: Vec<EscalationStep>,
+    /// What the deadline does.
+    pub on_timeout: OnTimeout,
+}
+
+/// What a rule does when it matches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// `decide: approve | deny`.
+    Decide(Decision),
+    /// `route: GROUP` and its options.
+    Route(RouteSpec),
+    /// `review: {sample, group}`: post-execution reports only.
+    Review {
+        /// Share of matching reports sampled into the review queue, in `[0, 1]`.
+        sample: f64,
+        /// Group reviewing the sampled reports.
+        group: String,
+    },
+}
+
+/// A validated rule. Its condition is compiled once, when the policy is parsed.
+#[derive(Clone)]
+pub struct Rule {
+    /// Unique rule name.
+    pub name: String,
+    /// The CEL condition as written (`None`: always true).
+    pub when: Option<String>,
+    /// What the rule does.
+    pub action: RuleAction,
+    /// Line of the rule in the policy source (1-based).
+    pub line: usize,
+    pub(crate) program: Option<std::sync::Arc<cel::Program>>,
+}
+
+impl Rule {
+    /// Whether this is a `review` rule (only considered for `mode: post` requests).
+    pub fn is_review(&self) -> bool {
+        matches!(self.action, RuleAction::Review { .. })
+    }
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("when", &self.when)
+            .field("action", &self.action)
+            .field("line", &self.line)
+            .finish()
+    }
+}

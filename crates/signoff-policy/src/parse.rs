@@ -1,0 +1,1050 @@
+//! Decoding and validation of the policy YAML into the model, collecting every problem.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::{Context, Env, Value};
+use saphyr_parser::ScalarStyle;
+
+use crate::duration::parse_duration;
+use crate::error::{PolicyError, PolicyErrors};
+use crate::model::{
+    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
+};
+use crate::yaml::{self, Kind, Node, Pos, is_null};
+
+/// Variables a `when` condition may use.
+pub(crate) const VARIABLES: [&str; 8] = ["action", "args", "context", "confidence", "tags", "mode", "agent", "run_id"];
+
+/// Identifiers CEL resolves by itself (type names), allowed in conditions.
+const BUILTIN_IDENTS: [&str; 11] =
+    ["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"];
+
+/// The decoded policy, ready to be wrapped by `Policy`.
+pub(crate) struct Parsed {
+    pub approvers: Vec<Approver>,
+    pub groups: BTreeMap<String, Group>,
+    pub defaults: Defaults,
+    pub rules: Vec<Rule>,
+}
+
+struct Cx<'s> {
+    source: &'s str,
+    errors: Vec<PolicyError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push(PolicyError { line: Some(pos.line), column: Some(pos.column), message: message.into() });
+    }
+}
+
+/// The fields of a mapping node, after unknown and duplicate keys were reported.
+struct Fields<'n> {
+    pos: Pos,
+    map: HashMap<&'n str, (&'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<&'n Node> {
+        self.map.get(name).map(|(_, v)| *v)
+    }
+    fn key(&self, name: &str) -> Option<&'n Node> {
+        self.map.get(name).map(|(k, _)| *k)
+    }
+}
+
+fn fields<'n>(cx: &mut Cx, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    let Kind::Map(entries) = &node.kind else {
+        cx.err(node.pos, format!("{what}: expected a mapping, found {}", node.describe()));
+        return None;
+    };
+    let mut map: HashMap<&str, (&Node, &Node)> = HashMap::new();
+    for (k, v) in entries {
+        let Some(name) = k.key_text() else {
+            cx.err(k.pos, format!("{what}: keys must be plain names"));
+            continue;
+        };
+        if !allowed.contains(&name) {
+            let list = allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+            let hint =
+                suggest(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            cx.err(k.pos, format!("{what}: unknown field `{name}`{hint}; expected one of {list}"));
+            continue;
+        }
+        if let Some((first, _)) = map.get(name) {
+            cx.err(k.pos, format!("{what}: duplicate field `{name}` (first set on line {})", first.pos.line));
+            continue;
+        }
+        map.insert(name, (k, v));
+    }
+    Some(Fields { pos: node.pos, map })
+}
+
+/// The text of a scalar field of a mapping, looked up before decoding (for error labels).
+fn peek<'n>(node: &'n Node, field: &str) -> Option<&'n str> {
+    let Kind::Map(entries) = &node.kind else {
+        return None;
+    };
+    entries.iter().find_map(|(k, v)| match (&k.kind, &v.kind) {
+        (Kind::Scalar(key, _), Kind::Scalar(text, _)) if key == field && !text.trim().is_empty() => Some(text.as_str()),
+        _ => None,
+    })
+}
+
+fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    match &node.kind {
+        Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {
+            cx.err(node.pos, format!("{what}: expected a string, found nothing"));
+            None
+        }
+        Kind::Scalar(text, _) if text.trim().is_empty() => {
+            cx.err(node.pos, format!("{what}: must not be empty"));
+            None
+        }
+        Kind::Scalar(text, _) => Some(text.clone()),
+        _ => {
+            cx.err(node.pos, format!("{what}: expected a string, found {}", node.describe()));
+            None
+        }
+    }
+}
+
+fn plain_scalar<'n>(cx: &mut Cx, node: &'n Node, what: &str, expected: &str) -> Option<&'n str> {
+    match &node.kind {
+        Kind::Scalar(text, ScalarStyle::Plain) if !is_null(text) => Some(text.as_str()),
+        Kind::Scalar(text, _) => {
+            cx.err(node.pos, format!("{what}: expected {expected}, found the string `{text}`"));
+            None
+        }
+        _ => {
+            cx.err(node.pos, format!("{what}: expected {expected}, found {}", node.describe()));
+            None
+        }
+    }
+}
+
+fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
+    let text = plain_scalar(cx, node, what, "an integer")?;
+    match text.parse::<i64>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            cx.err(node.pos, format!("{what}: expected an integer, found `{text}`"));
+            None
+        }
+    }
+}
+
+fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
+    let text = plain_scalar(cx, node, what, "a number")?;
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Some(v),
+        _ => {
+            cx.err(node.pos, format!("{what}: expected a number, found `{text}`"));
+            None
+        }
+    }
+}
+
+fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
+    let text = plain_scalar(cx, node, what, "`true` or `false`")?;
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => {
+            cx.err(node.pos, format!("{what}: expected `true` or `false`, found `{text}`"));
+            None
+        }
+    }
+}
+
+fn duration(cx: &mut Cx, node: &Node, what: &str) -> Option<Duration> {
+    let text = string(cx, node, what)?;
+    match parse_duration(&text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.err(node.pos, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
+    match &node.kind {
+        Kind::Seq(items) => items,
+        Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => &[],
+        _ => {
+            cx.err(node.pos, format!("{what}: expected a list, found {}", node.describe()));
+            &[]
+        }
+    }
+}
+
+fn on_timeout(cx: &mut Cx, node: &Node, what: &str) -> Option<OnTimeout> {
+    let text = string(cx, node, what)?;
+    match text.as_str() {
+        "approve" => Some(OnTimeout::Approve),
+        "reject" => Some(OnTimeout::Reject),
+        "fail" => Some(OnTimeout::Fail),
+        _ => {
+            cx.err(node.pos, format!("{what}: expected `approve`, `reject` or `fail`, found `{text}`"));
+            None
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// A reference to a group, checked once every group is known.
+struct GroupRef {
+    pos: Pos,
+    what: String,
+    group: String,
+    /// Requests are sent to it, so it needs members (false for approvers' `groups`).
+    sends: bool,
+}
+
+struct RawRule {
+    name: Option<String>,
+    name_pos: Pos,
+    when: Option<(String, Node)>,
+    program: Option<Arc<cel::Program>>,
+    /// `Some(true)`: constant true; `Some(false)`: constant false.
+    constant: Option<bool>,
+    action: Option<RuleAction>,
+    route_timeout_explicit: bool,
+    approvals_pos: Option<Pos>,
+    escalate_pos: Vec<Pos>,
+    line: usize,
+}
+
+/// Parses and validates `source`. `env` is the CEL environment conditions are compiled in.
+pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors> {
+    let mut cx = Cx { source, errors: Vec::new() };
+    let root = match yaml::parse(source) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            cx.err(Pos { line: 1, column: 1 }, "the policy is empty; expected a mapping with `version: 1`");
+            return Err(finish(cx.errors));
+        }
+        Err(e) => {
+            cx.err(e.pos, format!("YAML syntax error: {}", e.message));
+            return Err(finish(cx.errors));
+        }
+    };
+    let Some(top) = fields(&mut cx, &root, "policy", &["version", "approvers", "groups", "defaults", "rules"]) else {
+        return Err(finish(cx.errors));
+    };
+
+    // version
+    match top.get("version") {
+        None => cx.err(top.pos, "policy: missing field `version` (write `version: 1`)"),
+        Some(node) => {
+            if let Some(v) = integer(&mut cx, node, "version")
+                && v != 1
+            {
+                cx.err(node.pos, format!("version: unsupported version {v}; this build understands version 1"));
+            }
+        }
+    }
+
+    let mut group_refs: Vec<GroupRef> = Vec::new();
+
+    // groups
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut group_pos: HashMap<String, Pos> = HashMap::new();
+    if let Some(node) = top.get("groups") {
+        match &node.kind {
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let Some(name) = string(&mut cx, k, "group name") else {
+                        continue;
+                    };
+                    let what = format!("group `{name}`");
+                    if let Some(first) = group_pos.get(&name) {
+                        cx.err(k.pos, format!("{what}: declared twice (first on line {})", first.line));
+                        continue;
+                    }
+                    group_pos.insert(name.clone(), k.pos);
+                    let mut notify = Vec::new();
+                    if let Some(f) = fields(&mut cx, v, &what, &["notify"]) {
+                        match f.get("notify") {
+                            None => cx.err(f.pos, format!("{what}: missing field `notify` (e.g. `notify: [email]`)")),
+                            Some(list) => {
+                                for item in seq(&mut cx, list, &format!("{what}: notify")) {
+                                    let Some(ch) = string(&mut cx, item, &format!("{what}: notify")) else {
+                                        continue;
+                                    };
+                                    match Channel::from_name(&ch) {
+                                        Some(c) if notify.contains(&c) => {
+                                            cx.err(item.pos, format!("{what}: channel `{ch}` is listed twice"))
+                                        }
+                                        Some(c) => notify.push(c),
+                                        None => {
+                                            let hint = suggest(&ch, Channel::ALL.iter().map(|c| c.as_str()))
+                                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                                .unwrap_or_default();
+                                            cx.err(
+                                                item.pos,
+                                                format!(
+                                                    "{what}: unknown channel `{ch}`{hint}; expected one of slack, email, sms, telegram, discord, dashboard"
+                                                ),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    groups.insert(name.clone(), Group { name, notify });
+                }
+            }
+            Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
+            _ => cx.err(node.pos, format!("groups: expected a mapping of group names, found {}", node.describe())),
+        }
+    }
+    groups
+        .entry(EVERYONE.to_string())
+        .or_insert_with(|| Group { name: EVERYONE.to_string(), notify: vec![Channel::Dashboard] });
+
+    // approvers
+    let mut approvers: Vec<Approver> = Vec::new();
+    let mut approver_pos: HashMap<String, Pos> = HashMap::new();
+    if let Some(node) = top.get("approvers") {
+        for (i, item) in seq(&mut cx, node, "approvers").iter().enumerate() {
+            let fallback = format!("approvers[{i}]");
+            let early = peek(item, "id").map(|id| format!("approver `{id}`")).unwrap_or_else(|| fallback.clone());
+            let Some(f) = fields(
+                &mut cx,
+                item,
+                &early,
+                &["id", "name", "email", "slack", "phone", "telegram", "discord", "groups"],
+            ) else {
+                continue;
+            };
+            let id = match f.get("id") {
+                Some(n) => string(&mut cx, n, &format!("{fallback}: id")),
+                None => {
+                    cx.err(f.pos, format!("{fallback}: missing field `id`"));
+                    None
+                }
+            };
+            let what = id.as_ref().map(|id| format!("approver `{id}`")).unwrap_or(fallback);
+            let name = match f.get("name") {
+                Some(n) => string(&mut cx, n, &format!("{what}: name")),
+                None => {
+                    cx.err(f.pos, format!("{what}: missing field `name`"));
+                    None
+                }
+            };
+            let mut opt = |field: &str| f.get(field).and_then(|n| string(&mut cx, n, &format!("{what}: {field}")));
+            let email = opt("email");
+            let slack = opt("slack");
+            let phone = opt("phone");
+            let telegram = opt("telegram");
+            let discord = opt("discord");
+            let mut member_of: Vec<String> = Vec::new();
+            if let Some(list) = f.get("groups") {
+                for g in seq(&mut cx, list, &format!("{what}: groups")) {
+                    let Some(gname) = string(&mut cx, g, &format!("{what}: groups")) else {
+                        continue;
+                    };
+                    if gname == EVERYONE {
+                        continue; // implicit
+                    }
+                    if member_of.contains(&gname) {
+                        cx.err(g.pos, format!("{what}: group `{gname}` is listed twice"));
+                        continue;
+                    }
+                    group_refs.push(GroupRef { pos: g.pos, what: what.clone(), group: gname.clone(), sends: false });
+                    member_of.push(gname);
+                }
+            }
+            let (Some(id), Some(name)) = (id, name) else {
+                continue;
+            };
+            if let Some(first) = approver_pos.get(&id) {
+                let pos = f.get("id").map(|n| n.pos).unwrap_or(f.pos);
+                cx.err(pos, format!("{what}: duplicate approver id (first on line {})", first.line));
+                continue;
+            }
+            approver_pos.insert(id.clone(), f.get("id").map(|n| n.pos).unwrap_or(f.pos));
+            approvers.push(Approver { id, name, email, slack, phone, telegram, discord, groups: member_of });
+        }
+    }
+
+    // defaults
+    let mut defaults = Defaults {
+        route: EVERYONE.to_string(),
+        timeout: Duration::from_secs(24 * 3600),
+        on_timeout: OnTimeout::Reject,
+    };
+    if let Some(node) = top.get("defaults")
+        && let Some(f) = fields(&mut cx, node, "defaults", &["route", "timeout", "on_timeout"])
+    {
+        if let Some(n) = f.get("route")
+            && let Some(g) = string(&mut cx, n, "defaults: route")
+        {
+            group_refs.push(GroupRef { pos: n.pos, what: "defaults: route".into(), group: g.clone(), sends: true });
+            defaults.route = g;
+        }
+        if let Some(n) = f.get("timeout")
+            && let Some(d) = duration(&mut cx, n, "defaults: timeout")
+        {
+            defaults.timeout = d;
+        }
+        if let Some(n) = f.get("on_timeout")
+            && let Some(o) = on_timeout(&mut cx, n, "defaults: on_timeout")
+        {
+            defaults.on_timeout = o;
+        }
+    }
+
+    // rules
+    let mut raw_rules: Vec<RawRule> = Vec::new();
+    if let Some(node) = top.get("rules") {
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, item) in seq(&mut cx, node, "rules").iter().enumerate() {
+            if let Some(raw) = decode_rule(&mut cx, env, item, i, &defaults, &mut group_refs) {
+                if let Some(name) = &raw.name {
+                    if let Some(first) = names.get(name) {
+                        cx.err(raw.name_pos, format!("rule `{name}`: duplicate rule name (first on line {first})"));
+                    } else {
+                        names.insert(name.clone(), raw.line);
+                    }
+                }
+                raw_rules.push(raw);
+            }
+        }
+    }
+
+    // membership
+    let mut member_count: HashMap<&str, usize> = HashMap::new();
+    for a in &approvers {
+        for g in &a.groups {
+            *member_count.entry(g.as_str()).or_default() += 1;
+        }
+    }
+
+    // group references: declared, and with members when something routes to them
+    for r in &group_refs {
+        if !groups.contains_key(&r.group) {
+            let hint = suggest(&r.group, groups.keys().map(String::as_str))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            cx.err(r.pos, format!("{}: unknown group `{}`{hint}; declare it under `groups`", r.what, r.group));
+        } else if r.sends && r.group != EVERYONE && member_count.get(r.group.as_str()).copied().unwrap_or(0) == 0 {
+            cx.err(r.pos, format!("{}: group `{}` has no members; list it in an approver's `groups`", r.what, r.group));
+        }
+    }
+
+    // per-rule checks that need the whole document
+    for raw in &raw_rules {
+        let label = raw.name.as_ref().map(|n| format!("rule `{n}`")).unwrap_or_else(|| "rule".into());
+        if let (Some(RuleAction::Route(spec)), Some(pos)) = (&raw.action, raw.approvals_pos)
+            && spec.group != EVERYONE
+            && groups.contains_key(&spec.group)
+        {
+            let members = member_count.get(spec.group.as_str()).copied().unwrap_or(0);
+            if members > 0 && spec.approvals as usize > members {
+                cx.err(
+                    pos,
+                    format!(
+                        "{label}: approvals {} exceeds the {members} member{} of group `{}`",
+                        spec.approvals,
+                        if members == 1 { "" } else { "s" },
+                        spec.group
+                    ),
+                );
+            }
+        }
+        if let Some(RuleAction::Route(spec)) = &raw.action {
+            let mut prev: Option<Duration> = None;
+            for (step, pos) in spec.escalate.iter().zip(&raw.escalate_pos) {
+                if step.after >= spec.timeout {
+                    let source = if raw.route_timeout_explicit { "the rule's timeout" } else { "the default timeout" };
+                    cx.err(
+                        *pos,
+                        format!(
+                            "{label}: escalation after {} is not shorter than {source} of {}",
+                            crate::duration::format_duration(step.after),
+                            crate::duration::format_duration(spec.timeout)
+                        ),
+                    );
+                } else if let Some(p) = prev
+                    && step.after <= p
+                {
+                    cx.err(
+                        *pos,
+                        format!(
+                            "{label}: escalation steps must be in increasing order of `after` ({} after {})",
+                            crate::duration::format_duration(step.after),
+                            crate::duration::format_duration(p)
+                        ),
+                    );
+                }
+                prev = Some(step.after);
+            }
+        }
+    }
+
+    // shadowing
+    for (i, raw) in raw_rules.iter().enumerate() {
+        let Some(name) = &raw.name else { continue };
+        if raw.when.is_some() && raw.program.is_none() {
+            continue; // its condition is already reported
+        }
+        let norm = raw.when.as_ref().map(|(t, _)| normalize(t));
+        for earlier in &raw_rules[..i] {
+            let Some(ename) = &earlier.name else { continue };
+            let covers_modes = !earlier.is_review() || raw.is_review();
+            if !covers_modes {
+                continue;
+            }
+            let always = earlier.when.is_none() || earlier.constant == Some(true);
+            let same = match (&earlier.when, &norm) {
+                (Some((t, _)), Some(n)) => earlier.program.is_some() && normalize(t) == *n,
+                _ => false,
+            };
+            if always {
+                cx.err(
+                    raw.name_pos,
+                    format!(
+                        "rule `{name}` can never match: rule `{ename}` (line {}) before it always matches",
+                        earlier.line
+                    ),
+                );
+                break;
+            }
+            if same {
+                cx.err(
+                    raw.name_pos,
+                    format!(
+                        "rule `{name}` can never match: rule `{ename}` (line {}) before it has the same condition",
+                        earlier.line
+                    ),
+                );
+                break;
+            }
+        }
+    }
+
+    if !cx.errors.is_empty() {
+        return Err(finish(cx.errors));
+    }
+    let rules = raw_rules
+        .into_iter()
+        .map(|r| Rule {
+            name: r.name.unwrap_or_default(),
+            when: r.when.map(|(t, _)| t),
+            action: r.action.expect("validated"),
+            line: r.line,
+            program: r.program,
+        })
+        .collect();
+    Ok(Parsed { approvers, groups, defaults, rules })
+}
+
+impl RawRule {
+    fn is_review(&self) -> bool {
+        matches!(self.action, Some(RuleAction::Review { .. }))
+    }
+}
+
+fn finish(mut errors: Vec<PolicyError>) -> PolicyErrors {
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    PolicyErrors { errors }
+}
+
+/// Removes whitespace outside string literals, so `a==1` and `a == 1` compare equal.
+fn normalize(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in expr.chars() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if c == '"' || c == '\'' {
+                    quote = Some(c);
+                    out.push(c);
+                } else if !c.is_whitespace() {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+const RULE_FIELDS: [&str; 12] = [
+    "name",
+    "when",
+    "decide",
+    "route",
+    "review",
+    "approvals",
+    "allow_edit",
+    "reject_reasons",
+    "timeout",
+    "escalate",
+    "on_timeout",
+    "description",
+];
+
+const ROUTE_ONLY: [&str; 6] = ["approvals", "allow_edit", "reject_reasons", "timeout", "escalate", "on_timeout"];
+
+fn decode_rule(
+    cx: &mut Cx,
+    env: &Arc<Env>,
+    item: &Node,
+    index: usize,
+    defaults: &Defaults,
+    group_refs: &mut Vec<GroupRef>,
+) -> Option<RawRule> {
+    let fallback = format!("rules[{index}]");
+    let early = peek(item, "name").map(|n| format!("rule `{n}`")).unwrap_or_else(|| fallback.clone());
+    let f = fields(cx, item, &early, &RULE_FIELDS)?;
+    let name = match f.get("name") {
+        Some(n) => string(cx, n, &format!("{fallback}: name")),
+        None => {
+            cx.err(f.pos, format!("{fallback}: missing field `name`"));
+            None
+        }
+    };
+    let name_pos = f.get("name").map(|n| n.pos).unwrap_or(f.pos);
+    let label = name.as_ref().map(|n| format!("rule `{n}`")).unwrap_or(fallback);
+    if let Some(d) = f.get("description") {
+        string(cx, d, &format!("{label}: description"));
+    }
+
+    // condition
+    let mut when = None;
+    let mut program = None;
+    let mut constant = None;
+    if let Some(node) = f.get("when")
+        && let Some(text) = string(cx, node, &format!("{label}: when"))
+    {
+        if let Some((p, c)) = compile(cx, env, node, &text, &label) {
+            program = Some(Arc::new(p));
+            constant = c;
+        }
+        when = Some((text, node.clone()));
+    }
+
+    // action
+    let present: Vec<&str> = ["decide", "route", "review"].into_iter().filter(|k| f.get(k).is_some()).collect();
+    let mut action = None;
+    let mut approvals_pos = None;
+    let mut escalate_pos = Vec::new();
+    let mut route_timeout_explicit = false;
+    match present.as_slice() {
+        [] => cx.err(f.pos, format!("{label}: needs exactly one of `decide`, `route` or `review`")),
+        [_, second, ..] => {
+            let key = f.key(second).expect("present");
+            cx.err(
+                key.pos,
+                format!(
+                    "{label}: `{}` and `{second}` cannot be combined; a rule has exactly one of `decide`, `route` or `review`",
+                    present[0]
+                ),
+            );
+        }
+        ["route"] => {
+            let node = f.get("route").expect("present");
+            let group = string(cx, node, &format!("{label}: route"));
+            if let Some(g) = &group {
+                group_refs.push(GroupRef { pos: node.pos, what: label.clone(), group: g.clone(), sends: true });
+            }
+            let mut approvals = 1u32;
+            if let Some(n) = f.get("approvals") {
+                approvals_pos = Some(n.pos);
+                if let Some(v) = integer(cx, n, &format!("{label}: approvals")) {
+                    if v < 1 {
+                        cx.err(n.pos, format!("{label}: approvals must be at least 1, found {v}"));
+                    } else if v > 100 {
+                        cx.err(n.pos, format!("{label}: approvals {v} is more than 100"));
+                    } else {
+                        approvals = v as u32;
+                    }
+                }
+            }
+            let allow_edit =
+                f.get("allow_edit").and_then(|n| boolean(cx, n, &format!("{label}: allow_edit"))).unwrap_or(true);
+            let mut reject_reasons = Vec::new();
+            if let Some(n) = f.get("reject_reasons") {
+                for r in seq(cx, n, &format!("{label}: reject_reasons")) {
+                    if let Some(s) = string(cx, r, &format!("{label}: reject_reasons")) {
+                        if reject_reasons.contains(&s) {
+                            cx.err(r.pos, format!("{label}: reject reason `{s}` is listed twice"));
+                        } else {
+                            reject_reasons.push(s);
+                        }
+                    }
+                }
+            }
+            let timeout = match f.get("timeout") {
+                Some(n) => {
+                    route_timeout_explicit = true;
+                    duration(cx, n, &format!("{label}: timeout"))
+                }
+                None => Some(defaults.timeout),
+            };
+            let on_timeout_v = f
+                .get("on_timeout")
+                .map(|n| on_timeout(cx, n, &format!("{label}: on_timeout")))
+                .unwrap_or(Some(defaults.on_timeout));
+            let mut escalate = Vec::new();
+            if let Some(n) = f.get("escalate") {
+                let what = format!("{label}: escalate");
+                for step in seq(cx, n, &what) {
+                    let Some(sf) = fields(cx, step, &what, &["after", "to"]) else {
+                        continue;
+                    };
+                    let after = match sf.get("after") {
+                        Some(a) => duration(cx, a, &format!("{what}: after")),
+                        None => {
+                            cx.err(sf.pos, format!("{what}: missing field `after`"));
+                            None
+                        }
+                    };
+                    let to = match sf.get("to") {
+                        Some(t) => {
+                            let g = string(cx, t, &format!("{what}: to"));
+                            if let Some(g) = &g {
+                                group_refs.push(GroupRef {
+                                    pos: t.pos,
+                                    what: what.clone(),
+                                    group: g.clone(),
+                                    sends: true,
+                                });
+                            }
+                            g
+                        }
+                        None => {
+                            cx.err(sf.pos, format!("{what}: missing field `to`"));
+                            None
+                        }
+                    };
+                    if let (Some(after), Some(to)) = (after, to) {
+                        escalate_pos.push(sf.get("after").map(|a| a.pos).unwrap_or(sf.pos));
+                        escalate.push(EscalationStep { after, to });
+                    }
+                }
+            }
+            if let (Some(group), Some(timeout), Some(on_timeout)) = (group, timeout, on_timeout_v) {
+                action = Some(RuleAction::Route(RouteSpec {
+                    group,
+                    approvals,
+                    allow_edit,
+                    reject_reasons,
+                    timeout,
+                    escalate,
+                    on_timeout,
+                }));
+            }
+        }
+        [only] => {
+            for k in ROUTE_ONLY {
+                if let Some(key) = f.key(k) {
+                    cx.err(key.pos, format!("{label}: `{k}` only applies to `route` rules, not `{only}`"));
+                }
+            }
+            if *only == "decide" {
+                let node = f.get("decide").expect("present");
+                if let Some(text) = string(cx, node, &format!("{label}: decide")) {
+                    match text.as_str() {
+                        "approve" => action = Some(RuleAction::Decide(Decision::Approve)),
+                        "deny" => action = Some(RuleAction::Decide(Decision::Deny)),
+                        _ => cx.err(node.pos, format!("{label}: decide: expected `approve` or `deny`, found `{text}`")),
+                    }
+                }
+            } else {
+                let node = f.get("review").expect("present");
+                let what = format!("{label}: review");
+                if let Some(rf) = fields(cx, node, &what, &["sample", "group"]) {
+                    let sample = match rf.get("sample") {
+                        Some(n) => number(cx, n, &format!("{what}: sample")).and_then(|v| {
+                            if (0.0..=1.0).contains(&v) {
+                                Some(v)
+                            } else {
+                                cx.err(
+                                    n.pos,
+                                    format!("{what}: sample must be between 0 and 1 (e.g. 0.05 for 5 %), found {v}"),
+                                );
+                                None
+                            }
+                        }),
+                        None => {
+                            cx.err(rf.pos, format!("{what}: missing field `sample`"));
+                            None
+                        }
+                    };
+                    let group = match rf.get("group") {
+                        Some(n) => {
+                            let g = string(cx, n, &format!("{what}: group"));
+                            if let Some(g) = &g {
+                                group_refs.push(GroupRef {
+                                    pos: n.pos,
+                                    what: what.clone(),
+                                    group: g.clone(),
+                                    sends: true,
+                                });
+                            }
+                            g
+                        }
+                        None => {
+                            cx.err(rf.pos, format!("{what}: missing field `group`"));
+                            None
+                        }
+                    };
+                    if let (Some(sample), Some(group)) = (sample, group) {
+                        action = Some(RuleAction::Review { sample, group });
+                    }
+                }
+            }
+        }
+    }
+
+    Some(RawRule {
+        name,
+        name_pos,
+        when,
+        program,
+        constant,
+        action,
+        route_timeout_explicit,
+        approvals_pos,
+        escalate_pos,
+        line: item.pos.line,
+    })
+}
+
+/// Compiles a condition, reporting syntax errors, unknown variables and constant conditions.
+/// Returns the program and whether it is constant (`Some(true)` always, `Some(false)` never).
+fn compile(cx: &mut Cx, env: &Arc<Env>, node: &Node, text: &str, label: &str) -> Option<(cel::Program, Option<bool>)> {
+    let program = match env.compile(text) {
+        Ok(p) => p,
+        Err(errs) => {
+            for e in &errs.errors {
+                let mut line = usize::try_from(e.pos.0).unwrap_or(1).max(1);
+                let mut col = usize::try_from(e.pos.1).unwrap_or(1).max(1);
+                // An error at the very end (after a block scalar's final newline) points
+                // just past the last character instead.
+                let trimmed: Vec<&str> = text.trim_end().lines().collect();
+                if line > trimmed.len().max(1) {
+                    line = trimmed.len().max(1);
+                    col = trimmed.last().map_or(0, |l| l.chars().count()) + 1;
+                }
+                let (pos, suffix) = expr_pos(cx.source, node, text, line, col);
+                let msg = e.msg.strip_prefix("Syntax error: ").unwrap_or(&e.msg);
+                cx.err(pos, format!("{label}: invalid condition: {msg}{suffix}"));
+            }
+            return None;
+        }
+    };
+    let mut unknown: Vec<(String, u64)> = Vec::new();
+    free_variables(program.expression(), &mut Vec::new(), &mut unknown);
+    if !unknown.is_empty() {
+        for (name, id) in unknown {
+            let (line, col) = program
+                .source_info()
+                .offset_for(id)
+                .map(|(start, _)| offset_to_line_col(text, start as usize))
+                .unwrap_or((1, 1));
+            let (pos, suffix) = expr_pos(cx.source, node, text, line, col);
+            let hint = suggest(&name, VARIABLES.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            cx.err(
+                pos,
+                format!(
+                    "{label}: unknown variable `{name}`{hint} in condition; available: {}{suffix}",
+                    VARIABLES.join(", ")
+                ),
+            );
+        }
+        return None;
+    }
+    let mut uses_vars = Vec::new();
+    collect_idents(program.expression(), &mut Vec::new(), &mut uses_vars);
+    let mut constant = None;
+    if uses_vars.is_empty() {
+        let ctx = Context::with_env(env.clone());
+        match program.execute(&ctx) {
+            Ok(Value::Bool(b)) => {
+                if !b {
+                    cx.err(node.pos, format!("{label}: condition `{text}` is always false; the rule can never match"));
+                    return None;
+                }
+                constant = Some(true);
+            }
+            Ok(v) => {
+                cx.err(node.pos, format!("{label}: condition `{text}` is a {}, not a boolean", v.type_of()));
+                return None;
+            }
+            Err(e) => {
+                cx.err(node.pos, format!("{label}: condition `{text}` always fails to evaluate: {e}"));
+                return None;
+            }
+        }
+    }
+    Some((program, constant))
+}
+
+fn offset_to_line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut line = 1;
+    let mut col = 1;
+    for (i, c) in text.chars().enumerate() {
+        if i == offset {
+            break;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    (line, col)
+}
+
+/// Maps a (1-based) position inside a `when` expression to the YAML file. When the mapping
+/// cannot be exact, returns the value's position and a suffix naming the expression position.
+fn expr_pos(source: &str, node: &Node, text: &str, line: usize, col: usize) -> (Pos, String) {
+    let fallback = (node.pos, format!(" (at line {line}, column {col} of the condition)"));
+    let Kind::Scalar(_, style) = &node.kind else {
+        return fallback;
+    };
+    let src_lines: Vec<&str> = source.lines().collect();
+    match style {
+        ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted
+            if !text.contains('\n') && line == 1 =>
+        {
+            let quote = usize::from(!matches!(style, ScalarStyle::Plain));
+            let Some(src) = src_lines.get(node.pos.line - 1) else {
+                return fallback;
+            };
+            let start = node.pos.column - 1 + quote;
+            let prefix: String = src.chars().skip(start).take(col - 1).collect();
+            let expected: String = text.chars().take(col - 1).collect();
+            if prefix == expected {
+                (Pos { line: node.pos.line, column: start + col }, String::new())
+            } else {
+                fallback
+            }
+        }
+        ScalarStyle::Literal => {
+            let first = text.lines().next().unwrap_or("").trim();
+            for (i, src) in src_lines.iter().enumerate().skip(node.pos.line - 1).take(4) {
+                if !first.is_empty() && src.trim() == first {
+                    let indent = src.chars().take_while(|c| *c == ' ').count();
+                    return (Pos { line: i + 1 + line - 1, column: indent + col }, String::new());
+                }
+            }
+            fallback
+        }
+        _ => fallback,
+    }
+}
+
+/// Collects identifiers not bound by a comprehension and not a variable or built-in name.
+fn free_variables<'e>(expr: &'e IdedExpr, bound: &mut Vec<&'e str>, out: &mut Vec<(String, u64)>) {
+    let mut all = Vec::new();
+    collect_idents(expr, bound, &mut all);
+    for (name, id) in all {
+        if !VARIABLES.contains(&name.as_str()) && !BUILTIN_IDENTS.contains(&name.as_str()) {
+            out.push((name, id));
+        }
+    }
+}
+
+/// Collects every free identifier of `expr` (including the policy variables).
+fn collect_idents<'e>(expr: &'e IdedExpr, bound: &mut Vec<&'e str>, out: &mut Vec<(String, u64)>) {
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => {
+            if !bound.contains(&name.as_str())
+                && !BUILTIN_IDENTS.contains(&name.as_str())
+                && !out.iter().any(|(n, _)| n == name)
+            {
+                out.push((name.clone(), expr.id));
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                collect_idents(t, bound, out);
+            }
+            for a in &call.args {
+                collect_idents(a, bound, out);
+            }
+        }
+        Expr::Comprehension(c) => {
+            collect_idents(&c.iter_range, bound, out);
+            collect_idents(&c.accu_init, bound, out);
+            let depth = bound.len();
+            bound.push(&c.iter_var);
+            if let Some(v) = &c.iter_var2 {
+                bound.push(v);
+            }
+            bound.push(&c.accu_var);
+            collect_idents(&c.loop_cond, bound, out);
+            collect_idents(&c.loop_step, bound, out);
+            collect_idents(&c.result, bound, out);
+            bound.truncate(depth);
+        }
+        Expr::List(l) => {
+            for e in &l.elements {
+                collect_idents(e, bound, out);
+            }
+        }
+        Expr::Map(m) => {
+            for e in &m.entries {
+                if let EntryExpr::MapEntry(me) = &e.expr {
+                    collect_idents(&me.key, bound, out);
+                    collect_idents(&me.value, bound, out);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for e in &s.entries {
+                if let EntryExpr::StructField(sf) = &e.expr {
+                    collect_idents(&sf.value, bound, out);
+                }
+            }
+        }
+        Expr::Select(s) => collect_idents(&s.operand, bound, out),
+    }
+}

@@ -1,0 +1,263 @@
+//! The compiled [`Policy`]: parsing, lookups and evaluation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use cel::{Context, Env, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::PolicyErrors;
+use crate::eval::{
+    EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
+};
+use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnTimeout, Rule, RuleAction};
+use crate::parse;
+
+/// The source of [`Policy::builtin_default`].
+pub const BUILTIN_SOURCE: &str = "# Built-in default policy: every request goes to a person.\n\
+version: 1\n\
+defaults: { route: everyone, timeout: 24h, on_timeout: reject }\n";
+
+/// A parsed, validated and compiled policy. Cheap to clone (an `Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: String,
+    hash: String,
+    builtin: bool,
+    approvers: Vec<Approver>,
+    approver_index: HashMap<String, usize>,
+    groups: BTreeMap<String, Group>,
+    defaults: Defaults,
+    rules: Vec<Rule>,
+    env: Arc<Env>,
+}
+
+fn env() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+}
+
+impl Policy {
+    /// Parses and fully validates a policy document. On failure, every problem found is
+    /// returned, each with its line and column.
+    pub fn parse(yaml: &str) -> Result<Policy, PolicyErrors> {
+        Self::build(yaml, false)
+    }
+
+    fn build(yaml: &str, builtin: bool) -> Result<Policy, PolicyErrors> {
+        let env = env();
+        let parsed = parse::parse(yaml, &env)?;
+        let approver_index = parsed.approvers.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        Ok(Policy {
+            inner: Arc::new(Inner {
+                source: yaml.to_string(),
+                hash: hex::encode(Sha256::digest(yaml.as_bytes())),
+                builtin,
+                approvers: parsed.approvers,
+                approver_index,
+                groups: parsed.groups,
+                defaults: parsed.defaults,
+                rules: parsed.rules,
+                env,
+            }),
+        })
+    }
+
+    /// The policy in force when none was applied: no approvers, no rules, defaults
+    /// `{route: everyone, timeout: 24h, on_timeout: reject}`. Its source is [`BUILTIN_SOURCE`].
+    pub fn builtin_default() -> Policy {
+        Self::build(BUILTIN_SOURCE, true).expect("the built-in policy is valid")
+    }
+
+    /// Whether this is [`Policy::builtin_default`].
+    pub fn is_builtin(&self) -> bool {
+        self.inner.builtin
+    }
+
+    /// The YAML source, exactly as given.
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// Lowercase hex SHA-256 of the source bytes.
+    pub fn content_hash(&self) -> String {
+        self.inner.hash.clone()
+    }
+
+    /// The `defaults` section (filled with built-in values where omitted).
+    pub fn defaults(&self) -> &Defaults {
+        &self.inner.defaults
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.inner.rules
+    }
+
+    /// All approvers, in document order.
+    pub fn approvers(&self) -> &[Approver] {
+        &self.inner.approvers
+    }
+
+    /// All groups by name, including the implicit `everyone` (notify: `[dashboard]` unless
+    /// declared).
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.inner.groups.values()
+    }
+
+    /// The approver with this id.
+    pub fn approver(&self, id: &str) -> Option<&Approver> {
+        self.inner.approver_index.get(id).map(|&i| &self.inner.approvers[i])
+    }
+
+    /// The group with this name (`everyone` always exists).
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.inner.groups.get(name)
+    }
+
+    /// The declared approvers in `group` (all approvers for `everyone`).
+    pub fn members(&self, group: &str) -> Vec<&Approver> {
+        self.inner.approvers.iter().filter(|a| group == EVERYONE || a.groups.iter().any(|g| g == group)).collect()
+    }
+
+    /// Whether `approver_id` may decide for `group`. `everyone` is true for any id (the
+    /// service also admits approver keys not declared in the policy).
+    pub fn is_member(&self, approver_id: &str, group: &str) -> bool {
+        if group == EVERYONE {
+            return true;
+        }
+        self.approver(approver_id).is_some_and(|a| a.groups.iter().any(|g| g == group))
+    }
+
+    /// Decides a request: the first matching rule wins; no match routes to the defaults; a
+    /// condition that fails to evaluate routes to the defaults with `eval_error` set.
+    pub fn evaluate(&self, input: &EvalInput) -> Verdict {
+        self.run(input, None)
+    }
+
+    /// Like [`evaluate`](Self::evaluate), also reporting each rule considered.
+    pub fn explain(&self, input: &EvalInput) -> Explanation {
+        let mut rules = Vec::new();
+        let verdict = self.run(input, Some(&mut rules));
+        Explanation { rules, verdict }
+    }
+
+    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>) -> Verdict {
+        let inner = &*self.inner;
+        let mut ctx: Option<Context> = None;
+        for rule in &inner.rules {
+            let mut record = |status: TraceStatus| {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push(RuleTrace { rule: rule.name.clone(), line: rule.line, status });
+                }
+            };
+            if rule.is_review() && input.mode != Mode::Post {
+                record(TraceStatus::Skipped);
+                continue;
+            }
+            let matched = match &rule.program {
+                None => Ok(true),
+                Some(program) => {
+                    let ctx = ctx.get_or_insert_with(|| make_context(&inner.env, input));
+                    match program.execute(ctx) {
+                        Ok(Value::Bool(b)) => Ok(b),
+                        Ok(other) => Err(format!("condition returned a {} instead of a boolean", other.type_of())),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            match matched {
+                Ok(false) => record(TraceStatus::NotMatched),
+                Ok(true) => {
+                    record(TraceStatus::Matched);
+                    return self.verdict_for(rule, input);
+                }
+                Err(e) => {
+                    let message = format!("rule `{}` could not be evaluated: {e}", rule.name);
+                    record(TraceStatus::Error(e));
+                    let d = &inner.defaults;
+                    return Verdict::Route(Route {
+                        rule: Some(rule.name.clone()),
+                        group: d.route.clone(),
+                        approvals: 1,
+                        allow_edit: true,
+                        reject_reasons: Vec::new(),
+                        timeout: d.timeout,
+                        // An unevaluable condition never lets an action through.
+                        on_timeout: match d.on_timeout {
+                            OnTimeout::Approve => OnTimeout::Reject,
+                            other => other,
+                        },
+                        escalate: Vec::new(),
+                        eval_error: Some(message),
+                    });
+                }
+            }
+        }
+        let d = &inner.defaults;
+        Verdict::Route(Route {
+            rule: None,
+            group: d.route.clone(),
+            approvals: 1,
+            allow_edit: true,
+            reject_reasons: Vec::new(),
+            timeout: d.timeout,
+            on_timeout: d.on_timeout,
+            escalate: Vec::new(),
+            eval_error: None,
+        })
+    }
+
+    fn verdict_for(&self, rule: &Rule, input: &EvalInput) -> Verdict {
+        match &rule.action {
+            RuleAction::Decide(Decision::Approve) => Verdict::Approve { rule: rule.name.clone() },
+            RuleAction::Decide(Decision::Deny) => Verdict::Deny { rule: rule.name.clone() },
+            RuleAction::Route(spec) => Verdict::Route(Route {
+                rule: Some(rule.name.clone()),
+                group: spec.group.clone(),
+                approvals: spec.approvals,
+                allow_edit: spec.allow_edit,
+                reject_reasons: spec.reject_reasons.clone(),
+                timeout: spec.timeout,
+                on_timeout: spec.on_timeout,
+                escalate: spec.escalate.clone(),
+                eval_error: None,
+            }),
+            RuleAction::Review { sample, group } => Verdict::Review {
+                rule: rule.name.clone(),
+                group: group.clone(),
+                sampled: sample_draw(input.request_id, &rule.name) < *sample,
+            },
+        }
+    }
+}
+
+fn make_context<'a>(env: &Arc<Env>, input: &EvalInput) -> Context<'a, 'a> {
+    let mut ctx = Context::with_env(env.clone());
+    ctx.add_variable_from_value("action", string_value(input.action));
+    ctx.add_variable_from_value("args", json_to_cel(input.args));
+    ctx.add_variable_from_value("context", json_to_cel(input.context));
+    ctx.add_variable_from_value("confidence", input.confidence.map_or(Value::Null, Value::Float));
+    ctx.add_variable_from_value("tags", Value::List(Arc::new(input.tags.iter().map(|t| string_value(t)).collect())));
+    ctx.add_variable_from_value("mode", string_value(input.mode.as_str()));
+    ctx.add_variable_from_value("agent", string_value(input.agent));
+    ctx.add_variable_from_value("run_id", input.run_id.map_or(Value::Null, string_value));
+    ctx
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("hash", &self.inner.hash)
+            .field("builtin", &self.inner.builtin)
+            .field("approvers", &self.inner.approvers.len())
+            .field("groups", &self.inner.groups.len())
+            .field("rules", &self.inner.rules.len())
+            .finish()
+    }
+}

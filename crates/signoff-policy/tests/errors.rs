@@ -1,0 +1,320 @@
+//! Every kind of malformed policy yields a precise message at the right line and column.
+
+use signoff_policy::Policy;
+
+const HEAD: &str = "version: 1
+approvers:
+  - { id: dana, name: Dana, email: d@example.com, groups: [directors] }
+  - { id: carl, name: Carl, email: c@example.com, groups: [cfo] }
+  - { id: cleo, name: Cleo, email: e@example.com, groups: [cfo] }
+groups:
+  directors: { notify: [slack, email] }
+  cfo: { notify: [email, sms] }
+defaults: { route: directors, timeout: 24h, on_timeout: reject }
+";
+// HEAD is 9 lines; rules start on line 10.
+
+fn errors(yaml: &str) -> Vec<String> {
+    match Policy::parse(yaml) {
+        Ok(_) => panic!("expected errors for:\n{yaml}"),
+        Err(e) => {
+            let text = e.to_string();
+            assert_eq!(text.lines().count(), e.len());
+            text.lines().map(str::to_string).collect()
+        }
+    }
+}
+
+fn with_rules(rules: &str) -> String {
+    format!("{HEAD}rules:\n{rules}")
+}
+
+#[track_caller]
+fn expect(yaml: &str, wanted: &[&str]) {
+    let got = errors(yaml);
+    assert_eq!(got, wanted, "\nfor:\n{yaml}");
+}
+
+#[test]
+fn base_is_valid() {
+    Policy::parse(&with_rules("  - name: ok\n    route: cfo\n")).unwrap();
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let got = errors("version: 1\nrules:\n  - name: a\n    when: [unclosed\n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("line 5, column 1: YAML syntax error:"), "{got:?}");
+    let got = errors("version: 1\n  bad: indent\n");
+    assert!(got[0].starts_with("line 2, column 6: YAML syntax error"), "{got:?}");
+}
+
+#[test]
+fn empty_and_non_mapping_documents() {
+    expect("", &["line 1, column 1: the policy is empty; expected a mapping with `version: 1`"]);
+    expect("- a\n- b\n", &["line 1, column 1: policy: expected a mapping, found a list"]);
+    expect(
+        "version: 1\n---\nversion: 1\n",
+        &["line 2, column 1: YAML syntax error: a policy file holds exactly one YAML document; found a second one"],
+    );
+}
+
+#[test]
+fn version_problems() {
+    expect("rules: []\n", &["line 1, column 1: policy: missing field `version` (write `version: 1`)"]);
+    expect("version: 2\n", &["line 1, column 10: version: unsupported version 2; this build understands version 1"]);
+    expect("version: \"1\"\n", &["line 1, column 10: version: expected an integer, found the string `1`"]);
+}
+
+#[test]
+fn unknown_fields() {
+    expect(
+        "version: 1\nrulez: []\n",
+        &[
+            "line 2, column 1: policy: unknown field `rulez` (did you mean `rules`?); expected one of `version`, `approvers`, `groups`, `defaults`, `rules`",
+        ],
+    );
+    let got = errors(&with_rules("  - name: a\n    whn: action == \"x\"\n    decide: approve\n"));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("line 12, column 5: rule `a`: unknown field `whn` (did you mean `when`?)"), "{got:?}");
+    let got = errors("version: 1\napprovers:\n  - { id: x, name: X, mail: x@y }\n");
+    assert!(
+        got[0].starts_with("line 3, column 23: approver `x`: unknown field `mail` (did you mean `email`?)"),
+        "{got:?}"
+    );
+    let got = errors("version: 1\ngroups:\n  g: { notify: [email], members: [x] }\n");
+    assert!(got[0].starts_with("line 3, column 25: group `g`: unknown field `members`"), "{got:?}");
+}
+
+#[test]
+fn duplicate_keys() {
+    expect(
+        &with_rules("  - name: a\n    route: cfo\n    route: directors\n"),
+        &["line 13, column 5: rule `a`: duplicate field `route` (first set on line 12)"],
+    );
+}
+
+#[test]
+fn cel_syntax_error_points_into_the_expression() {
+    // `when: ` starts at column 5, the value at column 11; the error (`&&`) is its 11th char.
+    let got = errors(&with_rules("  - name: bad\n    when: action == && args.x\n    decide: approve\n"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("line 12, column 21: rule `bad`: invalid condition: "), "{got:?}");
+    // quoted: the quote shifts the column by one (the error is at the closing quote)
+    let got = errors(&with_rules("  - name: bad\n    when: 'action =='\n    decide: approve\n"));
+    assert!(got[0].starts_with("line 12, column 21: rule `bad`: invalid condition: "), "{got:?}");
+    // literal block: the line inside the block
+    let got = errors(&with_rules(
+        "  - name: bad\n    when: |\n      action == \"x\" &&\n        args.y <\n    decide: approve\n",
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    // the end of `        args.y <` on line 14
+    assert!(got[0].starts_with("line 14, column 17: rule `bad`: invalid condition: "), "{got:?}");
+}
+
+#[test]
+fn unknown_variable() {
+    expect(
+        &with_rules("  - name: v\n    when: actoin == \"x\"\n    decide: approve\n"),
+        &[
+            "line 12, column 11: rule `v`: unknown variable `actoin` (did you mean `action`?) in condition; available: action, args, context, confidence, tags, mode, agent, run_id",
+        ],
+    );
+    // comprehension variables are fine
+    Policy::parse(&with_rules(
+        "  - name: v\n    when: args.items.all(i, i.qty > 0) && tags.exists(t, t == \"x\")\n    decide: approve\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn constant_conditions() {
+    expect(
+        &with_rules("  - name: never\n    when: 1 == 2\n    decide: approve\n"),
+        &["line 12, column 11: rule `never`: condition `1 == 2` is always false; the rule can never match"],
+    );
+    expect(
+        &with_rules("  - name: num\n    when: 1 + 2\n    decide: approve\n"),
+        &["line 12, column 11: rule `num`: condition `1 + 2` is a int, not a boolean"],
+    );
+}
+
+#[test]
+fn unknown_groups_everywhere() {
+    expect(
+        &with_rules("  - name: x\n    route: directorz\n"),
+        &[
+            "line 12, column 12: rule `x`: unknown group `directorz` (did you mean `directors`?); declare it under `groups`",
+        ],
+    );
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    timeout: 8h\n    escalate: [ { after: 1h, to: board } ]\n"),
+        &["line 14, column 34: rule `x`: escalate: unknown group `board`; declare it under `groups`"],
+    );
+    expect(
+        &with_rules("  - name: x\n    review: { sample: 0.1, group: mods }\n"),
+        &["line 12, column 35: rule `x`: review: unknown group `mods`; declare it under `groups`"],
+    );
+    expect(
+        &HEAD.replace("route: directors", "route: admins"),
+        &["line 9, column 20: defaults: route: unknown group `admins`; declare it under `groups`"],
+    );
+    expect(
+        &HEAD.replace("groups: [cfo] }\n  - { id: cleo", "groups: [cfo, finance] }\n  - { id: cleo"),
+        &["line 4, column 65: approver `carl`: unknown group `finance`; declare it under `groups`"],
+    );
+}
+
+#[test]
+fn group_without_members() {
+    let yaml = HEAD.replace(
+        "  cfo: { notify: [email, sms] }\n",
+        "  cfo: { notify: [email, sms] }\n  board: { notify: [email] }\n",
+    );
+    expect(
+        &format!("{yaml}rules:\n  - name: x\n    route: board\n"),
+        &["line 13, column 12: rule `x`: group `board` has no members; list it in an approver's `groups`"],
+    );
+}
+
+#[test]
+fn unknown_channel() {
+    expect(
+        &HEAD.replace("[email, sms]", "[email, sns]"),
+        &[
+            "line 8, column 26: group `cfo`: unknown channel `sns` (did you mean `sms`?); expected one of slack, email, sms, telegram, discord, dashboard",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_approver_ids_and_rule_names() {
+    expect(
+        &HEAD.replace("id: cleo", "id: carl"),
+        &["line 5, column 11: approver `carl`: duplicate approver id (first on line 4)"],
+    );
+    expect(
+        &with_rules(
+            "  - name: a\n    when: action == \"x\"\n    route: cfo\n  - name: a\n    when: action == \"y\"\n    route: cfo\n",
+        ),
+        &["line 14, column 11: rule `a`: duplicate rule name (first on line 11)"],
+    );
+}
+
+#[test]
+fn shadowed_rules() {
+    expect(
+        &with_rules("  - name: all\n    route: cfo\n  - name: later\n    when: action == \"x\"\n    decide: approve\n"),
+        &["line 13, column 11: rule `later` can never match: rule `all` (line 11) before it always matches"],
+    );
+    expect(
+        &with_rules("  - name: yes\n    when: \"true\"\n    route: cfo\n  - name: later\n    decide: deny\n"),
+        &["line 14, column 11: rule `later` can never match: rule `yes` (line 11) before it always matches"],
+    );
+    expect(
+        &with_rules(
+            "  - name: a\n    when: action == \"x\"\n    route: cfo\n  - name: b\n    when: action==\"x\"\n    decide: deny\n",
+        ),
+        &["line 14, column 11: rule `b` can never match: rule `a` (line 11) before it has the same condition"],
+    );
+    // a review rule without `when` does not shadow pre requests
+    Policy::parse(&with_rules(
+        "  - name: r\n    review: { sample: 0.1, group: cfo }\n  - name: later\n    decide: deny\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn bad_durations() {
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    timeout: 0s\n"),
+        &["line 13, column 14: rule `x`: timeout: duration `0s` is zero; it must be longer than zero"],
+    );
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    timeout: 10\n"),
+        &["line 13, column 14: rule `x`: timeout: duration `10` has no unit; write e.g. `10s` or `10m`"],
+    );
+    expect(
+        &HEAD.replace("timeout: 24h", "timeout: 1 day"),
+        &["line 9, column 40: defaults: timeout: unknown unit ` ` in duration `1 day`; use `d`, `h`, `m` or `s`"],
+    );
+}
+
+#[test]
+fn approvals_bounds() {
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    approvals: 0\n"),
+        &["line 13, column 16: rule `x`: approvals must be at least 1, found 0"],
+    );
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    approvals: 3\n"),
+        &["line 13, column 16: rule `x`: approvals 3 exceeds the 2 members of group `cfo`"],
+    );
+}
+
+#[test]
+fn sample_bounds() {
+    expect(
+        &with_rules("  - name: x\n    review: { sample: 5, group: cfo }\n"),
+        &["line 12, column 23: rule `x`: review: sample must be between 0 and 1 (e.g. 0.05 for 5 %), found 5"],
+    );
+}
+
+#[test]
+fn escalation_not_shorter_than_timeout() {
+    expect(
+        &with_rules("  - name: x\n    route: directors\n    timeout: 4h\n    escalate: [ { after: 4h, to: cfo } ]\n"),
+        &["line 14, column 26: rule `x`: escalation after 4h is not shorter than the rule's timeout of 4h"],
+    );
+    // against the default timeout of 24h
+    expect(
+        &with_rules("  - name: x\n    route: directors\n    escalate:\n      - after: 2d\n        to: cfo\n"),
+        &["line 14, column 16: rule `x`: escalation after 2d is not shorter than the default timeout of 1d"],
+    );
+}
+
+#[test]
+fn rule_shape_problems() {
+    expect(
+        &with_rules("  - name: x\n    when: action == \"a\"\n"),
+        &["line 11, column 5: rule `x`: needs exactly one of `decide`, `route` or `review`"],
+    );
+    expect(
+        &with_rules("  - name: x\n    decide: approve\n    route: cfo\n"),
+        &[
+            "line 13, column 5: rule `x`: `decide` and `route` cannot be combined; a rule has exactly one of `decide`, `route` or `review`",
+        ],
+    );
+    expect(
+        &with_rules("  - name: x\n    decide: maybe\n"),
+        &["line 12, column 13: rule `x`: decide: expected `approve` or `deny`, found `maybe`"],
+    );
+    expect(
+        &with_rules("  - name: x\n    decide: approve\n    approvals: 2\n"),
+        &["line 13, column 5: rule `x`: `approvals` only applies to `route` rules, not `decide`"],
+    );
+    expect(
+        &with_rules("  - when: action == \"a\"\n    decide: deny\n"),
+        &["line 11, column 5: rules[0]: missing field `name`"],
+    );
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    allow_edit: maybe\n"),
+        &["line 13, column 17: rule `x`: allow_edit: expected `true` or `false`, found `maybe`"],
+    );
+    expect(
+        &with_rules("  - name: x\n    route: cfo\n    on_timeout: explode\n"),
+        &["line 13, column 17: rule `x`: on_timeout: expected `approve`, `reject` or `fail`, found `explode`"],
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once_sorted() {
+    let got = errors(&with_rules(
+        "  - name: a\n    route: nope\n    approvals: 0\n  - name: a\n    when: x ==\n    decide: deny\n",
+    ));
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].starts_with("line 12, column 12: rule `a`: unknown group `nope`"));
+    assert!(got[1].starts_with("line 13, column 16: rule `a`: approvals must be at least 1"));
+    assert!(got[2].starts_with("line 14, column 11: rule `a`: duplicate rule name"));
+    assert!(got[3].starts_with("line 15, column 1"), "{got:?}");
+}

@@ -1,0 +1,231 @@
+//! One contract, every backend: each scenario runs against SQLite and PostgreSQL on a fresh database.
+
+use serde_json::json;
+use signoff_domain::{DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status};
+use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
+use signoff_testkit::{Backend, TestDatabase};
+use std::sync::Arc;
+use uuid::Uuid;
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
+    };
+}
+
+contract!(
+    create_then_read_with_its_event,
+    idempotent_retry_returns_the_original,
+    concurrent_duplicate_creates_make_one_request,
+    concurrent_decisions_have_one_winner,
+    a_refused_change_writes_nothing,
+    listing_filters_and_pages_newest_first,
+    keys_are_found_by_secret_and_revoked,
+    updates_are_announced,
+    events_form_a_hash_chain,
+);
+
+fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
+    let requester = Requester { key_id: "key_agent".into(), key_name: "bot".into() };
+    let fingerprint = new.fingerprint();
+    let request = Request::new(Uuid::now_v7(), new, requester, now());
+    let events = vec![request.created_event()];
+    NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events }
+}
+
+fn refund(amount: i64) -> NewRequest {
+    let mut new = NewRequest::action("refund");
+    new.args = json!({ "amount": amount });
+    new
+}
+
+fn approve(approver: &str) -> HumanVerdict {
+    HumanVerdict {
+        approve: true,
+        approver_id: approver.into(),
+        key_id: format!("key_{approver}"),
+        channel: "api".into(),
+        comment: None,
+        reason: None,
+        args: None,
+    }
+}
+
+async fn create_then_read_with_its_event(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let created = store.create_request(record(refund(10), None)).await.unwrap();
+    assert!(created.created);
+    let read = store.request(created.request.id).await.unwrap();
+    assert_eq!(read, created.request);
+    let events = store.request_events(read.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Created);
+    assert_eq!(store.request(Uuid::now_v7()).await, Err(StoreError::NotFound));
+}
+
+async fn idempotent_retry_returns_the_original(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let first = store.create_request(record(refund(10), Some("k1"))).await.unwrap();
+    let retry = store.create_request(record(refund(10), Some("k1"))).await.unwrap();
+    assert!(!retry.created);
+    assert_eq!(retry.request.id, first.request.id);
+    let conflict = store.create_request(record(refund(11), Some("k1"))).await;
+    assert_eq!(conflict.unwrap_err(), StoreError::IdempotencyConflict);
+    let all = store.list_requests(RequestFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+async fn concurrent_duplicate_creates_make_one_request(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_request(record(refund(7), Some("same"))).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        created += usize::from(outcome.created);
+        ids.push(outcome.request.id);
+    }
+    assert_eq!(created, 1);
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    let all = store.list_requests(RequestFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+async fn concurrent_decisions_have_one_winner(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let id = store.create_request(record(refund(10), None)).await.unwrap().request.id;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let verdict = approve(&format!("approver{i}"));
+                store.update_request(id, Box::new(move |r| r.apply_human_verdict(verdict, now()))).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(error) => assert_eq!(error, StoreError::Domain(DomainError::AlreadyDecided("approved"))),
+        }
+    }
+    assert_eq!(winners, 1);
+    let events = store.request_events(id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::Decided).count(), 1);
+}
+
+async fn a_refused_change_writes_nothing(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let id = store.create_request(record(refund(10), None)).await.unwrap().request.id;
+    let mut reject = approve("dana");
+    reject.approve = false;
+    let refused = store.update_request(id, Box::new(move |r| r.apply_human_verdict(reject, now()))).await;
+    assert_eq!(refused.unwrap_err(), StoreError::Domain(DomainError::CommentRequired));
+    assert_eq!(store.request(id).await.unwrap().status, Status::Pending);
+    assert_eq!(store.request_events(id).await.unwrap().len(), 1);
+}
+
+async fn listing_filters_and_pages_newest_first(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let mut ids = Vec::new();
+    for amount in 0..7 {
+        ids.push(store.create_request(record(refund(amount), None)).await.unwrap().request.id);
+    }
+    store.create_request(record(NewRequest::action("delete_rows"), None)).await.unwrap();
+    let decided = ids[0];
+    store.update_request(decided, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
+
+    let filter = |before| RequestFilter {
+        action: Some("refund".into()),
+        status: Some(Status::Pending),
+        before,
+        limit: 4,
+        ..Default::default()
+    };
+    let first = store.list_requests(filter(None)).await.unwrap();
+    let second = store.list_requests(filter(Some(first[3].id))).await.unwrap();
+    let seen: Vec<_> = first.iter().chain(&second).map(|r| r.id).collect();
+    let expected: Vec<_> = ids[1..].iter().rev().copied().collect();
+    assert_eq!(seen, expected);
+    let mine = RequestFilter { requested_by: Some("someone_else".into()), limit: 10, ..Default::default() };
+    assert!(store.list_requests(mine).await.unwrap().is_empty());
+}
+
+async fn keys_are_found_by_secret_and_revoked(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let created = store.create_key(NewKey { name: "bot".into(), role: Role::Agent, approver_id: None }, "test").await;
+    let created = created.unwrap();
+    assert!(created.webhook_secret.as_deref().unwrap().starts_with("whsec_"));
+    let found = store.key_by_secret(&created.secret).await.unwrap().unwrap();
+    assert_eq!(found, created.key);
+    assert_eq!(store.key_by_secret("so_agent_nope").await.unwrap(), None);
+    let revoked = store.revoke_key(&created.key.id, "test").await.unwrap();
+    assert!(revoked.is_revoked());
+    assert!(store.key_by_secret(&created.secret).await.unwrap().unwrap().is_revoked());
+    assert_eq!(store.revoke_key("key_missing", "test").await.unwrap_err(), StoreError::NotFound);
+    let approver_without_id = NewKey { name: "x".into(), role: Role::Approver, approver_id: None };
+    assert!(matches!(store.create_key(approver_without_id, "test").await, Err(StoreError::Invalid(_))));
+}
+
+async fn updates_are_announced(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let other_replica: Arc<dyn Store> = db.open().await;
+    let mut changes = other_replica.changes();
+    let id = store.create_request(record(refund(10), None)).await.unwrap().request.id;
+    store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
+    if backend == Backend::Sqlite {
+        // SQLite is one process: the store that made the change announces it.
+        changes = store.changes();
+        let id2 = store.create_request(record(refund(11), None)).await.unwrap().request.id;
+        store.update_request(id2, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
+        assert_eq!(changes.recv().await.unwrap(), Change::Request(id2));
+        return;
+    }
+    let change = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv()).await.unwrap().unwrap();
+    assert_eq!(change, Change::Request(id));
+}
+
+async fn events_form_a_hash_chain(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let replica = db.open().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { store.clone() } else { replica.clone() };
+            tokio::spawn(async move {
+                let id = store.create_request(record(refund(i), None)).await.unwrap().request.id;
+                store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
+                id
+            })
+        })
+        .collect();
+    let mut events = Vec::new();
+    for task in tasks {
+        events.extend(store.request_events(task.await.unwrap()).await.unwrap());
+    }
+    events.sort_by_key(|e| e.seq);
+    assert_eq!(events.len(), 60);
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+    let mut prev = GENESIS_HASH.to_string();
+    for event in &events {
+        assert!(event.verifies_after(&prev), "event {} breaks the chain", event.seq);
+        prev = event.hash.clone();
+    }
+}
