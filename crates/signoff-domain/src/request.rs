@@ -148,7 +148,7 @@ impl NewRequest {
         }
         for (field, value) in [("run_id", &self.run_id), ("call_id", &self.call_id)] {
             if let Some(value) = value
-                && (value.is_empty() || value.len() > 256)
+                && (value.is_empty() || value.chars().count() > 256)
             {
                 return invalid(field, "must be 1 to 256 characters");
             }
@@ -164,13 +164,19 @@ impl NewRequest {
         if self.timeout_s == Some(0) {
             return invalid("timeout_s", "must be at least 1 second");
         }
+        // Texts are indexed as-is, and NUL is the one character databases refuse there.
+        let texts = [Some(&self.action), self.run_id.as_ref(), self.call_id.as_ref(), self.callback_url.as_ref()];
+        if texts.into_iter().flatten().any(|text| text.contains('\0')) {
+            return invalid("body", "action, run_id, call_id and callback_url must not contain NUL (\\u0000)");
+        }
         Ok(())
     }
 
     /// The idempotency key implied by (`run_id`, `call_id`), when both are set.
     pub fn run_call_key(&self) -> Option<String> {
         match (&self.run_id, &self.call_id) {
-            (Some(run), Some(call)) => Some(format!("run:{run}\u{0}call:{call}")),
+            // Length-prefixed, so no (run, call) pair can collide with another.
+            (Some(run), Some(call)) => Some(format!("run:{}:{run}:call:{call}", run.len())),
             _ => None,
         }
     }
@@ -340,12 +346,12 @@ impl Request {
         }
     }
 
-    /// The event recording this request's creation.
-    pub fn created_event(&self) -> NewEvent {
+    /// The event recording this request's creation by `actor`.
+    pub fn created_event(&self, actor: &str) -> NewEvent {
         NewEvent::new(
             Some(self.id),
             EventKind::Created,
-            format!("agent:{}", self.requested_by.key_name),
+            actor,
             json!({ "action": self.action, "mode": self.mode, "requested_by": self.requested_by.key_id }),
         )
     }

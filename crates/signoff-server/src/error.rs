@@ -1,7 +1,7 @@
 //! The API's one error type: a stable code, a message, and the HTTP status that goes with the code.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use signoff_domain::DomainError;
@@ -88,6 +88,19 @@ impl From<JsonRejection> for ApiError {
             _ => rejection.body_text(),
         };
         ApiError::new(code, message)
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than the limit of {} bytes", crate::MAX_BODY_BYTES),
+            )
+        } else {
+            ApiError::new(ErrorCode::BadRequest, rejection.body_text())
+        }
     }
 }
 

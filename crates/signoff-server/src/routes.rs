@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiBytes, ApiJson, ApiQuery};
 use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use signoff_domain::{Event, HumanVerdict, NewRequest, Request, RequestId, Requester, Role, Status};
 use signoff_store::{NewRequestRecord, RequestFilter, StoreError};
 use signoff_wire::{CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, Verdict};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -106,7 +107,7 @@ async fn create_request(
     let fingerprint = new.fingerprint();
     let requester = Requester { key_id: caller.0.id.clone(), key_name: caller.0.name.clone() };
     let request = Request::new(Uuid::now_v7(), new, requester, signoff_store::now());
-    let events = vec![request.created_event()];
+    let events = vec![request.created_event(&caller.0.actor())];
     let created =
         state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -180,20 +181,26 @@ async fn wait_request(
         return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
+    // However this call ends, nothing of it stays parked.
+    let _unpark = state.waiters.unpark_on_drop(id);
+    let mut parked = state.waiters.park(id);
+    // Parked before reading, so a decision landing between the read and the park still wakes us.
+    let mut request = visible_request(&state, &caller, id).await?;
     loop {
-        // Park before reading, so a decision landing between the read and the park still wakes us.
-        let parked = state.waiters.park(id);
-        let request = visible_request(&state, &caller, id).await?;
         if request.status.is_final() || state.waiters.is_shutting_down() {
             return Ok(Json(request));
         }
         match tokio::time::timeout_at(deadline, parked).await {
-            Ok(Wake::Changed) => continue,
-            Ok(Wake::ShuttingDown) => return Ok(Json(state.store.request(id).await?)),
-            Err(_elapsed) => {
-                state.waiters.forget(id);
-                return Ok(Json(state.store.request(id).await?));
+            Ok(Wake::Changed(Some(changed))) => {
+                parked = state.waiters.park(id);
+                request = Arc::unwrap_or_clone(changed);
             }
+            Ok(Wake::Changed(None)) => {
+                parked = state.waiters.park(id);
+                request = visible_request(&state, &caller, id).await?;
+            }
+            Ok(Wake::ShuttingDown) => return Ok(Json(state.store.request(id).await?)),
+            Err(_elapsed) => return Ok(Json(state.store.request(id).await?)),
         }
     }
 }
@@ -226,14 +233,15 @@ async fn cancel_request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Request>, ApiError> {
     caller.require(&[Role::Agent, Role::Admin], "cancel requests")?;
     let id = request_id(&id)?;
     let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid cancel body: {e}")))?
     };
     visible_request(&state, &caller, id).await?;
     let key_id = caller.0.id.clone();

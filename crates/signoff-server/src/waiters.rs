@@ -1,7 +1,7 @@
 //! Long-poll waiters: each `wait` call parks here until its request changes. They are woken from the
 //! decision path (the store's change notices), never by polling the database.
 
-use signoff_domain::RequestId;
+use signoff_domain::{Request, RequestId};
 use signoff_store::Change;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,16 +13,19 @@ pub struct Waiters {
     inner: Arc<Inner>,
 }
 
+/// Wakes one parked waiter, with the request's new state when the notice carried it.
+type WakeSender = oneshot::Sender<Option<Arc<Request>>>;
+
 struct Inner {
-    parked: Mutex<HashMap<RequestId, Vec<oneshot::Sender<()>>>>,
+    parked: Mutex<HashMap<RequestId, Vec<WakeSender>>>,
     shutdown: watch::Sender<bool>,
 }
 
 /// Why a parked waiter woke up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Wake {
-    /// The request (may have) changed: read it again.
-    Changed,
+    /// The request changed: here is its new state, or `None` when it must be read again.
+    Changed(Option<Arc<Request>>),
     /// The server is shutting down: answer now.
     ShuttingDown,
 }
@@ -36,7 +39,8 @@ impl Waiters {
         tokio::spawn(async move {
             loop {
                 match changes.recv().await {
-                    Ok(Change::Request(id)) => hub.wake(id),
+                    Ok(Change::Request(id)) => hub.wake(id, None),
+                    Ok(Change::Updated(request)) => hub.wake(request.id, Some(request)),
                     Ok(Change::Unknown) | Err(broadcast::error::RecvError::Lagged(_)) => hub.wake_all(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
@@ -55,14 +59,19 @@ impl Waiters {
                 return Wake::ShuttingDown;
             }
             tokio::select! {
-                _ = rx => Wake::Changed,
+                changed = rx => Wake::Changed(changed.unwrap_or(None)),
                 _ = shutdown.changed() => Wake::ShuttingDown,
             }
         }
     }
 
+    /// A guard that, when dropped, clears what waiters that gave up on `id` left parked.
+    pub fn unpark_on_drop(&self, id: RequestId) -> Unpark {
+        Unpark { waiters: self.clone(), id }
+    }
+
     /// Drops the parked entries of waiters that gave up on `id`.
-    pub fn forget(&self, id: RequestId) {
+    fn forget(&self, id: RequestId) {
         let mut parked = self.inner.parked.lock().expect("waiters");
         if let Some(senders) = parked.get_mut(&id) {
             senders.retain(|sender| !sender.is_closed());
@@ -86,17 +95,29 @@ impl Waiters {
         self.inner.shutdown.send_replace(true);
     }
 
-    fn wake(&self, id: RequestId) {
+    fn wake(&self, id: RequestId, request: Option<Arc<Request>>) {
         let senders = self.inner.parked.lock().expect("waiters").remove(&id);
         for sender in senders.into_iter().flatten() {
-            let _ = sender.send(());
+            let _ = sender.send(request.clone());
         }
     }
 
     fn wake_all(&self) {
         let all = std::mem::take(&mut *self.inner.parked.lock().expect("waiters"));
         for sender in all.into_values().flatten() {
-            let _ = sender.send(());
+            let _ = sender.send(None);
         }
+    }
+}
+
+/// Clears a call's parked entries when the call ends, however it ends.
+pub struct Unpark {
+    waiters: Waiters,
+    id: RequestId,
+}
+
+impl Drop for Unpark {
+    fn drop(&mut self) {
+        self.waiters.forget(self.id);
     }
 }

@@ -70,9 +70,12 @@ pub struct RequestFilter {
 pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, DomainError> + Send>;
 
 /// A notice that something changed, for waking waiters (on PostgreSQL, across replicas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// A request changed; read it to see how.
     Request(RequestId),
+    /// A request changed, and this is its committed state (saves waiters a read).
+    Updated(Arc<Request>),
     /// Notices may have been missed (a listener reconnected): re-check everything.
     Unknown,
 }

@@ -113,9 +113,9 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result
 
 async fn load_request(conn: &mut PgConnection, id: RequestId, for_update: bool) -> Result<Request, StoreError> {
     let sql = if for_update {
-        "SELECT doc::text FROM requests WHERE id = $1 FOR UPDATE"
+        "SELECT doc FROM requests WHERE id = $1 FOR UPDATE"
     } else {
-        "SELECT doc::text FROM requests WHERE id = $1"
+        "SELECT doc FROM requests WHERE id = $1"
     };
     let doc: Option<String> =
         sqlx::query_scalar(sql).bind(id.to_string()).fetch_optional(&mut *conn).await.map_err(db_err)?;
@@ -161,7 +161,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
             "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
         )
         .bind(request.id.to_string())
@@ -180,13 +180,12 @@ impl Store for PostgresStore {
         .rows_affected();
         if inserted == 0 {
             // The idempotency key was taken, perhaps by a concurrent create that has now committed.
-            let row =
-                sqlx::query("SELECT doc::text AS doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
-                    .bind(&request.requested_by.key_id)
-                    .bind(&record.idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+            let row = sqlx::query("SELECT doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
+                .bind(&request.requested_by.key_id)
+                .bind(&record.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
             let hash: Option<String> = row.get("idem_hash");
             if hash.as_deref() != Some(record.fingerprint.as_str()) {
                 return Err(StoreError::IdempotencyConflict);
@@ -204,7 +203,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError> {
-        let mut query = sqlx::QueryBuilder::new("SELECT doc::text FROM requests WHERE TRUE");
+        let mut query = sqlx::QueryBuilder::new("SELECT doc FROM requests WHERE TRUE");
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
@@ -229,7 +228,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let mut request = load_request(&mut tx, id, true).await?;
         let events = update(&mut request)?;
-        sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4::jsonb WHERE id = $1")
+        sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4 WHERE id = $1")
             .bind(id.to_string())
             .bind(request.status.as_str())
             .bind(request.updated_at.timestamp_micros())

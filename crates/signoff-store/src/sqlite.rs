@@ -16,6 +16,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
+/// Reads that run at once, each on its own pooled connection; more wait their turn instead of piling up
+/// threads and connection caches.
+const MAX_READERS: usize = 8;
 
 /// Runs inside the writer's transaction; returns what to do once the transaction has committed or failed.
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -31,6 +34,7 @@ struct Inner {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    read_permits: tokio::sync::Semaphore,
     changes: broadcast::Sender<Change>,
 }
 
@@ -52,7 +56,15 @@ impl SqliteStore {
             .spawn(move || run_writer(conn, rx))
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let (changes, _) = broadcast::channel(16_384);
-        Ok(SqliteStore { inner: Arc::new(Inner { path, jobs, readers: Mutex::new(Vec::new()), changes }) })
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(MAX_READERS),
+                changes,
+            }),
+        })
     }
 
     /// Runs `f` in the writer's next transaction (inside a savepoint of its own, so a refusal undoes only its
@@ -87,6 +99,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
+        let _permit = self.inner.read_permits.acquire().await.map_err(|e| StoreError::Other(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool").pop();
             let conn = match pooled {
@@ -213,13 +226,12 @@ fn load_request(conn: &Connection, id: RequestId) -> Result<Request, StoreError>
     decode_request(&doc.ok_or(StoreError::NotFound)?)
 }
 
-fn row_to_event(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, Option<String>, String, String, String, i64, String, String)> {
+type EventRow = (i64, Option<String>, String, String, String, i64, String, String);
+type KeyRow = (String, String, String, Option<String>, i64, Option<i64>);
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
-
-type EventRow = (i64, Option<String>, String, String, String, i64, String, String);
 
 fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): EventRow) -> Result<Event, StoreError> {
     let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
@@ -235,15 +247,11 @@ fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): Eve
     })
 }
 
-fn key_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, Option<String>, i64, Option<i64>)> {
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-fn api_key(
-    (id, name, role, approver_id, created_at, revoked_at): (String, String, String, Option<String>, i64, Option<i64>),
-) -> Result<ApiKey, StoreError> {
+fn api_key((id, name, role, approver_id, created_at, revoked_at): KeyRow) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id,
         name,
@@ -345,7 +353,7 @@ impl Store for SqliteStore {
                 Ok(request)
             })
             .await?;
-        let _ = self.inner.changes.send(Change::Request(id));
+        let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
         Ok(request)
     }
 

@@ -1,7 +1,9 @@
 //! One contract, every backend: each scenario runs against SQLite and PostgreSQL on a fresh database.
 
 use serde_json::json;
-use signoff_domain::{DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status};
+use signoff_domain::{
+    DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status,
+};
 use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
 use signoff_testkit::{Backend, TestDatabase};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
     let requester = Requester { key_id: "key_agent".into(), key_name: "bot".into() };
     let fingerprint = new.fingerprint();
     let request = Request::new(Uuid::now_v7(), new, requester, now());
-    let events = vec![request.created_event()];
+    let events = vec![request.created_event("agent:bot")];
     NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events }
 }
 
@@ -194,7 +196,10 @@ async fn updates_are_announced(backend: Backend) {
         changes = store.changes();
         let id2 = store.create_request(record(refund(11), None)).await.unwrap().request.id;
         store.update_request(id2, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
-        assert_eq!(changes.recv().await.unwrap(), Change::Request(id2));
+        match changes.recv().await.unwrap() {
+            Change::Updated(request) => assert_eq!((request.id, request.status), (id2, Status::Approved)),
+            other => panic!("expected the updated request, got {other:?}"),
+        }
         return;
     }
     let change = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv()).await.unwrap().unwrap();

@@ -53,6 +53,7 @@ struct Results {
     wake_p99_ms: f64,
     wake_max_ms: f64,
     server_peak_rss_mib: Option<f64>,
+    server_rss_with_waiters_parked_mib: Option<f64>,
 }
 
 /// The server under test: a child process we started, or one given by URL.
@@ -112,6 +113,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }));
     }
     wait_until_parked(&target.url, args.waiters).await?;
+    let parked_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
 
     eprintln!("deciding {} requests with {} clients...", args.requests, args.concurrency);
     let started = Instant::now();
@@ -135,6 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         wake_p99_ms: percentile(&latencies_ms, 0.99),
         wake_max_ms: latencies_ms.last().copied().unwrap_or(0.0),
         server_peak_rss_mib: target.child.as_ref().and_then(|child| peak_rss_mib(child.id())),
+        server_rss_with_waiters_parked_mib: parked_rss_mib,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -151,7 +154,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             results.wake_p50_ms, results.wake_p99_ms, results.wake_max_ms
         );
         match results.server_peak_rss_mib {
-            Some(rss) => println!("server peak RSS     {rss:.1} MiB"),
+            Some(rss) => println!(
+                "server peak RSS     {rss:.1} MiB ({:.1} MiB with the waiters parked)",
+                results.server_rss_with_waiters_parked_mib.unwrap_or(0.0)
+            ),
             None => println!("server peak RSS     unknown (external server)"),
         }
     }
@@ -167,8 +173,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Peak resident set size of a process, from /proc (Linux).
 fn peak_rss_mib(pid: u32) -> Option<f64> {
+    proc_status_mib(pid, "VmHWM:")
+}
+
+fn current_rss_mib(pid: u32) -> Option<f64> {
+    proc_status_mib(pid, "VmRSS:")
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }

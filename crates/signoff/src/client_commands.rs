@@ -199,7 +199,7 @@ pub async fn pending(args: PendingArgs) -> anyhow::Result<()> {
         println!("no pending requests");
         return Ok(());
     }
-    println!("{:<36}  {:<20}  {:<20}  {}", "ID", "CREATED", "ACTION", "SUMMARY");
+    println!("{:<36}  {:<20}  {:<20}  SUMMARY", "ID", "CREATED", "ACTION");
     for request in &page.items {
         println!(
             "{:<36}  {:<20}  {:<20}  {}",

@@ -68,7 +68,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!("{:<14} {:<9} {:<20} {:<12} {}", "ID", "ROLE", "NAME", "APPROVER", "STATE");
+                println!("{:<14} {:<9} {:<20} {:<12} STATE", "ID", "ROLE", "NAME", "APPROVER");
                 for key in keys {
                     let state = if key.is_revoked() { "revoked" } else { "active" };
                     let approver = key.approver_id.as_deref().unwrap_or("-");

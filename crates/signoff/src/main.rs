@@ -30,7 +30,7 @@ enum Command {
     #[command(subcommand)]
     Keys(key_commands::KeysCommand),
     /// Ask for approval (agent or admin key).
-    Request(client_commands::RequestArgs),
+    Request(Box<client_commands::RequestArgs>),
     /// List pending requests.
     Pending(client_commands::PendingArgs),
     /// Show one request.
@@ -67,7 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
         Command::Keys(command) => key_commands::run(command, &Config::load(cli.config.as_deref())?).await,
-        Command::Request(args) => client_commands::request(args).await,
+        Command::Request(args) => client_commands::request(*args).await,
         Command::Pending(args) => client_commands::pending(args).await,
         Command::Show(args) => client_commands::show(args).await,
         Command::Approve(args) => client_commands::approve(args).await,

@@ -9,7 +9,7 @@ CREATE TABLE requests (
     idem_hash   TEXT,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL,
-    doc         JSONB NOT NULL
+    doc         TEXT NOT NULL
 );
 CREATE UNIQUE INDEX requests_idempotency ON requests (key_id, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX requests_status ON requests (status, id);

@@ -1,0 +1,258 @@
+//! The real `signoff` binary, as an operator and an agent use it: serve, keys, client commands, crash recovery.
+
+use serde_json::{Value, json};
+use signoff_testkit::{Backend, TestDatabase};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SIGNOFF: &str = env!("CARGO_BIN_EXE_signoff");
+
+fn signoff(database_url: &str) -> Command {
+    let mut command = Command::new(SIGNOFF);
+    command.env_remove("SIGNOFF_CONFIG").env("SIGNOFF_DATABASE_URL", database_url).env("SIGNOFF_LOG", "warn");
+    command
+}
+
+fn run_ok(command: &mut Command) -> Output {
+    let output = command.output().expect("run signoff");
+    assert!(output.status.success(), "signoff failed: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn create_key(database_url: &str, role: &str, extra: &[&str]) -> Value {
+    let output =
+        run_ok(signoff(database_url).args(["keys", "create", "--role", role, "--name", role, "--json"]).args(extra));
+    serde_json::from_slice(&output.stdout).expect("keys create --json prints JSON")
+}
+
+/// A running `signoff serve`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    first_lines: Vec<String>,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> Server {
+        Self::start_reading(command, 2)
+    }
+
+    /// Starts the server and reads the first `lines` lines it prints.
+    fn start_reading(command: &mut Command, lines: usize) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = command
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start signoff serve");
+        let mut output = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first_lines: Vec<String> = (0..lines).map_while(|_| output.next().and_then(Result::ok)).collect();
+        std::thread::spawn(move || for _ in output {});
+        assert!(first_lines.first().is_some_and(|l| l.contains("listening on")), "serve said {first_lines:?}");
+        Server { child, url: format!("http://127.0.0.1:{port}"), first_lines }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no chance to flush or clean up.
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(builder: reqwest::RequestBuilder) -> (u16, Value) {
+    signoff_testkit::send(builder).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_survive_sigkill_on_sqlite() {
+    survives_sigkill(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_survive_sigkill_on_postgres() {
+    survives_sigkill(Backend::Postgres).await;
+}
+
+async fn survives_sigkill(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let agent = create_key(&db.url, "agent", &[])["key"].as_str().unwrap().to_string();
+    let approver = create_key(&db.url, "approver", &["--approver", "dana"])["key"].as_str().unwrap().to_string();
+    let server = Server::start(&mut signoff(&db.url));
+    let http = reqwest::Client::new();
+
+    let creates: Vec<_> = (0..200)
+        .map(|i| {
+            let call = http
+                .post(format!("{}/v1/requests", server.url))
+                .bearer_auth(&agent)
+                .json(&json!({"action": "refund", "args": {"i": i}}));
+            tokio::spawn(async move { call.send().await })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for create in creates {
+        let response = create.await.unwrap().expect("the server answers");
+        assert_eq!(response.status(), 201);
+        acknowledged.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    for id in &acknowledged[..20] {
+        let decide = http.post(format!("{}/v1/requests/{id}/decision", server.url)).bearer_auth(&approver);
+        assert_eq!(call(decide.json(&json!({"outcome": "approve"}))).await.0, 200);
+    }
+    // Requests in flight at the moment of the kill may or may not land; acknowledged ones must.
+    let url = server.url.clone();
+    for i in 0..50 {
+        let call = http
+            .post(format!("{url}/v1/requests"))
+            .bearer_auth(&agent)
+            .json(&json!({"action": "late", "args": {"i": i}}));
+        tokio::spawn(async move { call.send().await });
+    }
+    server.kill();
+
+    let server = Server::start(&mut signoff(&db.url));
+    for (n, id) in acknowledged.iter().enumerate() {
+        let (status, request) = call(http.get(format!("{}/v1/requests/{id}", server.url)).bearer_auth(&agent)).await;
+        assert_eq!(status, 200, "request {id} was acknowledged, then lost");
+        let want = if n < 20 { "approved" } else { "pending" };
+        assert_eq!(request["status"], want);
+        let (_, events) = call(http.get(format!("{}/v1/requests/{id}/events", server.url)).bearer_auth(&agent)).await;
+        let kinds: Vec<_> =
+            events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+        let want: &[&str] = if n < 20 { &["created", "approval_recorded", "decided"] } else { &["created"] };
+        assert_eq!(kinds, want);
+    }
+    // Every request that exists, acknowledged or not, is whole: it has its created event.
+    let (_, page) = call(http.get(format!("{}/v1/requests?limit=500", server.url)).bearer_auth(&agent)).await;
+    for request in page["items"].as_array().unwrap() {
+        let id = request["id"].as_str().unwrap();
+        let (_, events) = call(http.get(format!("{}/v1/requests/{id}/events", server.url)).bearer_auth(&agent)).await;
+        assert_eq!(events[0]["kind"], "created", "request {id} is whole");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_configuration_starts_on_sqlite_and_says_how_to_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(SIGNOFF);
+    command.current_dir(dir.path()).env_remove("SIGNOFF_DATABASE_URL").env_remove("SIGNOFF_CONFIG");
+    let server = Server::start_reading(&mut command, 4);
+    assert!(server.first_lines[1].contains("sqlite://./signoff.db"), "{:?}", server.first_lines);
+    assert!(server.first_lines[3].contains("signoff keys create --role admin"), "{:?}", server.first_lines);
+    assert!(dir.path().join("signoff.db").exists());
+    let (status, _) = call(reqwest::Client::new().get(format!("{}/readyz", server.url))).await;
+    assert_eq!(status, 200);
+    drop(server);
+    let output = Command::new(SIGNOFF)
+        .current_dir(dir.path())
+        .env_remove("SIGNOFF_DATABASE_URL")
+        .args(["serve", "--config", "missing.toml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the config file missing.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_waits_and_decides() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let agent = create_key(&db.url, "agent", &[]);
+    assert_eq!(agent["role"], "agent");
+    assert!(agent["id"].as_str().unwrap().starts_with("key_"));
+    assert!(agent["webhook_secret"].as_str().unwrap().starts_with("whsec_"));
+    let approver = create_key(&db.url, "approver", &["--approver", "dana"]);
+    let server = Server::start(&mut signoff(&db.url));
+    let client = |key: &Value| {
+        let mut command = Command::new(SIGNOFF);
+        command.env("SIGNOFF_URL", &server.url).env("SIGNOFF_KEY", key["key"].as_str().unwrap());
+        command
+    };
+
+    let asking = client(&agent)
+        .args([
+            "request",
+            "--action",
+            "refund",
+            "--args",
+            r#"{"amount": 120}"#,
+            "--summary",
+            "Refund #1",
+            "--wait",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let output = run_ok(client(&approver).args(["pending", "--json"]));
+        let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+        if let Some(id) = page["items"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the request never showed up as pending");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let table = run_ok(client(&approver).arg("pending"));
+    assert!(String::from_utf8_lossy(&table.stdout).contains("Refund #1"));
+
+    let output = client(&approver).args(["reject", &id]).output().unwrap();
+    assert!(!output.status.success(), "reject without --comment is refused");
+    let output = client(&agent).args(["approve", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Forbidden"), "an agent cannot approve");
+
+    run_ok(client(&approver).args(["approve", &id, "--comment", "fine", "--args", r#"{"amount": 100}"#]));
+    let waited = asking.wait_with_output().unwrap();
+    assert!(waited.status.success());
+    let decided: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["decision"]["args"], json!({"amount": 100}));
+
+    let shown: Value = serde_json::from_slice(&run_ok(client(&agent).args(["show", &id])).stdout).unwrap();
+    assert_eq!(shown["decision"]["comment"], "fine");
+
+    run_ok(signoff(&db.url).args(["keys", "revoke", agent["id"].as_str().unwrap()]));
+    let output = client(&agent).args(["show", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("revoked"));
+    let listed = run_ok(signoff(&db.url).args(["keys", "list"]));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("revoked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_waiters_and_exits_cleanly() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let agent = create_key(&db.url, "agent", &[])["key"].as_str().unwrap().to_string();
+    let mut server = Server::start(&mut signoff(&db.url));
+    let http = reqwest::Client::new();
+    let (_, created) =
+        call(http.post(format!("{}/v1/requests", server.url)).bearer_auth(&agent).json(&json!({"action": "x"}))).await;
+    let id = created["id"].as_str().unwrap();
+    let waiter =
+        tokio::spawn(call(http.get(format!("{}/v1/requests/{id}/wait?timeout_s=300", server.url)).bearer_auth(&agent)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("signoff_waiters_parked 1")
+    {
+        assert!(Instant::now() < deadline, "the waiter never parked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    assert_eq!((status, body["status"].as_str()), (200, Some("pending")));
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "signoff exits 0 after SIGTERM, got {exit:?}");
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lints, the architecture invariants,
+# and every test against both SQLite and PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# PostgreSQL: the tests make (and drop) a fresh database on it per test.
+pg_url="${SIGNOFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! pg_isready -q -d "$pg_url" 2>/dev/null; then
+  echo "PostgreSQL is not answering at $pg_url; starting the local cluster"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -d "$pg_url" && break; sleep 1; done
+  pg_isready -d "$pg_url"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+# Architecture invariants: the pure crates know nothing of HTTP or SQL.
+for pure in signoff-domain signoff-policy; do
+  if cargo tree -p "$pure" -e normal --prefix none | grep -E '^(axum|hyper|reqwest|sqlx|rusqlite|tokio) '; then
+    echo "invariant broken: $pure depends on I/O crates (above)" >&2
+    exit 1
+  fi
+done
+
+cargo test --workspace
