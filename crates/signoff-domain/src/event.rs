@@ -14,24 +14,30 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Created,
+    Routed,
+    Escalated,
     Decided,
     ApprovalRecorded,
     Cancelled,
     OutcomeReported,
     KeyCreated,
     KeyRevoked,
+    PolicyApplied,
 }
 
 impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Created => "created",
+            EventKind::Routed => "routed",
+            EventKind::Escalated => "escalated",
             EventKind::Decided => "decided",
             EventKind::ApprovalRecorded => "approval_recorded",
             EventKind::Cancelled => "cancelled",
             EventKind::OutcomeReported => "outcome_reported",
             EventKind::KeyCreated => "key_created",
             EventKind::KeyRevoked => "key_revoked",
+            EventKind::PolicyApplied => "policy_applied",
         }
     }
 }

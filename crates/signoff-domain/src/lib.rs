@@ -6,11 +6,13 @@
 
 mod event;
 mod key;
+mod policy_version;
 mod request;
 
 pub use event::{Event, EventKind, GENESIS_HASH, NewEvent};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
+pub use policy_version::PolicyVersion;
 pub use request::{
-    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, HumanVerdict, Mode, NewRequest, Outcome, Request,
-    RequestId, Requester, Status,
+    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, Mode, NewRequest, Outcome,
+    Placement, PolicyMatch, Request, RequestId, Requester, Status,
 };

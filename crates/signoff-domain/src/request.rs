@@ -5,28 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use signoff_policy::{EscalationStep, OnTimeout, Verdict};
+use std::time::Duration;
 use uuid::Uuid;
+
+pub use signoff_policy::Mode;
 
 /// Requests are identified by UUIDv7, so ids sort by creation time.
 pub type RequestId = Uuid;
-
-/// `pre`: the agent asks before acting. `post`: the agent reports what it already did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Pre,
-    Post,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Pre => "pre",
-            Mode::Post => "post",
-        }
-    }
-}
 
 /// Where a request is in its life. Only `pending` can change, and only once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -278,11 +264,69 @@ pub struct Request {
     pub requested_by: Requester,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// How policy placed the request (absent only on requests stored before policies existed).
+    #[serde(default)]
+    pub policy: Option<PolicyMatch>,
+    /// The group whose members may decide (`everyone`: any approver). Escalation changes it.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Distinct approvers needed before the request is approved.
     pub approvals_required: u32,
     pub approvals: Vec<Approval>,
+    /// Whether approvers may approve with edited args.
+    #[serde(default = "yes")]
+    pub allow_edit: bool,
+    /// When non-empty, a rejection's `reason` must be one of these.
+    #[serde(default)]
+    pub reject_reasons: Vec<String>,
+    /// Post-execution reports under a review rule: whether this one was drawn for review.
+    #[serde(default)]
+    pub sampled: Option<bool>,
+    /// When the request stops waiting, and what happens then.
+    #[serde(default)]
+    pub deadline_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub on_timeout: Option<OnTimeout>,
+    /// Escalation steps, in order, with when each falls due.
+    #[serde(default)]
+    pub escalations: Vec<Escalation>,
     pub decision: Option<Decision>,
     pub outcome: Option<Outcome>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The policy version and verdict a request was placed by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMatch {
+    /// The policy version (0: the built-in default).
+    pub version: i64,
+    pub content_hash: String,
+    /// The rule that matched (`None`: no rule matched, the defaults applied).
+    pub rule: Option<String>,
+    /// A condition that could not be evaluated; the request went to a person instead.
+    pub error: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// One escalation step of a routed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub due_at: DateTime<Utc>,
+    pub to: String,
+    pub fired_at: Option<DateTime<Utc>>,
+}
+
+/// What a request is routed by, beside the verdict: the policy's identity and its defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub version: i64,
+    pub content_hash: String,
+    pub verdict: Verdict,
+    /// For reviews, which carry no timing of their own: the policy's default timeout.
+    pub default_timeout: Duration,
 }
 
 /// Why a change to a request was refused.
@@ -298,6 +342,12 @@ pub enum DomainError {
     InvalidEdit,
     #[error("whoever created a request cannot approve it")]
     SelfApproval,
+    #[error("the policy rule for this request does not allow edited args")]
+    EditNotAllowed,
+    #[error("a rejection of this request needs a `reason`, one of: {0}")]
+    InvalidReason(String),
+    #[error("only members of the group `{0}` (or an admin) may decide this request")]
+    NotInGroup(String),
     #[error("an outcome was already reported for this request")]
     OutcomeAlreadyReported,
     #[error("the request is still pending; report the outcome after it is decided")]
@@ -339,8 +389,16 @@ impl Request {
             requested_by,
             created_at: now,
             updated_at: now,
+            policy: None,
+            group: None,
             approvals_required: 1,
             approvals: Vec::new(),
+            allow_edit: true,
+            reject_reasons: Vec::new(),
+            sampled: None,
+            deadline_at: None,
+            on_timeout: None,
+            escalations: Vec::new(),
             decision: None,
             outcome: None,
         }
@@ -354,6 +412,102 @@ impl Request {
             actor,
             json!({ "action": self.action, "mode": self.mode, "requested_by": self.requested_by.key_id }),
         )
+    }
+
+    /// Applies the policy's verdict to a new request: decides it at once (approve, deny, an unsampled
+    /// review) or routes it to a group with its deadline and escalation steps.
+    pub fn place(&mut self, placement: Placement, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let verdict = placement.verdict.clone();
+        self.policy = Some(PolicyMatch {
+            version: placement.version,
+            content_hash: placement.content_hash,
+            rule: verdict.rule().map(String::from),
+            error: verdict.eval_error().map(String::from),
+            verdict: verdict.clone(),
+        });
+        let by_policy = |rule: &str| DecidedBy::Policy { rule: rule.to_string() };
+        let decide = |request: &mut Request, outcome, rule: &str, comment: Option<String>| {
+            let decision = Decision {
+                outcome,
+                args: request.args.clone(),
+                edited: false,
+                comment,
+                reason: None,
+                by: by_policy(rule),
+                at: now,
+            };
+            vec![request.finish(decision)]
+        };
+        match verdict {
+            Verdict::Approve { rule } => decide(self, DecisionOutcome::Approved, &rule, None),
+            Verdict::Deny { rule } => {
+                decide(self, DecisionOutcome::Rejected, &rule, Some(format!("denied by policy rule `{rule}`")))
+            }
+            Verdict::Review { rule, sampled: false, .. } => {
+                self.sampled = Some(false);
+                decide(self, DecisionOutcome::Approved, &rule, Some("not sampled for review".into()))
+            }
+            Verdict::Review { rule, group, sampled: true } => {
+                self.sampled = Some(true);
+                self.route(Some(rule), group, placement.default_timeout, OnTimeout::Fail, &[], None, now)
+            }
+            Verdict::Route(route) => {
+                self.approvals_required = route.approvals;
+                self.allow_edit = route.allow_edit;
+                self.reject_reasons = route.reject_reasons;
+                self.route(
+                    route.rule,
+                    route.group,
+                    route.timeout,
+                    route.on_timeout,
+                    &route.escalate,
+                    route.eval_error,
+                    now,
+                )
+            }
+        }
+    }
+
+    /// Sends the request to `group` until its deadline: the policy's `timeout`, or the agent's
+    /// `timeout_s` when that is shorter (an agent may shorten a deadline, never extend it).
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        rule: Option<String>,
+        group: String,
+        timeout: Duration,
+        on_timeout: OnTimeout,
+        escalate: &[EscalationStep],
+        eval_error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Vec<NewEvent> {
+        let timeout = self.timeout_s.map_or(timeout, |agent| timeout.min(Duration::from_secs(agent)));
+        let deadline_at = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        self.group = Some(group.clone());
+        self.deadline_at = Some(deadline_at);
+        self.on_timeout = Some(on_timeout);
+        self.escalations = escalate
+            .iter()
+            .map(|step| Escalation {
+                due_at: now + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
+                to: step.to.clone(),
+                fired_at: None,
+            })
+            .filter(|step| step.due_at < deadline_at)
+            .collect();
+        vec![NewEvent::new(
+            Some(self.id),
+            EventKind::Routed,
+            rule.as_deref().map_or_else(|| "policy:defaults".to_string(), |rule| format!("policy:{rule}")),
+            json!({
+                "group": group,
+                "rule": rule,
+                "approvals_required": self.approvals_required,
+                "deadline_at": deadline_at,
+                "on_timeout": on_timeout,
+                "error": eval_error,
+            }),
+        )]
     }
 
     fn ensure_pending(&self) -> Result<(), DomainError> {
@@ -384,15 +538,23 @@ impl Request {
         now: DateTime<Utc>,
     ) -> Result<Vec<NewEvent>, DomainError> {
         self.ensure_pending()?;
-        if let Some(args) = &verdict.args
-            && (!verdict.approve || !args.is_object())
-        {
-            return Err(DomainError::InvalidEdit);
+        if let Some(args) = &verdict.args {
+            if !verdict.approve || !args.is_object() {
+                return Err(DomainError::InvalidEdit);
+            }
+            if !self.allow_edit && *args != self.args {
+                return Err(DomainError::EditNotAllowed);
+            }
         }
         let by = DecidedBy::Human { approver_id: verdict.approver_id.clone(), channel: verdict.channel.clone() };
         if !verdict.approve {
             if verdict.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
                 return Err(DomainError::CommentRequired);
+            }
+            if !self.reject_reasons.is_empty()
+                && !verdict.reason.as_ref().is_some_and(|reason| self.reject_reasons.contains(reason))
+            {
+                return Err(DomainError::InvalidReason(self.reject_reasons.join(", ")));
             }
             let decision = Decision {
                 outcome: DecisionOutcome::Rejected,

@@ -3,7 +3,7 @@
 //! A policy is a YAML document (`version: 1`) of approvers, groups, defaults and ordered rules
 //! whose `when` conditions are CEL expressions, compiled once by [`Policy::parse`]. For each
 //! request, [`Policy::evaluate`] returns a [`Verdict`]: approve, deny, route to people, or
-//! review (post-execution, sampled). See `POLICY_FORMAT.md` for the format.
+//! review (post-execution, sampled). See `docs/policy.md` for the format.
 //!
 //! ```
 //! use signoff_policy::{EvalInput, Mode, Policy, Verdict};

@@ -6,18 +6,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use signoff_domain::DomainError;
 use signoff_store::StoreError;
-use signoff_wire::{ErrorBody, ErrorCode, ErrorDetail};
+use signoff_wire::{ErrorBody, ErrorCode, ErrorDetail, ErrorItem};
 
 /// An error as the client sees it. Internal causes are logged, never sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    pub details: Vec<ErrorItem>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), details: Vec::new() }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -41,8 +42,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, details: self.details } };
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<signoff_policy::PolicyErrors> for ApiError {
+    fn from(errors: signoff_policy::PolicyErrors) -> Self {
+        let details = errors
+            .errors
+            .iter()
+            .map(|e| ErrorItem { message: e.message.clone(), line: e.line, column: e.column })
+            .collect();
+        ApiError {
+            code: ErrorCode::InvalidPolicy,
+            message: format!("the policy was not applied; the version in force is unchanged:\n{errors}"),
+            details,
+        }
     }
 }
 
@@ -54,6 +70,9 @@ impl From<DomainError> for ApiError {
             DomainError::CommentRequired => ErrorCode::CommentRequired,
             DomainError::InvalidEdit => ErrorCode::InvalidEdit,
             DomainError::SelfApproval => ErrorCode::SelfApproval,
+            DomainError::EditNotAllowed => ErrorCode::EditNotAllowed,
+            DomainError::InvalidReason(_) => ErrorCode::InvalidReason,
+            DomainError::NotInGroup(_) => ErrorCode::Forbidden,
             DomainError::OutcomeAlreadyReported => ErrorCode::OutcomeAlreadyReported,
             DomainError::NotDecided => ErrorCode::NotDecided,
         };

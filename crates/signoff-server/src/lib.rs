@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod extract;
+mod policy;
 mod routes;
 mod waiters;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use policy::{ActivePolicy, PolicyCell};
 pub use waiters::Waiters;
 
 /// The largest request body accepted, in bytes.
@@ -29,13 +31,15 @@ pub const MAX_WAIT_SECONDS: u64 = 300;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub waiters: Waiters,
+    pub policy: PolicyCell,
 }
 
 impl AppState {
-    /// State over `store`, with the waiter hub listening to its changes.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// State over `store`: the policy in force, and the waiter hub listening to the store's changes.
+    pub async fn load(store: Arc<dyn Store>) -> Result<Self, signoff_store::StoreError> {
         let waiters = Waiters::start(store.changes());
-        AppState { store, waiters }
+        let policy = PolicyCell::load(store.clone()).await?;
+        Ok(AppState { store, waiters, policy })
     }
 }
 

@@ -11,9 +11,14 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use signoff_domain::{Event, HumanVerdict, NewRequest, Request, RequestId, Requester, Role, Status};
+use signoff_domain::{
+    DomainError, Event, HumanVerdict, NewRequest, Placement, Request, RequestId, Requester, Role, Status,
+};
+use signoff_policy::{EVERYONE, EvalInput, Policy};
 use signoff_store::{NewRequestRecord, RequestFilter, StoreError};
-use signoff_wire::{CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, Verdict};
+use signoff_wire::{
+    CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Verdict,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -36,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/cancel", post(cancel_request))
         .route("/v1/requests/{id}/outcome", post(report_outcome))
         .route("/v1/requests/{id}/events", get(request_events))
+        .route("/v1/policy", get(get_policy).put(put_policy))
+        .route("/v1/policy/versions", get(policy_versions))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
@@ -106,8 +113,29 @@ async fn create_request(
     let idempotency_key = idempotency_key(&headers, &new)?;
     let fingerprint = new.fingerprint();
     let requester = Requester { key_id: caller.0.id.clone(), key_name: caller.0.name.clone() };
-    let request = Request::new(Uuid::now_v7(), new, requester, signoff_store::now());
-    let events = vec![request.created_event(&caller.0.actor())];
+    let now = signoff_store::now();
+    let mut request = Request::new(Uuid::now_v7(), new, requester, now);
+    let mut events = vec![request.created_event(&caller.0.actor())];
+    let active = state.policy.current();
+    let id = request.id.to_string();
+    let verdict = active.policy.evaluate(&EvalInput {
+        request_id: &id,
+        action: &request.action,
+        args: &request.args,
+        context: &request.context,
+        confidence: request.confidence,
+        tags: &request.tags,
+        mode: request.mode,
+        agent: &caller.0.name,
+        run_id: request.run_id.as_deref(),
+    });
+    let placement = Placement {
+        version: active.version(),
+        content_hash: active.policy.content_hash(),
+        verdict,
+        default_timeout: active.policy.defaults().timeout,
+    };
+    events.extend(request.place(placement, now));
     let created =
         state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -148,7 +176,15 @@ async fn list_requests(
         .map(|c| Uuid::parse_str(&c).map_err(|_| ApiError::invalid("cursor is not one this API returned")))
         .transpose()?;
     let requested_by = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
-    let filter = RequestFilter { status, action: params.action, run_id: params.run_id, requested_by, before, limit };
+    let filter = RequestFilter {
+        status,
+        action: params.action,
+        run_id: params.run_id,
+        requested_by,
+        before,
+        created_since: None,
+        limit,
+    };
     let items = state.store.list_requests(filter).await?;
     let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|r| r.id.to_string())).flatten();
     Ok(Json(Page { items, next_cursor }))
@@ -213,6 +249,9 @@ async fn decide_request(
 ) -> Result<Json<Request>, ApiError> {
     caller.require(&[Role::Approver, Role::Admin], "decide requests")?;
     let id = request_id(&id)?;
+    // Membership is checked against the policy in force, inside the update, so it sees the group the
+    // request is routed to at that moment (an escalation may have moved it).
+    let policy = (caller.role() != Role::Admin).then(|| state.policy.current());
     let verdict = HumanVerdict {
         approve: body.outcome == Verdict::Approve,
         approver_id: caller.approver_id(),
@@ -223,8 +262,21 @@ async fn decide_request(
         args: body.args,
     };
     let now = signoff_store::now();
-    let request =
-        state.store.update_request(id, Box::new(move |request| request.apply_human_verdict(verdict, now))).await?;
+    let request = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |request| {
+                if let Some(active) = policy {
+                    let group = request.group.as_deref().unwrap_or(EVERYONE);
+                    if !active.policy.is_member(&verdict.approver_id, group) {
+                        return Err(DomainError::NotInGroup(group.to_string()));
+                    }
+                }
+                request.apply_human_verdict(verdict, now)
+            }),
+        )
+        .await?;
     Ok(Json(request))
 }
 
@@ -281,4 +333,44 @@ async fn request_events(
         Err(StoreError::NotFound) => Err(ApiError::not_found("request")),
         Err(error) => Err(error.into()),
     }
+}
+
+async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<Json<PolicyView>, ApiError> {
+    caller.require(&[Role::Approver, Role::Admin], "read the policy")?;
+    Ok(Json(state.policy.current().view()))
+}
+
+/// Applies a new policy version: the body is the YAML document. All or nothing: an invalid document is refused
+/// with every problem and its position, and the version in force stays.
+async fn put_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiBytes(body): ApiBytes,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin], "apply a policy")?;
+    let source = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("the policy must be UTF-8 text"))?;
+    let policy = Policy::parse(source)?;
+    let applied = state.store.apply_policy(source, &policy.content_hash(), &caller.0.actor()).await?;
+    let status = if applied.created { StatusCode::CREATED } else { StatusCode::OK };
+    state.policy.install(policy, applied.policy);
+    Ok((status, Json(state.policy.current().view())))
+}
+
+async fn policy_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
+    caller.require(&[Role::Approver, Role::Admin], "read the policy")?;
+    let versions = state.store.policy_versions().await?;
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|v| PolicyVersionSummary {
+                version: v.version,
+                content_hash: v.content_hash,
+                created_at: v.created_at,
+                created_by: v.created_by,
+            })
+            .collect(),
+    ))
 }

@@ -10,7 +10,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use signoff_domain::{ApiKey, DomainError, Event, NewEvent, Request, RequestId, Role, Status};
+use signoff_domain::{
+    ApiKey, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
+};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -62,6 +64,8 @@ pub struct RequestFilter {
     pub requested_by: Option<String>,
     /// Only requests older than this id (the cursor).
     pub before: Option<RequestId>,
+    /// Only requests created at or after this time.
+    pub created_since: Option<DateTime<Utc>>,
     pub limit: u32,
 }
 
@@ -97,10 +101,36 @@ pub trait Store: Send + Sync + 'static {
     async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
     async fn revoke_key(&self, id: &str, actor: &str) -> Result<ApiKey, StoreError>;
 
+    /// Stores `source` as the next policy version, unless it is the version already in force; says which.
+    async fn apply_policy(&self, source: &str, content_hash: &str, actor: &str) -> Result<AppliedPolicy, StoreError>;
+    /// The policy version in force, if one was ever applied.
+    async fn current_policy(&self) -> Result<Option<PolicyVersion>, StoreError>;
+    /// The number of the version in force (0: none); cheap, for noticing changes made elsewhere.
+    async fn current_policy_version(&self) -> Result<i64, StoreError>;
+    /// Every version, newest first.
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Changes to requests, as they commit (on PostgreSQL, from every replica).
     fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// The outcome of applying a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedPolicy {
+    pub policy: PolicyVersion,
+    /// False when the same document was already in force (nothing was stored).
+    pub created: bool,
+}
+
+fn policy_applied_event(policy: &PolicyVersion) -> NewEvent {
+    NewEvent::new(
+        None,
+        EventKind::PolicyApplied,
+        policy.created_by.clone(),
+        serde_json::json!({ "version": policy.version, "content_hash": policy.content_hash }),
+    )
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://...`, applying migrations.

@@ -4,11 +4,13 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request, encode_json,
-    from_micros, now, role_from_db,
+    AppliedPolicy, Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request,
+    encode_json, from_micros, now, policy_applied_event, role_from_db,
 };
 use async_trait::async_trait;
-use signoff_domain::{ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, Request, RequestId, hash_key_secret};
+use signoff_domain::{
+    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
+};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
 use std::time::Duration;
@@ -152,6 +154,18 @@ fn key_from_row(row: &sqlx::postgres::PgRow) -> Result<ApiKey, StoreError> {
     })
 }
 
+const POLICY_COLUMNS: &str = "version, content_hash, source, created_at, created_by";
+
+fn policy_from_row(row: &sqlx::postgres::PgRow) -> PolicyVersion {
+    PolicyVersion {
+        version: row.get("version"),
+        content_hash: row.get("content_hash"),
+        source: row.get("source"),
+        created_at: from_micros(row.get("created_at")),
+        created_by: row.get("created_by"),
+    }
+}
+
 const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
 
 #[async_trait]
@@ -218,6 +232,9 @@ impl Store for PostgresStore {
         }
         if let Some(before) = filter.before {
             query.push(" AND id < ").push_bind(before.to_string());
+        }
+        if let Some(since) = filter.created_since {
+            query.push(" AND created_at >= ").push_bind(since.timestamp_micros());
         }
         query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
         let docs: Vec<String> = query.build_query_scalar().fetch_all(&self.pool).await.map_err(db_err)?;
@@ -328,6 +345,67 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(key)
+    }
+
+    async fn apply_policy(&self, source: &str, content_hash: &str, actor: &str) -> Result<AppliedPolicy, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The chain lock also serialises policy versions across replicas.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await.map_err(db_err)?;
+        let current = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .map(|row| policy_from_row(&row));
+        if let Some(current) = current
+            && current.content_hash == content_hash
+        {
+            return Ok(AppliedPolicy { policy: current, created: false });
+        }
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM policies")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let policy = PolicyVersion {
+            version,
+            content_hash: content_hash.to_string(),
+            source: source.to_string(),
+            created_at: now(),
+            created_by: actor.to_string(),
+        };
+        sqlx::query(
+            "INSERT INTO policies (version, content_hash, source, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(policy.version)
+        .bind(&policy.content_hash)
+        .bind(&policy.source)
+        .bind(policy.created_at.timestamp_micros())
+        .bind(&policy.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        append_events(&mut tx, vec![policy_applied_event(&policy)]).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(AppliedPolicy { policy, created: true })
+    }
+
+    async fn current_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(row.as_ref().map(policy_from_row))
+    }
+
+    async fn current_policy_version(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM policies").fetch_one(&self.pool).await.map_err(db_err)
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(rows.iter().map(policy_from_row).collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

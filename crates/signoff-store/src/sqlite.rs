@@ -3,17 +3,20 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request, encode_json,
-    from_micros, now, role_from_db,
+    AppliedPolicy, Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request,
+    encode_json, from_micros, now, policy_applied_event, role_from_db,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
-use signoff_domain::{ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, Request, RequestId, hash_key_secret};
+use signoff_domain::{
+    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/sqlite/0001_init.sql"), include_str!("../migrations/sqlite/0002_policies.sql")];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
 /// Reads that run at once, each on its own pooled connection; more wait their turn instead of piling up
@@ -262,6 +265,26 @@ fn api_key((id, name, role, approver_id, created_at, revoked_at): KeyRow) -> Res
     })
 }
 
+const POLICY_COLUMNS: &str = "version, content_hash, source, created_at, created_by";
+
+fn policy_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersion> {
+    Ok(PolicyVersion {
+        version: row.get(0)?,
+        content_hash: row.get(1)?,
+        source: row.get(2)?,
+        created_at: from_micros(row.get(3)?),
+        created_by: row.get(4)?,
+    })
+}
+
+fn current_policy(conn: &Connection) -> Result<Option<PolicyVersion>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
+        .map_err(db_err)?
+        .query_row([], policy_from_row)
+        .optional()
+        .map_err(db_err)
+}
+
 const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
 
 #[async_trait]
@@ -326,6 +349,9 @@ impl Store for SqliteStore {
             condition("run_id =", filter.run_id);
             condition("key_id =", filter.requested_by);
             condition("id <", filter.before.map(|id| id.to_string()));
+            if let Some(since) = filter.created_since {
+                sql.push_str(&format!(" AND created_at >= {}", since.timestamp_micros()));
+            }
             sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit));
             let mut statement = conn.prepare_cached(&sql).map_err(db_err)?;
             let docs =
@@ -448,6 +474,53 @@ impl Store for SqliteStore {
                 append_events(conn, vec![keys::revoked_event(&key, &actor)])?;
             }
             Ok(key)
+        })
+        .await
+    }
+
+    async fn apply_policy(&self, source: &str, content_hash: &str, actor: &str) -> Result<AppliedPolicy, StoreError> {
+        let (source, content_hash, actor) = (source.to_string(), content_hash.to_string(), actor.to_string());
+        self.write(move |conn| {
+            if let Some(current) = current_policy(conn)?
+                && current.content_hash == content_hash
+            {
+                return Ok(AppliedPolicy { policy: current, created: false });
+            }
+            let version: i64 =
+                conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM policies", [], |row| row.get(0)).map_err(db_err)?;
+            let policy = PolicyVersion { version, content_hash, source, created_at: now(), created_by: actor };
+            conn.execute(
+                "INSERT INTO policies (version, content_hash, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![policy.version, policy.content_hash, policy.source, policy.created_at.timestamp_micros(), policy.created_by],
+            )
+            .map_err(db_err)?;
+            append_events(conn, vec![policy_applied_event(&policy)])?;
+            Ok(AppliedPolicy { policy, created: true })
+        })
+        .await
+    }
+
+    async fn current_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
+        self.read(current_policy).await
+    }
+
+    async fn current_policy_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM policies")
+                .map_err(db_err)?
+                .query_row([], |row| row.get(0))
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC"))
+                .map_err(db_err)?;
+            let rows = statement.query_map([], policy_from_row).map_err(db_err)?;
+            rows.map(|row| row.map_err(db_err)).collect()
         })
         .await
     }

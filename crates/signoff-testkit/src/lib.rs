@@ -124,7 +124,7 @@ impl TestApp {
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let state = AppState::new(store);
+        let state = AppState::load(store).await.expect("load app state");
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(signoff_server::serve(listener, state.clone(), async move {
             let _ = stop.await;
@@ -163,6 +163,17 @@ impl TestApp {
     /// Creates a request as the agent; returns the response status and body.
     pub async fn create(&self, body: Value) -> (u16, Value) {
         send(self.post("/v1/requests", &self.agent_key).json(&body)).await
+    }
+
+    /// Applies a policy document as the admin; returns the status and body.
+    pub async fn apply_policy(&self, yaml: &str) -> (u16, Value) {
+        send(self.http.put(format!("{}/v1/policy", self.url)).bearer_auth(&self.admin_key).body(yaml.to_string())).await
+    }
+
+    /// Creates an approver key bound to `approver_id`; returns its secret.
+    pub async fn approver(&self, approver_id: &str) -> String {
+        let key = NewKey { name: approver_id.into(), role: Role::Approver, approver_id: Some(approver_id.into()) };
+        self.state.store.create_key(key, "test").await.expect("approver key").secret
     }
 
     /// Decides as `key`.

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use signoff_domain::{
-    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, Event, EventKind, Mode, NewRequest, Outcome, Request,
-    Requester, Role, Status,
+    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, Event, EventKind, Mode, NewRequest, Outcome, PolicyVersion,
+    Request, Requester, Role, Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.
@@ -29,6 +29,9 @@ pub enum ErrorCode {
     CommentRequired,
     InvalidEdit,
     SelfApproval,
+    EditNotAllowed,
+    InvalidReason,
+    InvalidPolicy,
     OutcomeAlreadyReported,
     NotDecided,
     Unavailable,
@@ -39,9 +42,13 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::BadRequest | ErrorCode::InvalidRequest | ErrorCode::CommentRequired | ErrorCode::InvalidEdit => {
-                400
-            }
+            ErrorCode::BadRequest
+            | ErrorCode::InvalidRequest
+            | ErrorCode::CommentRequired
+            | ErrorCode::InvalidEdit
+            | ErrorCode::EditNotAllowed
+            | ErrorCode::InvalidReason
+            | ErrorCode::InvalidPolicy => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::SelfApproval => 403,
             ErrorCode::NotFound => 404,
@@ -72,6 +79,9 @@ impl ErrorCode {
             ErrorCode::CommentRequired => "comment_required",
             ErrorCode::InvalidEdit => "invalid_edit",
             ErrorCode::SelfApproval => "self_approval",
+            ErrorCode::EditNotAllowed => "edit_not_allowed",
+            ErrorCode::InvalidReason => "invalid_reason",
+            ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::OutcomeAlreadyReported => "outcome_already_reported",
             ErrorCode::NotDecided => "not_decided",
             ErrorCode::Unavailable => "unavailable",
@@ -90,6 +100,41 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// Itemised problems, where there are several (an invalid policy: one per problem, with its position).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorItem>,
+}
+
+/// One problem in an [`ErrorDetail`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorItem {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+/// The policy in force: `GET /v1/policy`, and the answer to `PUT /v1/policy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// 0: no policy was ever applied and the built-in default is in force.
+    pub version: i64,
+    pub builtin: bool,
+    pub content_hash: String,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_by: Option<String>,
+    pub rules: usize,
+    pub source: String,
+}
+
+/// One entry of `GET /v1/policy/versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyVersionSummary {
+    pub version: i64,
+    pub content_hash: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
 }
 
 /// A person's verdict: `POST /v1/requests/{id}/decision`.

@@ -5,6 +5,7 @@ mod bench;
 mod client_commands;
 mod config;
 mod key_commands;
+mod policy_commands;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ enum Command {
     /// Create, list and revoke API keys, directly in the configured database.
     #[command(subcommand)]
     Keys(key_commands::KeysCommand),
+    /// Check, apply and test policies.
+    #[command(subcommand)]
+    Policy(policy_commands::PolicyCommand),
     /// Ask for approval (agent or admin key).
     Request(Box<client_commands::RequestArgs>),
     /// List pending requests.
@@ -67,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
         Command::Keys(command) => key_commands::run(command, &Config::load(cli.config.as_deref())?).await,
+        Command::Policy(command) => policy_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Request(args) => client_commands::request(*args).await,
         Command::Pending(args) => client_commands::pending(args).await,
         Command::Show(args) => client_commands::show(args).await,
@@ -103,7 +108,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("no API keys yet; create the first admin key with:");
         println!("  signoff keys create --role admin --name admin");
     }
-    let state = signoff_server::AppState::new(store);
+    let state = signoff_server::AppState::load(store).await?;
+    let active = state.policy.current();
+    match &active.record {
+        Some(record) => println!(
+            "policy: version {} ({} rules, sha256 {})",
+            record.version,
+            active.policy.rules().len(),
+            &record.content_hash[..12]
+        ),
+        None => {
+            println!("policy: none applied; the built-in default routes every request to any approver");
+            println!("  apply one with: signoff policy apply policy.yaml");
+        }
+    }
     signoff_server::serve(listener, state, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())

@@ -1,0 +1,122 @@
+//! `signoff policy check | apply | test`: policy as code from the shell. `check` and `test --request` need
+//! nothing but the file; `apply` and the replay of `test` work on the configured database directly.
+
+use crate::config::Config;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use signoff_domain::NewRequest;
+use signoff_policy::{Policy, ReplayRecord, parse_duration, replay};
+use signoff_store::RequestFilter;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file without applying it: YAML and CEL errors with line and column, unknown groups, ...
+    Check { file: PathBuf },
+    /// Store a policy file as the next version (atomically); running servers pick it up within a second.
+    Apply { file: PathBuf },
+    /// Replay stored requests against a draft and report which outcomes would change.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The draft policy.
+    draft: PathBuf,
+    /// How far back to replay, e.g. `30d`, `12h`.
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// Instead of replaying: evaluate this one request (a JSON request body) and explain the match.
+    #[arg(long, value_name = "FILE.json")]
+    request: Option<PathBuf>,
+    /// With --request: the calling key's name, as the `agent` variable.
+    #[arg(long, default_value = "cli")]
+    agent: String,
+}
+
+fn read_policy(file: &Path) -> anyhow::Result<(String, Policy)> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match Policy::parse(&source) {
+        Ok(policy) => Ok((source, policy)),
+        Err(errors) => bail!("{} is not a valid policy:\n{errors}", file.display()),
+    }
+}
+
+pub async fn run(command: PolicyCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let (_, policy) = read_policy(&file)?;
+            println!(
+                "{}: ok ({} rules, {} approvers, {} groups)",
+                file.display(),
+                policy.rules().len(),
+                policy.approvers().len(),
+                policy.groups().count()
+            );
+        }
+        PolicyCommand::Apply { file } => {
+            let (source, policy) = read_policy(&file)?;
+            let store = signoff_store::open(&config.database_url).await?;
+            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into()));
+            let applied = store.apply_policy(&source, &policy.content_hash(), &actor).await?;
+            if applied.created {
+                println!("applied {} as policy version {}", file.display(), applied.policy.version);
+            } else {
+                println!("{} is already in force as version {}", file.display(), applied.policy.version);
+            }
+        }
+        PolicyCommand::Test(args) => test(args, config).await?,
+    }
+    Ok(())
+}
+
+async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
+    let (_, draft) = read_policy(&args.draft)?;
+    if let Some(file) = args.request {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let request: NewRequest = serde_json::from_str(&text).context("not a valid request body")?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let record = ReplayRecord {
+            request_id: id,
+            action: request.action,
+            args: request.args,
+            context: request.context,
+            confidence: request.confidence,
+            tags: request.tags,
+            mode: request.mode,
+            agent: args.agent,
+            run_id: request.run_id,
+        };
+        println!("{}", draft.explain(&record.input()));
+        return Ok(());
+    }
+    let window = parse_duration(&args.since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let since = signoff_store::now() - chrono::Duration::from_std(window)?;
+    let store = signoff_store::open(&config.database_url).await?;
+    let mut records = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RequestFilter { before, created_since: Some(since), limit: 500, ..RequestFilter::default() };
+        let page = store.list_requests(filter).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        for request in page {
+            let Some(placed) = request.policy else { continue };
+            let record = ReplayRecord {
+                request_id: request.id.to_string(),
+                action: request.action,
+                args: request.args,
+                context: request.context,
+                confidence: request.confidence,
+                tags: request.tags,
+                mode: request.mode,
+                agent: request.requested_by.key_name,
+                run_id: request.run_id,
+            };
+            records.push((record, placed.verdict));
+        }
+    }
+    println!("replaying {} requests from the last {} against {}", records.len(), args.since, args.draft.display());
+    print!("{}", replay(&draft, records));
+    Ok(())
+}
