@@ -13,6 +13,12 @@ if ! pg_isready -q -d "$pg_url" 2>/dev/null; then
   pg_isready -d "$pg_url"
 fi
 
+# Python: the independent Standard Webhooks verifier that checks our callback signatures.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import standardwebhooks' 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check standardwebhooks
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
