@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// The database for the server the bench starts; default: a fresh SQLite file in a temporary directory.
     #[arg(long)]
     database_url: Option<String>,
+    /// Apply this policy to the server the bench starts (e.g. docs/examples/bench-policy-50.yaml). The bench's
+    /// requests have action `refund`; the approver is `bench-approver`, who must be a member of their group.
+    #[arg(long, conflicts_with = "url")]
+    policy: Option<std::path::PathBuf>,
     /// Requests to create (N).
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
@@ -44,6 +48,7 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 struct Results {
     database: String,
+    policy: Option<String>,
     requests: usize,
     concurrency: usize,
     waiters: usize,
@@ -89,7 +94,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             child: None,
             _dir: None,
         },
-        None => start_server(args.database_url.clone()).await?,
+        None => start_server(args.database_url.clone(), args.policy.as_deref()).await?,
     };
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
     let agent = Client::with_http(http.clone(), &target.url, &target.agent_key)?;
@@ -128,6 +133,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     latencies_ms.sort_by(f64::total_cmp);
     let results = Results {
         database: target.database.clone(),
+        policy: args.policy.as_ref().map(|p| p.display().to_string()),
         requests: args.requests,
         concurrency: args.concurrency,
         waiters: args.waiters,
@@ -143,6 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         println!("database            {}", results.database);
+        println!("policy              {}", results.policy.as_deref().unwrap_or("built-in default"));
         println!(
             "requests            {} ({} clients, {} waiters)",
             results.requests, results.concurrency, results.waiters
@@ -264,7 +271,7 @@ async fn wait_until_parked(url: &str, waiters: usize) -> anyhow::Result<()> {
 }
 
 /// Starts `signoff serve` on a free port with fresh keys, and waits until it answers.
-async fn start_server(database_url: Option<String>) -> anyhow::Result<Target> {
+async fn start_server(database_url: Option<String>, policy: Option<&std::path::Path>) -> anyhow::Result<Target> {
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
     let database = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
@@ -281,6 +288,16 @@ async fn start_server(database_url: Option<String>) -> anyhow::Result<Target> {
     };
     let agent_key = key("agent", &[])?;
     let approver_key = key("approver", &["--approver", "bench-approver"])?;
+    if let Some(policy) = policy {
+        let output = std::process::Command::new(&exe)
+            .args(["policy", "apply"])
+            .arg(policy)
+            .env("SIGNOFF_DATABASE_URL", &database)
+            .output()?;
+        if !output.status.success() {
+            bail!("applying {} failed: {}", policy.display(), String::from_utf8_lossy(&output.stderr));
+        }
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = std::process::Command::new(&exe)
         .arg("serve")

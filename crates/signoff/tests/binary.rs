@@ -257,3 +257,67 @@ async fn sigterm_answers_waiters_and_exits_cleanly() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "signoff exits 0 after SIGTERM, got {exit:?}");
 }
+
+const PRODUCT_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/policy.yaml");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_apply_and_test_from_the_cli() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let checked = run_ok(signoff(&db.url).args(["policy", "check", PRODUCT_POLICY]));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("ok (6 rules"));
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "version: 1\ngroups:\n  a: { notify: [email] }\nrules:\n  - name: x\n    when: action ==\n    route: b\n",
+    )
+    .unwrap();
+    let output = signoff(&db.url).args(["policy", "check"]).arg(&broken).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 6, column 20") && stderr.contains("line 7, column 12: rule `x`: unknown group `b`"),
+        "{stderr}"
+    );
+
+    let agent = create_key(&db.url, "agent", &[])["key"].as_str().unwrap().to_string();
+    let admin = create_key(&db.url, "admin", &[])["key"].as_str().unwrap().to_string();
+    let server = Server::start(&mut signoff(&db.url));
+    let http = reqwest::Client::new();
+    let expense = |amount: i64| {
+        http.post(format!("{}/v1/requests", server.url))
+            .bearer_auth(&agent)
+            .json(&json!({"action": "expense", "args": {"amount": amount}}))
+    };
+    for amount in [100, 4000, 30000] {
+        let (_, body) = call(expense(amount)).await;
+        assert_eq!(body["group"], "everyone", "the built-in default routes everything to a person");
+    }
+
+    // Applied straight to the database while the server runs: the server picks it up by itself.
+    let applied = run_ok(signoff(&db.url).args(["policy", "apply", PRODUCT_POLICY]));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("policy version 1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, policy) = call(http.get(format!("{}/v1/policy", server.url)).bearer_auth(&admin)).await;
+        if policy["version"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server never picked up the applied policy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, small) = call(expense(4999)).await;
+    assert_eq!(small["decision"]["by"]["rule"], "small-expense");
+
+    let replayed = run_ok(signoff(&db.url).args(["policy", "test", PRODUCT_POLICY, "--since", "1d"]));
+    let report = String::from_utf8_lossy(&replayed.stdout);
+    assert!(report.contains("replaying 4 requests"), "{report}");
+    assert!(report.contains("auto-approve"), "two requests would now pass by policy: {report}");
+
+    let one = dir.path().join("request.json");
+    std::fs::write(&one, r#"{"action": "expense", "args": {"amount": 30000}}"#).unwrap();
+    let explained = run_ok(signoff(&db.url).args(["policy", "test", PRODUCT_POLICY, "--request"]).arg(&one));
+    let explained = String::from_utf8_lossy(&explained.stdout);
+    assert!(explained.contains("small-expense") && explained.contains("did not match"), "{explained}");
+    assert!(explained.contains("large-expense") && explained.contains("route to cfo"), "{explained}");
+}
