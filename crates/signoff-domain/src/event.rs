@@ -20,6 +20,7 @@ pub enum EventKind {
     ApprovalRecorded,
     Cancelled,
     OutcomeReported,
+    CallbackAttempted,
     KeyCreated,
     KeyRevoked,
     PolicyApplied,
@@ -35,6 +36,7 @@ impl EventKind {
             EventKind::ApprovalRecorded => "approval_recorded",
             EventKind::Cancelled => "cancelled",
             EventKind::OutcomeReported => "outcome_reported",
+            EventKind::CallbackAttempted => "callback_attempted",
             EventKind::KeyCreated => "key_created",
             EventKind::KeyRevoked => "key_revoked",
             EventKind::PolicyApplied => "policy_applied",
@@ -108,5 +110,66 @@ impl Event {
     /// Whether the stored hash matches the content and follows `prev_hash`.
     pub fn verifies_after(&self, prev_hash: &str) -> bool {
         self.prev_hash == prev_hash && self.hash == self.compute_hash()
+    }
+}
+
+/// Where a hash chain stops being whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub seq: i64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event {}: {}", self.seq, self.reason)
+    }
+}
+
+/// Checks events in order: consecutive sequence numbers, each linked to the one before, each hash matching its
+/// content. Feed it the whole log (from `GENESIS_HASH`) or an export's slice (from its first `prev_hash`).
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev: Option<(i64, String)>,
+    checked: u64,
+}
+
+impl ChainVerifier {
+    /// A verifier for a log that starts at the beginning.
+    pub fn from_genesis() -> Self {
+        ChainVerifier { prev: Some((0, GENESIS_HASH.to_string())), checked: 0 }
+    }
+
+    /// A verifier that trusts the first event's link (for a slice of the log).
+    pub fn from_first() -> Self {
+        ChainVerifier { prev: None, checked: 0 }
+    }
+
+    pub fn check(&mut self, event: &Event) -> Result<(), ChainBreak> {
+        let broken = |reason: String| Err(ChainBreak { seq: event.seq, reason });
+        if let Some((prev_seq, prev_hash)) = &self.prev {
+            if event.seq != prev_seq + 1 {
+                return broken(format!("expected event {} next; an event is missing or out of order", prev_seq + 1));
+            }
+            if &event.prev_hash != prev_hash {
+                return broken("its prev_hash does not match the hash of the event before it".into());
+            }
+        }
+        if event.hash != event.compute_hash() {
+            return broken("its content does not match its hash: the event was altered".into());
+        }
+        self.prev = Some((event.seq, event.hash.clone()));
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// How many events have checked out so far.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// The last good event's hash: the head of the chain.
+    pub fn head(&self) -> Option<&str> {
+        self.prev.as_ref().map(|(_, hash)| hash.as_str())
     }
 }

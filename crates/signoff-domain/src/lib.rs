@@ -9,7 +9,7 @@ mod key;
 mod policy_version;
 mod request;
 
-pub use event::{Event, EventKind, GENESIS_HASH, NewEvent};
+pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
 pub use policy_version::PolicyVersion;
 pub use request::{

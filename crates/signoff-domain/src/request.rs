@@ -604,6 +604,63 @@ impl Request {
         Ok(events)
     }
 
+    /// When the next stored timer of this request falls due: its next escalation step or its deadline.
+    /// `None` once it is decided.
+    pub fn next_timer_at(&self) -> Option<DateTime<Utc>> {
+        if self.status.is_final() {
+            return None;
+        }
+        let escalation = self.escalations.iter().filter(|step| step.fired_at.is_none()).map(|step| step.due_at).min();
+        match (escalation, self.deadline_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires every timer due at `now`: escalation steps re-route the request (approvals already given stay),
+    /// and a passed deadline applies `on_timeout`. Does nothing to a decided request, so a timer that races a
+    /// decision, or fires twice, has no effect the second time.
+    pub fn fire_timers(&mut self, now: DateTime<Utc>) -> Vec<NewEvent> {
+        if self.status.is_final() {
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        for (step, escalation) in self.escalations.iter_mut().enumerate() {
+            if escalation.fired_at.is_some() || escalation.due_at > now {
+                continue;
+            }
+            escalation.fired_at = Some(now);
+            let from = self.group.replace(escalation.to.clone());
+            events.push(NewEvent::new(
+                Some(self.id),
+                EventKind::Escalated,
+                "timer",
+                json!({ "step": step + 1, "from": from, "to": escalation.to, "due_at": escalation.due_at }),
+            ));
+            self.updated_at = now;
+        }
+        if let Some(deadline) = self.deadline_at
+            && deadline <= now
+        {
+            let (outcome, comment) = match self.on_timeout.unwrap_or(OnTimeout::Reject) {
+                OnTimeout::Approve => (DecisionOutcome::Approved, "approved: no decision before the deadline"),
+                OnTimeout::Reject => (DecisionOutcome::Rejected, "rejected: no decision before the deadline"),
+                OnTimeout::Fail => (DecisionOutcome::Expired, "expired: no decision before the deadline"),
+            };
+            let decision = Decision {
+                outcome,
+                args: self.args.clone(),
+                edited: false,
+                comment: Some(comment.to_string()),
+                reason: Some("timeout".to_string()),
+                by: DecidedBy::Timeout,
+                at: now,
+            };
+            events.push(self.finish(decision));
+        }
+        events
+    }
+
     /// The requesting agent withdraws a pending request.
     pub fn cancel(
         &mut self,
@@ -751,6 +808,28 @@ mod tests {
             request.report_outcome(false, None, "agent:bot", Utc::now()),
             Err(DomainError::OutcomeAlreadyReported)
         );
+    }
+
+    #[test]
+    fn timers_escalate_then_apply_the_deadline_once() {
+        let mut request = pending();
+        let start = request.created_at;
+        request.group = Some("directors".into());
+        request.deadline_at = Some(start + chrono::Duration::hours(28));
+        request.on_timeout = Some(OnTimeout::Fail);
+        request.escalations =
+            vec![Escalation { due_at: start + chrono::Duration::hours(4), to: "cfo".into(), fired_at: None }];
+        assert_eq!(request.next_timer_at(), Some(start + chrono::Duration::hours(4)));
+        assert!(request.fire_timers(start + chrono::Duration::hours(1)).is_empty());
+        let escalated = request.fire_timers(start + chrono::Duration::hours(5));
+        assert_eq!(escalated[0].kind, EventKind::Escalated);
+        assert_eq!(request.group.as_deref(), Some("cfo"));
+        assert_eq!(request.next_timer_at(), request.deadline_at);
+        let expired = request.fire_timers(start + chrono::Duration::hours(29));
+        assert_eq!((request.status, expired.len()), (Status::Expired, 1));
+        assert_eq!(request.decision.as_ref().unwrap().by, DecidedBy::Timeout);
+        assert!(request.fire_timers(start + chrono::Duration::hours(30)).is_empty());
+        assert_eq!(request.next_timer_at(), None);
     }
 
     #[test]

@@ -6,10 +6,13 @@
 
 mod auth;
 mod error;
+mod events;
 mod extract;
+mod metrics;
 mod policy;
 mod routes;
 mod waiters;
+mod workers;
 
 use axum::Router;
 use signoff_store::Store;
@@ -18,7 +21,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use events::{Verification, verify as verify_audit_log};
+pub use metrics::Metrics;
 pub use policy::{ActivePolicy, PolicyCell};
+pub use signoff_webhooks::RetryPolicy;
 pub use waiters::Waiters;
 
 /// The largest request body accepted, in bytes.
@@ -32,14 +38,36 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub waiters: Waiters,
     pub policy: PolicyCell,
+    pub metrics: Metrics,
+    pub callbacks: CallbackSettings,
+}
+
+/// How decision callbacks are checked and delivered.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// Allow callback URLs on private and loopback addresses (for development).
+    pub allow_private: bool,
+    /// Time allowed for one attempt.
+    pub timeout: std::time::Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        CallbackSettings {
+            allow_private: false,
+            timeout: signoff_webhooks::DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+        }
+    }
 }
 
 impl AppState {
     /// State over `store`: the policy in force, and the waiter hub listening to the store's changes.
-    pub async fn load(store: Arc<dyn Store>) -> Result<Self, signoff_store::StoreError> {
+    pub async fn load(store: Arc<dyn Store>, callbacks: CallbackSettings) -> Result<Self, signoff_store::StoreError> {
         let waiters = Waiters::start(store.changes());
         let policy = PolicyCell::load(store.clone()).await?;
-        Ok(AppState { store, waiters, policy })
+        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks })
     }
 }
 
@@ -55,11 +83,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let waiters = state.waiters.clone();
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    workers::spawn(&state, workers_stopped);
     // A make-service clones the built router per connection (an Arc); serving the `Router` itself would
     // rebuild its route table for every connection, about 10 KiB each, which adds up with idle waiters.
     axum::serve(listener, app(state).into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
+            let _ = stop_workers.send(true);
             waiters.shut_down();
         })
         .await

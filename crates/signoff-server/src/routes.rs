@@ -41,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/cancel", post(cancel_request))
         .route("/v1/requests/{id}/outcome", post(report_outcome))
         .route("/v1/requests/{id}/events", get(request_events))
+        .route("/v1/requests/{id}/deliveries", get(request_deliveries))
+        .route("/v1/events", get(crate::events::stream))
+        .route("/v1/audit/verify", get(crate::events::verify_route))
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
         .fallback(|| async { ApiError::not_found("route") })
@@ -70,12 +73,9 @@ async fn openapi() -> impl IntoResponse {
 }
 
 /// Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = format!(
-        "# HELP signoff_waiters_parked Long-poll waiters currently parked.\n# TYPE signoff_waiters_parked gauge\nsignoff_waiters_parked {}\n",
-        state.waiters.parked()
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let body = state.metrics.render(state.store.pending_count().await?, state.waiters.parked());
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }
 
 /// Parses a request id from the path; an id that cannot exist is simply not found.
@@ -110,6 +110,10 @@ async fn create_request(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&[Role::Agent, Role::Admin], "create requests")?;
     new.validate()?;
+    if let Some(url) = &new.callback_url {
+        let policy = signoff_webhooks::CallbackUrlPolicy { allow_private: state.callbacks.allow_private };
+        policy.check(url).map_err(|e| ApiError::invalid(format!("callback_url: {e}")))?;
+    }
     let idempotency_key = idempotency_key(&headers, &new)?;
     let fingerprint = new.fingerprint();
     let requester = Requester { key_id: caller.0.id.clone(), key_name: caller.0.name.clone() };
@@ -138,7 +142,12 @@ async fn create_request(
     events.extend(request.place(placement, now));
     let created =
         state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
-    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created.created {
+        state.metrics.created(&created.request);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(created.request)))
 }
 
@@ -277,6 +286,7 @@ async fn decide_request(
             }),
         )
         .await?;
+    state.metrics.decided(&request);
     Ok(Json(request))
 }
 
@@ -300,6 +310,7 @@ async fn cancel_request(
     let now = signoff_store::now();
     let request =
         state.store.update_request(id, Box::new(move |request| request.cancel(&key_id, body.reason, now))).await?;
+    state.metrics.decided(&request);
     Ok(Json(request))
 }
 
@@ -333,6 +344,17 @@ async fn request_events(
         Err(StoreError::NotFound) => Err(ApiError::not_found("request")),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The callbacks for a request, with their attempts so far.
+async fn request_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<signoff_store::DeliveryRecord>>, ApiError> {
+    let id = request_id(&id)?;
+    visible_request(&state, &caller, id).await?;
+    Ok(Json(state.store.deliveries(id).await?))
 }
 
 async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<Json<PolicyView>, ApiError> {

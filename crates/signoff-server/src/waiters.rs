@@ -86,6 +86,11 @@ impl Waiters {
         self.inner.parked.lock().expect("waiters").values().map(Vec::len).sum()
     }
 
+    /// Turns true when the server starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.inner.shutdown.borrow()
     }

@@ -38,7 +38,7 @@ pub(crate) fn generate(role: Role) -> GeneratedKey {
     let mut rng = rand::rng();
     let id = format!("key_{}", random_token(&mut rng, 8));
     let secret = format!("so_{}_{}", role.as_str(), random_token(&mut rng, 32));
-    let webhook_secret = (role == Role::Agent).then(|| {
+    let webhook_secret = matches!(role, Role::Agent | Role::Admin).then(|| {
         let bytes: [u8; 24] = rng.random();
         format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
     });

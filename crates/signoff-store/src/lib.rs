@@ -110,6 +110,24 @@ pub trait Store: Send + Sync + 'static {
     /// Every version, newest first.
     async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError>;
 
+    /// Fires the stored timers due at `now` (escalations, deadlines), at most `limit` requests; returns the
+    /// requests that changed. Safe to run on every replica at once: each timer takes effect exactly once.
+    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError>;
+    /// Claims callbacks due at `now` for `lease` (another worker will not take them meanwhile).
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Records an attempt (and its event) and schedules what comes next.
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError>;
+    async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Events after `after_seq`, oldest first; with `owner`, only events about that key's requests.
+    async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError>;
+    /// How many requests are pending (for the metrics gauge).
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Changes to requests, as they commit (on PostgreSQL, from every replica).
@@ -130,6 +148,118 @@ fn policy_applied_event(policy: &PolicyVersion) -> NewEvent {
         EventKind::PolicyApplied,
         policy.created_by.clone(),
         serde_json::json!({ "version": policy.version, "content_hash": policy.content_hash }),
+    )
+}
+
+/// A callback waiting in the outbox, with what is needed to send it.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The `webhook-id`: the same on every retry.
+    pub id: String,
+    pub request_id: RequestId,
+    pub url: String,
+    pub body: String,
+    /// The requesting key's `whsec_` secret.
+    pub secret: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// The result of one delivery attempt, and what comes next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub at: DateTime<Utc>,
+    /// `delivered`, `gone` (410: stop), `pending` (retry at `next_attempt_at`) or `failed` (gave up).
+    pub state: DeliveryState,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Gone,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Gone => "gone",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Gone, DeliveryState::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| StoreError::Other(format!("unknown delivery state `{s}`")))
+    }
+}
+
+/// A delivery as `GET /v1/requests/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryRecord {
+    pub webhook_id: String,
+    pub url: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+/// A callback to enqueue: made when a request with a `callback_url` leaves `pending`.
+struct NewDelivery {
+    id: String,
+    url: String,
+    body: String,
+}
+
+fn callback_for(was: Status, request: &Request) -> Option<NewDelivery> {
+    let url = request.callback_url.as_ref()?;
+    let decision = request.decision.as_ref()?;
+    if was.is_final() || !request.status.is_final() {
+        return None;
+    }
+    let body = serde_json::json!({ "type": "request.decided", "timestamp": decision.at, "data": request });
+    Some(NewDelivery { id: format!("msg_{}", uuid::Uuid::now_v7().simple()), url: url.clone(), body: body.to_string() })
+}
+
+fn attempt_event(delivery_id: &str, request_id: RequestId, attempt: u32, result: &DeliveryAttempt) -> NewEvent {
+    NewEvent::new(
+        Some(request_id),
+        EventKind::CallbackAttempted,
+        "callbacks",
+        serde_json::json!({
+            "webhook_id": delivery_id,
+            "attempt": attempt,
+            "state": result.state,
+            "status": result.status,
+            "error": result.error,
+            "elapsed_ms": result.elapsed_ms,
+            "next_attempt_at": result.next_attempt_at,
+        }),
     )
 }
 

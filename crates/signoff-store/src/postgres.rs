@@ -4,12 +4,14 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    AppliedPolicy, Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request,
-    encode_json, from_micros, now, policy_applied_event, role_from_db,
+    AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
+    RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
+    from_micros, now, policy_applied_event, role_from_db,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use signoff_domain::{
-    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
+    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
 };
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
@@ -80,7 +82,7 @@ async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sen
 }
 
 /// Appends events to the hash chain; holds the chain lock until the transaction ends.
-async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Option<&str>) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -95,7 +97,8 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result
         seq += 1;
         let event = event.seal(seq, at, prev_hash);
         sqlx::query(
-            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(event.seq)
         .bind(event.request_id.map(|id| id.to_string()))
@@ -105,11 +108,65 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result
         .bind(event.at.timestamp_micros())
         .bind(&event.prev_hash)
         .bind(&event.hash)
+        .bind(owner)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
         prev_hash = event.hash;
     }
+    Ok(())
+}
+
+/// Writes a changed request with its events, enqueues its callback if it was just decided, and announces it.
+async fn save_request(
+    conn: &mut PgConnection,
+    request: &Request,
+    was: Status,
+    events: Vec<NewEvent>,
+) -> Result<(), StoreError> {
+    if events.is_empty() && request.status == was {
+        return Ok(());
+    }
+    sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4, next_timer_at = $5 WHERE id = $1")
+        .bind(request.id.to_string())
+        .bind(request.status.as_str())
+        .bind(request.updated_at.timestamp_micros())
+        .bind(encode_json(request))
+        .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    append_events(conn, events, Some(&request.requested_by.key_id)).await?;
+    enqueue_callback(conn, was, request).await?;
+    notify(conn, request.id).await
+}
+
+async fn enqueue_callback(conn: &mut PgConnection, was: Status, request: &Request) -> Result<(), StoreError> {
+    let Some(delivery) = callback_for(was, request) else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO deliveries (id, request_id, key_id, url, body, state, created_at, next_attempt_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
+    )
+    .bind(&delivery.id)
+    .bind(request.id.to_string())
+    .bind(&request.requested_by.key_id)
+    .bind(&delivery.url)
+    .bind(&delivery.body)
+    .bind(now().timestamp_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Tells every replica (this one too) that a request changed, once the transaction commits.
+async fn notify(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -174,8 +231,8 @@ impl Store for PostgresStore {
         let request = record.request;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
-            "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc, next_timer_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
         )
         .bind(request.id.to_string())
@@ -188,6 +245,7 @@ impl Store for PostgresStore {
         .bind(request.created_at.timestamp_micros())
         .bind(request.updated_at.timestamp_micros())
         .bind(encode_json(&request))
+        .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?
@@ -206,7 +264,9 @@ impl Store for PostgresStore {
             }
             return Ok(Created { request: decode_request(row.get("doc"))?, created: false });
         }
-        append_events(&mut tx, record.events).await?;
+        append_events(&mut tx, record.events, Some(&request.requested_by.key_id)).await?;
+        enqueue_callback(&mut tx, Status::Pending, &request).await?;
+        notify(&mut tx, request.id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Created { request, created: true })
     }
@@ -244,22 +304,9 @@ impl Store for PostgresStore {
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let mut request = load_request(&mut tx, id, true).await?;
+        let was = request.status;
         let events = update(&mut request)?;
-        sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(request.status.as_str())
-            .bind(request.updated_at.timestamp_micros())
-            .bind(encode_json(&request))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        append_events(&mut tx, events).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGES_CHANNEL)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        save_request(&mut tx, &request, was, events).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(request)
     }
@@ -301,7 +348,7 @@ impl Store for PostgresStore {
             created_at,
             revoked_at: None,
         };
-        append_events(&mut tx, vec![keys::created_event(&api_key, actor)]).await?;
+        append_events(&mut tx, vec![keys::created_event(&api_key, actor)], None).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
     }
@@ -341,7 +388,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
             key.revoked_at = Some(at);
-            append_events(&mut tx, vec![keys::revoked_event(&key, actor)]).await?;
+            append_events(&mut tx, vec![keys::revoked_event(&key, actor)], None).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(key)
@@ -383,7 +430,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        append_events(&mut tx, vec![policy_applied_event(&policy)]).await?;
+        append_events(&mut tx, vec![policy_applied_event(&policy)], None).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(AppliedPolicy { policy, created: true })
     }
@@ -406,6 +453,143 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         Ok(rows.iter().map(policy_from_row).collect())
+    }
+
+    async fn fire_due_timers(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // SKIP LOCKED: replicas firing at once take disjoint rows; the row lock also orders a timer against a
+        // concurrent decision, and the domain ignores a timer on a decided request.
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc FROM requests WHERE next_timer_at <= $1 ORDER BY next_timer_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(at.timestamp_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut changed = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let mut request = decode_request(&doc)?;
+            let was = request.status;
+            let events = request.fire_timers(at);
+            save_request(&mut tx, &request, was, events).await?;
+            changed.push(request);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        at: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        let rows = sqlx::query(
+            "UPDATE deliveries d SET next_attempt_at = $3
+             FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1
+                   ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+             WHERE d.id = due.id
+             RETURNING d.id, d.request_id, d.url, d.body, d.attempts, d.first_attempt_at,
+                       (SELECT COALESCE(k.webhook_secret, '') FROM api_keys k WHERE k.id = d.key_id) AS secret",
+        )
+        .bind(at.timestamp_micros())
+        .bind(i64::from(limit))
+        .bind(lease_until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.get("id");
+                let request_id: String = row.get("request_id");
+                let attempts: i64 = row.get("attempts");
+                Ok(Delivery {
+                    request_id: request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?,
+                    id,
+                    url: row.get("url"),
+                    body: row.get("body"),
+                    secret: row.get::<Option<String>, _>("secret").unwrap_or_default(),
+                    attempts: attempts as u32,
+                    first_attempt_at: row.get::<Option<i64>, _>("first_attempt_at").map(from_micros),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError> {
+        let attempt = delivery.attempts + 1;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let owner: Option<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = $2, attempts = $3, first_attempt_at = COALESCE(first_attempt_at, $4),
+             next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $4 WHERE id = $1 RETURNING key_id",
+        )
+        .bind(&delivery.id)
+        .bind(result.state.as_str())
+        .bind(i64::from(attempt))
+        .bind(result.at.timestamp_micros())
+        .bind(result.next_attempt_at.map(|at| at.timestamp_micros()))
+        .bind(result.status.map(i64::from))
+        .bind(&result.error)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
+        append_events(&mut tx, vec![event], owner.as_deref()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, url, state, attempts, created_at, next_attempt_at, last_status, last_error
+             FROM deliveries WHERE request_id = $1 ORDER BY created_at",
+        )
+        .bind(request_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let state = DeliveryState::parse(row.get("state"))?;
+                Ok(DeliveryRecord {
+                    webhook_id: row.get("id"),
+                    url: row.get("url"),
+                    state,
+                    attempts: row.get::<i64, _>("attempts") as u32,
+                    created_at: from_micros(row.get("created_at")),
+                    next_attempt_at: row
+                        .get::<Option<i64>, _>("next_attempt_at")
+                        .filter(|_| state == DeliveryState::Pending)
+                        .map(from_micros),
+                    last_status: row.get::<Option<i64>, _>("last_status").map(|s| s as u16),
+                    last_error: row.get("last_error"),
+                })
+            })
+            .collect()
+    }
+
+    async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events
+             WHERE seq > $1 AND ($3::text IS NULL OR owner_key_id = $3) ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(count as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

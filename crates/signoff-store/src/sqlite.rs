@@ -3,20 +3,25 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    AppliedPolicy, Change, Created, NewRequestRecord, RequestFilter, RequestUpdate, Store, StoreError, decode_request,
-    encode_json, from_micros, now, policy_applied_event, role_from_db,
+    AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
+    RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
+    from_micros, now, policy_applied_event, role_from_db,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use signoff_domain::{
-    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
+    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/sqlite/0001_init.sql"), include_str!("../migrations/sqlite/0002_policies.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_policies.sql"),
+    include_str!("../migrations/sqlite/0003_timers_callbacks.sql"),
+];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
 /// Reads that run at once, each on its own pooled connection; more wait their turn instead of piling up
@@ -182,7 +187,7 @@ fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// Appends events to the hash chain inside the current transaction.
-fn append_events(conn: &Connection, events: Vec<NewEvent>) -> Result<(), StoreError> {
+fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -196,7 +201,8 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>) -> Result<(), StoreEr
     let at = now();
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(db_err)?;
     for event in events {
@@ -212,10 +218,43 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>) -> Result<(), StoreEr
                 event.at.timestamp_micros(),
                 event.prev_hash,
                 event.hash,
+                owner,
             ])
             .map_err(db_err)?;
         prev_hash = event.hash;
     }
+    Ok(())
+}
+
+/// Writes a changed request with its events, and enqueues its callback if it was just decided.
+fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<NewEvent>) -> Result<(), StoreError> {
+    if events.is_empty() && request.status == was {
+        return Ok(());
+    }
+    conn.prepare_cached("UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5 WHERE id = ?1")
+        .map_err(db_err)?
+        .execute(params![
+            request.id.to_string(),
+            request.status.as_str(),
+            request.updated_at.timestamp_micros(),
+            encode_json(request),
+            request.next_timer_at().map(|at| at.timestamp_micros()),
+        ])
+        .map_err(db_err)?;
+    append_events(conn, events, Some(&request.requested_by.key_id))?;
+    enqueue_callback(conn, was, request)
+}
+
+fn enqueue_callback(conn: &Connection, was: Status, request: &Request) -> Result<(), StoreError> {
+    let Some(delivery) = callback_for(was, request) else { return Ok(()) };
+    let at = now().timestamp_micros();
+    conn.prepare_cached(
+        "INSERT INTO deliveries (id, request_id, key_id, url, body, state, created_at, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
+    )
+    .map_err(db_err)?
+    .execute(params![delivery.id, request.id.to_string(), request.requested_by.key_id, delivery.url, delivery.body, at])
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -307,8 +346,8 @@ impl Store for SqliteStore {
                 }
             }
             conn.prepare_cached(
-                "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc, next_timer_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(db_err)?
             .execute(params![
@@ -322,9 +361,11 @@ impl Store for SqliteStore {
                 request.created_at.timestamp_micros(),
                 request.updated_at.timestamp_micros(),
                 encode_json(&request),
+                request.next_timer_at().map(|at| at.timestamp_micros()),
             ])
             .map_err(db_err)?;
-            append_events(conn, record.events)?;
+            append_events(conn, record.events, Some(&request.requested_by.key_id))?;
+            enqueue_callback(conn, Status::Pending, &request)?;
             Ok(Created { request, created: true })
         })
         .await
@@ -365,17 +406,9 @@ impl Store for SqliteStore {
         let request = self
             .write(move |conn| {
                 let mut request = load_request(conn, id)?;
+                let was = request.status;
                 let events = update(&mut request)?;
-                conn.prepare_cached("UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4 WHERE id = ?1")
-                    .map_err(db_err)?
-                    .execute(params![
-                        id.to_string(),
-                        request.status.as_str(),
-                        request.updated_at.timestamp_micros(),
-                        encode_json(&request)
-                    ])
-                    .map_err(db_err)?;
-                append_events(conn, events)?;
+                save_request(conn, &request, was, events)?;
                 Ok(request)
             })
             .await?;
@@ -424,7 +457,7 @@ impl Store for SqliteStore {
                 created_at,
                 revoked_at: None,
             };
-            append_events(conn, vec![keys::created_event(&api_key, &actor)])?;
+            append_events(conn, vec![keys::created_event(&api_key, &actor)], None)?;
             Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
         })
         .await
@@ -471,7 +504,7 @@ impl Store for SqliteStore {
                 conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", params![id, at.timestamp_micros()])
                     .map_err(db_err)?;
                 key.revoked_at = Some(at);
-                append_events(conn, vec![keys::revoked_event(&key, &actor)])?;
+                append_events(conn, vec![keys::revoked_event(&key, &actor)], None)?;
             }
             Ok(key)
         })
@@ -494,7 +527,7 @@ impl Store for SqliteStore {
                 params![policy.version, policy.content_hash, policy.source, policy.created_at.timestamp_micros(), policy.created_by],
             )
             .map_err(db_err)?;
-            append_events(conn, vec![policy_applied_event(&policy)])?;
+            append_events(conn, vec![policy_applied_event(&policy)], None)?;
             Ok(AppliedPolicy { policy, created: true })
         })
         .await
@@ -521,6 +554,185 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             let rows = statement.query_map([], policy_from_row).map_err(db_err)?;
             rows.map(|row| row.map_err(db_err)).collect()
+        })
+        .await
+    }
+
+    async fn fire_due_timers(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError> {
+        let changed = self
+            .write(move |conn| {
+                let docs: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT doc FROM requests WHERE next_timer_at <= ?1 ORDER BY next_timer_at LIMIT ?2",
+                    )
+                    .map_err(db_err)?
+                    .query_map(params![at.timestamp_micros(), limit], |row| row.get(0))
+                    .map_err(db_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)?;
+                let mut changed = Vec::with_capacity(docs.len());
+                for doc in docs {
+                    let mut request = decode_request(&doc)?;
+                    let was = request.status;
+                    let events = request.fire_timers(at);
+                    save_request(conn, &request, was, events)?;
+                    changed.push(request);
+                }
+                Ok(changed)
+            })
+            .await?;
+        for request in &changed {
+            let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
+        }
+        Ok(changed)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        at: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        self.write(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT d.id, d.request_id, d.url, d.body, COALESCE(k.webhook_secret, ''), d.attempts, d.first_attempt_at
+                     FROM deliveries d LEFT JOIN api_keys k ON k.id = d.key_id
+                     WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = statement
+                .query_map(params![at.timestamp_micros(), limit], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, u32>(5)?,
+                        row.get::<_, Option<i64>>(6)?,
+                    ))
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, request_id, url, body, secret, attempts, first_attempt_at) in rows {
+                conn.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1")
+                    .map_err(db_err)?
+                    .execute(params![id, lease_until])
+                    .map_err(db_err)?;
+                let request_id =
+                    request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?;
+                claimed.push(Delivery {
+                    id,
+                    request_id,
+                    url,
+                    body,
+                    secret,
+                    attempts,
+                    first_attempt_at: first_attempt_at.map(from_micros),
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError> {
+        let delivery = delivery.clone();
+        self.write(move |conn| {
+            let attempt = delivery.attempts + 1;
+            let owner: Option<String> = conn
+                .query_row("SELECT key_id FROM deliveries WHERE id = ?1", [&delivery.id], |row| row.get(0))
+                .optional()
+                .map_err(db_err)?;
+            conn.prepare_cached(
+                "UPDATE deliveries SET state = ?2, attempts = ?3, first_attempt_at = COALESCE(first_attempt_at, ?4),
+                 next_attempt_at = ?5, last_status = ?6, last_error = ?7, updated_at = ?4 WHERE id = ?1",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                delivery.id,
+                result.state.as_str(),
+                attempt,
+                result.at.timestamp_micros(),
+                result.next_attempt_at.map(|at| at.timestamp_micros()),
+                result.status,
+                result.error,
+            ])
+            .map_err(db_err)?;
+            let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
+            append_events(conn, vec![event], owner.as_deref())
+        })
+        .await
+    }
+
+    async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, url, state, attempts, created_at, next_attempt_at, last_status, last_error
+                     FROM deliveries WHERE request_id = ?1 ORDER BY created_at",
+                )
+                .map_err(db_err)?;
+            let rows = statement
+                .query_map([request_id.to_string()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, u32>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, Option<i64>>(5)?,
+                        row.get::<_, Option<u16>>(6)?,
+                        row.get::<_, Option<String>>(7)?,
+                    ))
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(|(webhook_id, url, state, attempts, created_at, next_attempt_at, last_status, last_error)| {
+                    let state = DeliveryState::parse(&state)?;
+                    Ok(DeliveryRecord {
+                        webhook_id,
+                        url,
+                        state,
+                        attempts,
+                        created_at: from_micros(created_at),
+                        next_attempt_at: next_attempt_at.filter(|_| state == DeliveryState::Pending).map(from_micros),
+                        last_status,
+                        last_error,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let owner = owner.map(String::from);
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events
+                     WHERE seq > ?1 AND (?3 IS NULL OR owner_key_id = ?3) ORDER BY seq LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = statement.query_map(params![after_seq, limit, owner], row_to_event).map_err(db_err)?;
+            rows.map(|row| event_from_row(row.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
+                .map_err(db_err)?
+                .query_row([], |row| row.get(0))
+                .map_err(db_err)
         })
         .await
     }

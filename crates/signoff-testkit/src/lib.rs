@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use signoff_domain::Role;
-use signoff_server::AppState;
+use signoff_server::{AppState, CallbackSettings, RetryPolicy};
 use signoff_store::{NewKey, Store};
 use sqlx::Connection;
 use std::sync::Arc;
@@ -13,6 +13,15 @@ use tokio::sync::oneshot;
 /// The PostgreSQL server tests use; override with `SIGNOFF_TEST_POSTGRES_URL` (a URL to its maintenance database).
 pub fn postgres_admin_url() -> String {
     std::env::var("SIGNOFF_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Callbacks for tests: loopback receivers allowed, retries after 200 ms, a 2 s timeout.
+pub fn test_callbacks() -> CallbackSettings {
+    CallbackSettings {
+        allow_private: true,
+        timeout: std::time::Duration::from_secs(2),
+        retry: RetryPolicy { first_retry: std::time::Duration::from_millis(200), ..RetryPolicy::default() },
+    }
 }
 
 /// Which backend a test runs on.
@@ -89,8 +98,13 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Serves a new app over `store`.
+    /// Serves a new app over `store`, with callbacks allowed to loopback and quick retries.
     pub async fn spawn(store: Arc<dyn Store>) -> TestApp {
+        Self::spawn_with(store, test_callbacks()).await
+    }
+
+    /// Serves a new app over `store` with these callback settings.
+    pub async fn spawn_with(store: Arc<dyn Store>, callbacks: CallbackSettings) -> TestApp {
         let agent = store.create_key(NewKey { name: "bot".into(), role: Role::Agent, approver_id: None }, "test").await;
         let agent = agent.expect("agent key");
         let approver = store
@@ -100,13 +114,14 @@ impl TestApp {
         let admin =
             store.create_key(NewKey { name: "root".into(), role: Role::Admin, approver_id: None }, "test").await;
         let admin = admin.expect("admin key");
-        Self::serve(store, agent.secret, agent.key.id, approver.secret, admin.secret).await
+        Self::serve(store, callbacks, agent.secret, agent.key.id, approver.secret, admin.secret).await
     }
 
     /// Serves another app (a second replica) over `store`, reusing `keys_from`'s keys.
     pub async fn replica(store: Arc<dyn Store>, keys_from: &TestApp) -> TestApp {
         Self::serve(
             store,
+            keys_from.state.callbacks.clone(),
             keys_from.agent_key.clone(),
             keys_from.agent_key_id.clone(),
             keys_from.approver_key.clone(),
@@ -117,6 +132,7 @@ impl TestApp {
 
     async fn serve(
         store: Arc<dyn Store>,
+        callbacks: CallbackSettings,
         agent_key: String,
         agent_key_id: String,
         approver_key: String,
@@ -124,7 +140,7 @@ impl TestApp {
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let state = AppState::load(store).await.expect("load app state");
+        let state = AppState::load(store, callbacks).await.expect("load app state");
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(signoff_server::serve(listener, state.clone(), async move {
             let _ = stop.await;

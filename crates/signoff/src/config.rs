@@ -12,11 +12,61 @@ pub struct Config {
     pub database_url: String,
     /// Address the server listens on.
     pub listen: String,
+    /// Decision callbacks.
+    pub callbacks: CallbacksConfig,
+}
+
+/// `[callbacks]` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Allow callback URLs on private and loopback addresses (development only).
+    pub allow_private: bool,
+    /// How long a failing callback is retried, e.g. `3d`.
+    pub retry_for: String,
+    /// The wait before the first retry, e.g. `5s`; later waits grow to minutes, then hours.
+    pub first_retry: String,
+    /// Time allowed for one attempt, e.g. `15s`.
+    pub timeout: String,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            allow_private: false,
+            retry_for: "3d".into(),
+            first_retry: "5s".into(),
+            timeout: "15s".into(),
+        }
+    }
+}
+
+impl CallbacksConfig {
+    /// The settings the server runs with.
+    pub fn settings(&self) -> anyhow::Result<signoff_server::CallbackSettings> {
+        let duration = |name: &str, text: &str| {
+            signoff_policy::parse_duration(text).map_err(|e| anyhow::anyhow!("callbacks.{name}: {e}"))
+        };
+        let retry = signoff_server::RetryPolicy {
+            first_retry: duration("first_retry", &self.first_retry)?,
+            max_age: duration("retry_for", &self.retry_for)?,
+            ..signoff_server::RetryPolicy::default()
+        };
+        Ok(signoff_server::CallbackSettings {
+            allow_private: self.allow_private,
+            timeout: duration("timeout", &self.timeout)?,
+            retry,
+        })
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { database_url: "sqlite://./signoff.db".into(), listen: "127.0.0.1:8700".into() }
+        Config {
+            database_url: "sqlite://./signoff.db".into(),
+            listen: "127.0.0.1:8700".into(),
+            callbacks: CallbacksConfig::default(),
+        }
     }
 }
 
@@ -26,6 +76,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &mask_password(&self.database_url))
             .field("listen", &self.listen)
+            .field("callbacks", &self.callbacks)
             .finish()
     }
 }
@@ -62,6 +113,13 @@ impl Config {
         if let Some(listen) = var("SIGNOFF_LISTEN") {
             self.listen = listen;
         }
+        if let Some(allow) = var("SIGNOFF_ALLOW_PRIVATE_CALLBACKS") {
+            self.callbacks.allow_private = match allow.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
+            };
+        }
         if self.database_url.trim().is_empty() {
             bail!("the database URL is empty: set SIGNOFF_DATABASE_URL or database_url in the config file");
         }
@@ -81,6 +139,18 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:9000");
         assert_eq!(config.database_url, "postgres://u:pw@h/db");
         assert!(!format!("{config:?}").contains("pw"));
+    }
+
+    #[test]
+    fn callbacks_are_configured_by_file_and_environment() {
+        let mut config: Config = toml::from_str("[callbacks]\nretry_for = \"1h\"\nfirst_retry = \"2s\"").unwrap();
+        assert!(!config.callbacks.allow_private);
+        config.apply_env(|name| (name == "SIGNOFF_ALLOW_PRIVATE_CALLBACKS").then(|| "true".to_string())).unwrap();
+        let settings = config.callbacks.settings().unwrap();
+        assert!(settings.allow_private);
+        assert_eq!(settings.retry.max_age, std::time::Duration::from_secs(3600));
+        assert_eq!(settings.retry.first_retry, std::time::Duration::from_secs(2));
+        assert!(config.apply_env(|_| Some("maybe".to_string())).is_err());
     }
 
     #[test]

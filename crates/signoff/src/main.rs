@@ -1,6 +1,7 @@
 //! The `signoff` binary: the server, the operator and approver CLI, and the benchmark.
 #![forbid(unsafe_code)]
 
+mod audit_commands;
 mod bench;
 mod client_commands;
 mod config;
@@ -33,6 +34,9 @@ enum Command {
     /// Check, apply and test policies.
     #[command(subcommand)]
     Policy(policy_commands::PolicyCommand),
+    /// Verify and export the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit_commands::AuditCommand),
     /// Ask for approval (agent or admin key).
     Request(Box<client_commands::RequestArgs>),
     /// List pending requests.
@@ -72,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
         Command::Keys(command) => key_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Policy(command) => policy_commands::run(command, &Config::load(cli.config.as_deref())?).await,
+        Command::Audit(command) => audit_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Request(args) => client_commands::request(*args).await,
         Command::Pending(args) => client_commands::pending(args).await,
         Command::Show(args) => client_commands::show(args).await,
@@ -108,7 +113,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("no API keys yet; create the first admin key with:");
         println!("  signoff keys create --role admin --name admin");
     }
-    let state = signoff_server::AppState::load(store).await?;
+    let state = signoff_server::AppState::load(store, config.callbacks.settings()?).await?;
     let active = state.policy.current();
     match &active.record {
         Some(record) => println!(

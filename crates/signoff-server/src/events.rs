@@ -1,0 +1,144 @@
+//! The event log over HTTP: a live Server-Sent Events stream (resumable with `Last-Event-ID`), and the
+//! audit chain's verification.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use serde::Serialize;
+use signoff_domain::{ChainVerifier, Role};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// Events read from the store per query.
+const PAGE: u32 = 500;
+/// The longest the stream goes without re-reading the log, in case a change notice was missed.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// `GET /v1/events`: every event the caller may see (agents: their own requests'; others: all), oldest first,
+/// starting after `Last-Event-ID` (or `?after=SEQ`), then live. Ends when the server shuts down.
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    crate::extract::ApiQuery(params): crate::extract::ApiQuery<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let from_header = headers
+        .get("last-event-id")
+        .map(|value| {
+            value.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
+                ApiError::invalid("Last-Event-ID must be the id (sequence number) of an event this stream sent")
+            })
+        })
+        .transpose()?;
+    let after = from_header.or(params.after).unwrap_or(0);
+    let owner = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
+    let cursor = Cursor { state, owner, after, buffered: Vec::new().into_iter(), changes: None };
+    let events = futures::stream::unfold(cursor, |mut cursor| async move {
+        let event = cursor.next().await?;
+        let sse = SseEvent::default()
+            .id(event.seq.to_string())
+            .event(event.kind.as_str())
+            .json_data(&event)
+            .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
+        Some((Ok(sse), cursor))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat")))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    after: Option<i64>,
+}
+
+/// Where a stream is in the log.
+struct Cursor {
+    state: AppState,
+    owner: Option<String>,
+    after: i64,
+    buffered: std::vec::IntoIter<signoff_domain::Event>,
+    changes: Option<tokio::sync::broadcast::Receiver<signoff_store::Change>>,
+}
+
+impl Cursor {
+    /// The next event, waiting for one if needed; `None` when the server shuts down.
+    async fn next(&mut self) -> Option<signoff_domain::Event> {
+        loop {
+            if let Some(event) = self.buffered.next() {
+                self.after = event.seq;
+                return Some(event);
+            }
+            if self.state.waiters.is_shutting_down() {
+                return None;
+            }
+            // Subscribe before reading, so an event committed in between still wakes us.
+            let changes = self.changes.get_or_insert_with(|| self.state.store.changes());
+            match self.state.store.events_after(self.after, PAGE, self.owner.as_deref()).await {
+                Ok(page) if !page.is_empty() => {
+                    self.buffered = page.into_iter();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "event stream cannot read the log; retrying"),
+            }
+            let mut shutdown = self.state.waiters.shutdown_signal();
+            tokio::select! {
+                _ = changes.recv() => {}
+                _ = tokio::time::sleep(RECHECK) => {}
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+/// The answer of `GET /v1/audit/verify`.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub events: u64,
+    /// The hash of the last good event.
+    pub head: Option<String>,
+    /// The first event that does not check out.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// Recomputes the whole hash chain and names the first bad event.
+pub async fn verify(store: &dyn signoff_store::Store) -> Result<Verification, signoff_store::StoreError> {
+    let mut verifier = ChainVerifier::from_genesis();
+    let mut after = 0;
+    loop {
+        let page = store.events_after(after, 5_000, None).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            if let Err(broken) = verifier.check(event) {
+                return Ok(Verification {
+                    ok: false,
+                    events: verifier.checked(),
+                    head: verifier.head().map(String::from),
+                    first_bad_seq: Some(broken.seq),
+                    problem: Some(broken.to_string()),
+                });
+            }
+        }
+    }
+    Ok(Verification {
+        ok: true,
+        events: verifier.checked(),
+        head: verifier.head().map(String::from),
+        first_bad_seq: None,
+        problem: None,
+    })
+}
+
+/// `GET /v1/audit/verify` (admin).
+pub async fn verify_route(State(state): State<AppState>, caller: Caller) -> Result<Json<Verification>, ApiError> {
+    caller.require(&[Role::Admin], "verify the audit log")?;
+    Ok(Json(verify(state.store.as_ref()).await?))
+}
