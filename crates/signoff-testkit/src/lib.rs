@@ -90,6 +90,8 @@ pub struct TestApp {
     pub state: AppState,
     pub agent_key: String,
     pub agent_key_id: String,
+    /// The agent key's `whsec_` secret, which signs its callbacks.
+    pub agent_webhook_secret: String,
     pub approver_key: String,
     pub admin_key: String,
     pub http: reqwest::Client,
@@ -114,30 +116,29 @@ impl TestApp {
         let admin =
             store.create_key(NewKey { name: "root".into(), role: Role::Admin, approver_id: None }, "test").await;
         let admin = admin.expect("admin key");
-        Self::serve(store, callbacks, agent.secret, agent.key.id, approver.secret, admin.secret).await
+        let keys = Keys {
+            agent: agent.secret,
+            agent_id: agent.key.id,
+            agent_webhook_secret: agent.webhook_secret.unwrap_or_default(),
+            approver: approver.secret,
+            admin: admin.secret,
+        };
+        Self::serve(store, callbacks, keys).await
     }
 
     /// Serves another app (a second replica) over `store`, reusing `keys_from`'s keys.
     pub async fn replica(store: Arc<dyn Store>, keys_from: &TestApp) -> TestApp {
-        Self::serve(
-            store,
-            keys_from.state.callbacks.clone(),
-            keys_from.agent_key.clone(),
-            keys_from.agent_key_id.clone(),
-            keys_from.approver_key.clone(),
-            keys_from.admin_key.clone(),
-        )
-        .await
+        let keys = Keys {
+            agent: keys_from.agent_key.clone(),
+            agent_id: keys_from.agent_key_id.clone(),
+            agent_webhook_secret: keys_from.agent_webhook_secret.clone(),
+            approver: keys_from.approver_key.clone(),
+            admin: keys_from.admin_key.clone(),
+        };
+        Self::serve(store, keys_from.state.callbacks.clone(), keys).await
     }
 
-    async fn serve(
-        store: Arc<dyn Store>,
-        callbacks: CallbackSettings,
-        agent_key: String,
-        agent_key_id: String,
-        approver_key: String,
-        admin_key: String,
-    ) -> TestApp {
+    async fn serve(store: Arc<dyn Store>, callbacks: CallbackSettings, keys: Keys) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let state = AppState::load(store, callbacks).await.expect("load app state");
@@ -148,10 +149,11 @@ impl TestApp {
         TestApp {
             url,
             state,
-            agent_key,
-            agent_key_id,
-            approver_key,
-            admin_key,
+            agent_key: keys.agent,
+            agent_key_id: keys.agent_id,
+            agent_webhook_secret: keys.agent_webhook_secret,
+            approver_key: keys.approver,
+            admin_key: keys.admin,
             http: reqwest::Client::new(),
             shutdown: Some(shutdown),
             server: Some(server),
@@ -196,6 +198,121 @@ impl TestApp {
     pub async fn decide(&self, id: &str, key: &str, body: Value) -> (u16, Value) {
         send(self.post(&format!("/v1/requests/{id}/decision"), key).json(&body)).await
     }
+}
+
+struct Keys {
+    agent: String,
+    agent_id: String,
+    agent_webhook_secret: String,
+    approver: String,
+    admin: String,
+}
+
+/// One callback POST as a receiver saw it.
+#[derive(Debug, Clone)]
+pub struct ReceivedCallback {
+    pub webhook_id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+    /// The status the receiver answered with.
+    pub answered: u16,
+}
+
+/// A local HTTP server standing in for an agent's callback endpoint. It answers 500 to the first
+/// `refuse_first` calls (or always `refuse_with`, when set), then 200, and records every call.
+pub struct CallbackReceiver {
+    pub url: String,
+    received: Arc<std::sync::Mutex<Vec<ReceivedCallback>>>,
+}
+
+impl CallbackReceiver {
+    pub async fn start(refuse_first: usize, refuse_with: Option<u16>) -> CallbackReceiver {
+        Self::start_on("127.0.0.1:0", refuse_first, refuse_with).await
+    }
+
+    /// Starts on a given address (to come back on the same port after a restart of the test's making).
+    pub async fn start_on(address: &str, refuse_first: usize, refuse_with: Option<u16>) -> CallbackReceiver {
+        use axum::http::{HeaderMap, StatusCode};
+        let received = Arc::new(std::sync::Mutex::new(Vec::<ReceivedCallback>::new()));
+        let log = received.clone();
+        let handler = move |headers: HeaderMap, body: String| {
+            let log = log.clone();
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let mut log = log.lock().unwrap();
+                let answered = match refuse_with {
+                    Some(status) => status,
+                    None if log.len() < refuse_first => 500,
+                    None => 200,
+                };
+                log.push(ReceivedCallback {
+                    webhook_id: header("webhook-id"),
+                    timestamp: header("webhook-timestamp"),
+                    signature: header("webhook-signature"),
+                    body,
+                    answered,
+                });
+                StatusCode::from_u16(answered).unwrap()
+            }
+        };
+        let app = axum::Router::new().route("/hook", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        CallbackReceiver { url, received }
+    }
+
+    pub fn received(&self) -> Vec<ReceivedCallback> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until the receiver has answered 2xx `count` times, or panics after `within`.
+    pub async fn wait_for_accepted(&self, count: usize, within: std::time::Duration) -> Vec<ReceivedCallback> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let received = self.received();
+            if received.iter().filter(|r| (200..300).contains(&r.answered)).count() >= count {
+                return received;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only these callbacks arrived: {received:#?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Checks a callback's signature with the independent Python `standardwebhooks` package
+/// (`SIGNOFF_TEST_PYTHON`, or the workspace's `.venv`, which `scripts/test.sh` sets up).
+pub fn python_verifies(secret: &str, callback: &ReceivedCallback) -> bool {
+    let python = std::env::var("SIGNOFF_TEST_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string());
+    let script = r#"
+import json, sys
+from standardwebhooks import Webhook
+case = json.load(sys.stdin)
+headers = {"webhook-id": case["id"], "webhook-timestamp": case["timestamp"], "webhook-signature": case["signature"]}
+try:
+    Webhook(case["secret"]).verify(case["body"], headers)
+    print("ok")
+except Exception as error:
+    print("refused:", error)
+"#;
+    let case = serde_json::json!({
+        "secret": secret, "id": callback.webhook_id, "timestamp": callback.timestamp,
+        "signature": callback.signature, "body": callback.body,
+    });
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test.sh once, or set SIGNOFF_TEST_PYTHON"));
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(case.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
+    answer.trim() == "ok"
 }
 
 /// Sends a request; returns the status and the JSON body (`null` when the body is not JSON).
