@@ -224,26 +224,25 @@ pub struct ReceivedCallback {
 pub struct CallbackReceiver {
     pub url: String,
     received: Arc<std::sync::Mutex<Vec<ReceivedCallback>>>,
+    refusals_left: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CallbackReceiver {
     pub async fn start(refuse_first: usize, refuse_with: Option<u16>) -> CallbackReceiver {
-        Self::start_on("127.0.0.1:0", refuse_first, refuse_with).await
-    }
-
-    /// Starts on a given address (to come back on the same port after a restart of the test's making).
-    pub async fn start_on(address: &str, refuse_first: usize, refuse_with: Option<u16>) -> CallbackReceiver {
         use axum::http::{HeaderMap, StatusCode};
+        use std::sync::atomic::Ordering;
         let received = Arc::new(std::sync::Mutex::new(Vec::<ReceivedCallback>::new()));
-        let log = received.clone();
+        let refusals_left = Arc::new(std::sync::atomic::AtomicUsize::new(refuse_first));
+        let (log, refusals) = (received.clone(), refusals_left.clone());
         let handler = move |headers: HeaderMap, body: String| {
-            let log = log.clone();
+            let (log, refusals) = (log.clone(), refusals.clone());
             async move {
                 let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let mut log = log.lock().unwrap();
+                let refuse = refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
                 let answered = match refuse_with {
                     Some(status) => status,
-                    None if log.len() < refuse_first => 500,
+                    None if refuse => 500,
                     None => 200,
                 };
                 log.push(ReceivedCallback {
@@ -257,10 +256,15 @@ impl CallbackReceiver {
             }
         };
         let app = axum::Router::new().route("/hook", axum::routing::post(handler));
-        let listener = tokio::net::TcpListener::bind(address).await.expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        CallbackReceiver { url, received }
+        CallbackReceiver { url, received, refusals_left }
+    }
+
+    /// From now on, accept every call.
+    pub fn accept_all(&self) {
+        self.refusals_left.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<ReceivedCallback> {
