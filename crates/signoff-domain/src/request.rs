@@ -448,7 +448,9 @@ impl Request {
                 decide(self, DecisionOutcome::Approved, &rule, Some("not sampled for review".into()))
             }
             Verdict::Review { rule, group, sampled: true } => {
+                // The action already happened: a reviewer confirms or flags it, and cannot edit it.
                 self.sampled = Some(true);
+                self.allow_edit = false;
                 self.route(Some(rule), group, placement.default_timeout, OnTimeout::Fail, &[], None, now)
             }
             Verdict::Route(route) => {
@@ -581,13 +583,16 @@ impl Request {
             at: now,
         });
         self.updated_at = now;
-        let mut events = vec![NewEvent::new(
-            Some(self.id),
-            EventKind::ApprovalRecorded,
-            actor_of(&by),
-            json!({ "approvals": self.approvals.len(), "required": self.approvals_required }),
-        )];
-        if self.approvals.len() as u32 >= self.approvals_required {
+        if (self.approvals.len() as u32) < self.approvals_required {
+            // An approval short of the quorum is its own event; the one that completes it is the decision.
+            return Ok(vec![NewEvent::new(
+                Some(self.id),
+                EventKind::ApprovalRecorded,
+                actor_of(&by),
+                json!({ "approvals": self.approvals.len(), "required": self.approvals_required }),
+            )]);
+        }
+        {
             // The last approver's edit wins; otherwise the latest edit made along the way.
             let edit = self.approvals.iter().rev().find_map(|a| a.args.clone());
             let decision = Decision {
@@ -599,9 +604,8 @@ impl Request {
                 by,
                 at: now,
             };
-            events.push(self.finish(decision));
+            Ok(vec![self.finish(decision)])
         }
-        Ok(events)
     }
 
     /// When the next stored timer of this request falls due: its next escalation step or its deadline.

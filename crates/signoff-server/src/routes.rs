@@ -276,7 +276,7 @@ async fn decide_request(
         .update_request(
             id,
             Box::new(move |request| {
-                if let Some(active) = policy {
+                if let Some(active) = policy.filter(|_| !request.status.is_final()) {
                     let group = request.group.as_deref().unwrap_or(EVERYONE);
                     if !active.policy.is_member(&verdict.approver_id, group) {
                         return Err(DomainError::NotInGroup(group.to_string()));

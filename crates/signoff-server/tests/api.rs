@@ -57,7 +57,7 @@ async fn create_wait_approve(backend: Backend) {
 
     let (_, events) = send(app.get(&format!("/v1/requests/{id}/events"), &app.agent_key)).await;
     let kinds: Vec<_> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["created", "routed", "approval_recorded", "decided"]);
+    assert_eq!(kinds, ["created", "routed", "decided"]);
 }
 
 async fn idempotency_by_header_and_by_run_and_call(backend: Backend) {

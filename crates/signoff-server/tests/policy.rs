@@ -108,8 +108,7 @@ async fn quorum_needs_distinct_members_and_never_the_requester(backend: Backend)
     let (_, own) =
         send(app.post("/v1/requests", &app.admin_key).json(&json!({"action": "expense", "args": {"amount": 9000}})))
             .await;
-    let (status, body) =
-        app.decide(&own["id"].as_str().unwrap().to_string(), &app.admin_key, json!({"outcome": "approve"})).await;
+    let (status, body) = app.decide(own["id"].as_str().unwrap(), &app.admin_key, json!({"outcome": "approve"})).await;
     assert_eq!((status, error_code(&body)), (403, "self_approval"));
 }
 

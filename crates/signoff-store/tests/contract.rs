@@ -225,9 +225,9 @@ async fn events_form_a_hash_chain(backend: Backend) {
         events.extend(store.request_events(task.await.unwrap()).await.unwrap());
     }
     events.sort_by_key(|e| e.seq);
-    assert_eq!(events.len(), 60);
+    assert_eq!(events.len(), 40);
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
     let mut prev = GENESIS_HASH.to_string();
     for event in &events {
         assert!(event.verifies_after(&prev), "event {} breaks the chain", event.seq);

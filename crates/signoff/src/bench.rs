@@ -3,6 +3,9 @@
 //!
 //! By default it starts the real `signoff serve` as a child process on a fresh SQLite file, so the RSS is the
 //! server's alone; `--database-url postgres://...` starts it on PostgreSQL instead, `--url` measures a running one.
+//!
+//! `--scenario timers` measures stored timers instead: how late deadlines fire while requests are being created
+//! at full speed, then how fast a server restarted over `--pending` overdue requests is ready and has fired them.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -15,8 +18,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Creates, waiters, decisions.
+    Throughput,
+    /// Timer lag under create load, then a restart over overdue requests.
+    Timers,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "throughput")]
+    scenario: Scenario,
+    /// Timers: requests left pending (and overdue) across the restart.
+    #[arg(long, default_value_t = 100_000)]
+    pending: usize,
     /// Measure a server that is already running (needs --agent-key and --approver-key).
     #[arg(long)]
     url: Option<String>,
@@ -61,9 +78,51 @@ struct Results {
     server_rss_with_waiters_parked_mib: Option<f64>,
 }
 
+/// The measured calls, lean on the client side (no parsing beyond what is checked), so the figures are the
+/// server's. The server under test shares the machine with this client.
+#[derive(Clone)]
+struct LoadClient {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedId {
+    id: Uuid,
+}
+
+impl LoadClient {
+    async fn create(&self, request: &NewRequest) -> anyhow::Result<Uuid> {
+        let response =
+            self.http.post(format!("{}/v1/requests", self.url)).bearer_auth(&self.key).json(request).send().await?;
+        if response.status() != reqwest::StatusCode::CREATED {
+            bail!("create answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        Ok(serde_json::from_slice::<CreatedId>(&response.bytes().await?)?.id)
+    }
+
+    async fn decide(&self, id: Uuid, decision: &DecisionBody) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/v1/requests/{id}/decision", self.url))
+            .bearer_auth(&self.key)
+            .json(decision)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("decision answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        response.bytes().await?;
+        Ok(())
+    }
+}
+
 /// The server under test: a child process we started, or one given by URL.
 struct Target {
     url: String,
+    exe: std::path::PathBuf,
+    port: u16,
     agent_key: String,
     approver_key: String,
     database: String,
@@ -71,12 +130,49 @@ struct Target {
     _dir: Option<tempfile::TempDir>,
 }
 
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
+impl Target {
+    /// Starts `signoff serve` on this target's database and port.
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let child = std::process::Command::new(&self.exe)
+            .arg("serve")
+            .env("SIGNOFF_DATABASE_URL", &self.database)
+            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SIGNOFF_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start `signoff serve`")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: the server gets no chance to clean up.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `path` answers 2xx.
+async fn wait_until_healthy(url: &str, path: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{url}{path}")).await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not answer {path} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -88,6 +184,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = match &args.url {
         Some(url) => Target {
             url: url.clone(),
+            exe: std::env::current_exe()?,
+            port: 0,
             agent_key: args.agent_key.clone().context("--url needs --agent-key")?,
             approver_key: args.approver_key.clone().context("--url needs --approver-key")?,
             database: "external".into(),
@@ -97,12 +195,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => start_server(args.database_url.clone(), args.policy.as_deref()).await?,
     };
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let agent = Client::with_http(http.clone(), &target.url, &target.agent_key)?;
-    let approver = Client::with_http(http, &target.url, &target.approver_key)?;
+    let agent = LoadClient { http: http.clone(), url: target.url.clone(), key: target.agent_key.clone() };
+    let approver = LoadClient { http: http.clone(), url: target.url.clone(), key: target.approver_key.clone() };
+    let reader = Client::with_http(http, &target.url, &target.approver_key)?;
+    if args.scenario == Scenario::Timers {
+        return timers(&args, target, &agent, &reader).await;
+    }
 
     eprintln!("creating {} requests with {} clients...", args.requests, args.concurrency);
     let started = Instant::now();
-    let ids = Arc::new(create_all(&agent, args.requests, args.concurrency).await?);
+    let ids = Arc::new(create_all(&agent, args.requests, args.concurrency, None).await?);
     let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
 
     eprintln!("parking {} waiters...", args.waiters);
@@ -194,7 +296,12 @@ fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn create_all(client: &Client, total: usize, concurrency: usize) -> anyhow::Result<Vec<Uuid>> {
+async fn create_all(
+    client: &LoadClient,
+    total: usize,
+    concurrency: usize,
+    timeout_s: Option<u64>,
+) -> anyhow::Result<Vec<Uuid>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -209,7 +316,8 @@ async fn create_all(client: &Client, total: usize, concurrency: usize) -> anyhow
                 let mut new = NewRequest::action("refund");
                 new.args = serde_json::json!({ "amount": index % 10_000, "order": format!("ord_{index}") });
                 new.summary = Some(format!("Refund order {index}"));
-                made.push((index, client.create_request(&new, None).await?.request.id));
+                new.timeout_s = timeout_s;
+                made.push((index, client.create(&new).await?));
             }
         }));
     }
@@ -222,8 +330,115 @@ async fn create_all(client: &Client, total: usize, concurrency: usize) -> anyhow
     Ok(ids)
 }
 
+#[derive(Debug, Serialize)]
+struct TimerResults {
+    database: String,
+    requests: usize,
+    creates_per_s: f64,
+    timer_lag_p50_ms: f64,
+    timer_lag_p99_ms: f64,
+    timer_lag_max_ms: f64,
+    pending_at_restart: u64,
+    restart_to_ready_ms: f64,
+    restart_to_all_fired_ms: f64,
+}
+
+/// Timer lag under load, then a restart over overdue requests.
+async fn timers(args: &BenchArgs, mut target: Target, agent: &LoadClient, approver: &Client) -> anyhow::Result<()> {
+    if target.child.is_none() {
+        bail!("--scenario timers restarts the server, so it starts its own: drop --url");
+    }
+    eprintln!("creating {} requests with 2 s deadlines, {} clients...", args.requests, args.concurrency);
+    let started = Instant::now();
+    create_all(agent, args.requests, args.concurrency, Some(2)).await?;
+    let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
+    wait_for_pending(&target.url, 0, Duration::from_secs(120)).await?;
+    let mut lags_ms = Vec::with_capacity(args.requests);
+    let mut cursor = None;
+    loop {
+        let query = signoff_client::ListQuery {
+            status: Some("rejected".into()),
+            limit: Some(500),
+            cursor: cursor.clone(),
+            ..Default::default()
+        };
+        let page = approver.list_requests(&query).await?;
+        for request in &page.items {
+            if let (Some(deadline), Some(decision)) = (request.deadline_at, &request.decision) {
+                lags_ms.push((decision.at - deadline).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    lags_ms.sort_by(f64::total_cmp);
+
+    eprintln!("creating {} requests with 20 s deadlines, then restarting after they pass...", args.pending);
+    let created_from = Instant::now();
+    create_all(agent, args.pending, args.concurrency, Some(20)).await?;
+    let pending_at_restart = pending_gauge(&target.url).await?;
+    target.kill();
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(created_from.elapsed()) + Duration::from_secs(1)).await;
+    let restarted = Instant::now();
+    target.spawn()?;
+    wait_until_healthy(&target.url, "/readyz").await?;
+    let restart_to_ready_ms = restarted.elapsed().as_secs_f64() * 1000.0;
+    wait_for_pending(&target.url, 0, Duration::from_secs(300)).await?;
+    let restart_to_all_fired_ms = restarted.elapsed().as_secs_f64() * 1000.0;
+
+    let results = TimerResults {
+        database: target.database.clone(),
+        requests: args.requests,
+        creates_per_s,
+        timer_lag_p50_ms: percentile(&lags_ms, 0.50),
+        timer_lag_p99_ms: percentile(&lags_ms, 0.99),
+        timer_lag_max_ms: lags_ms.last().copied().unwrap_or(0.0),
+        pending_at_restart,
+        restart_to_ready_ms,
+        restart_to_all_fired_ms,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!("database            {}", results.database);
+        println!("creates/s           {:.0} ({} requests with 2 s deadlines)", results.creates_per_s, results.requests);
+        println!(
+            "timer lag           p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (deadline -> decision by timeout)",
+            results.timer_lag_p50_ms, results.timer_lag_p99_ms, results.timer_lag_max_ms
+        );
+        println!("restart             {} overdue requests pending", results.pending_at_restart);
+        println!("  ready after       {:.0} ms", results.restart_to_ready_ms);
+        println!("  all fired after   {:.0} ms", results.restart_to_all_fired_ms);
+    }
+    Ok(())
+}
+
+/// Reads the server's pending gauge.
+async fn pending_gauge(url: &str) -> anyhow::Result<u64> {
+    let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("signoff_requests_pending "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .context("the server's /metrics has no signoff_requests_pending")
+}
+
+async fn wait_for_pending(url: &str, target: u64, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while pending_gauge(url).await? > target {
+        if Instant::now() > deadline {
+            bail!("requests still pending after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Decides every request; returns when each decision was acknowledged, by index.
-async fn decide_all(client: &Client, ids: Arc<Vec<Uuid>>, concurrency: usize) -> anyhow::Result<Vec<Instant>> {
+async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize) -> anyhow::Result<Vec<Instant>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -299,22 +514,9 @@ async fn start_server(database_url: Option<String>, policy: Option<&std::path::P
         }
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = std::process::Command::new(&exe)
-        .arg("serve")
-        .env("SIGNOFF_DATABASE_URL", &database)
-        .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SIGNOFF_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("cannot start `signoff serve`")?;
     let url = format!("http://127.0.0.1:{port}");
-    let target = Target { url, agent_key, approver_key, database, child: Some(child), _dir: Some(dir) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{}/healthz", target.url)).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("the server did not answer within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut target = Target { url, exe, port, agent_key, approver_key, database, child: None, _dir: Some(dir) };
+    target.spawn()?;
+    wait_until_healthy(&target.url, "/healthz").await?;
     Ok(target)
 }
