@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use signoff_client::Client;
-use signoff_wire::{CreatedKey, DecisionBody, NewRequest, Verdict};
+use signoff_wire::{CreatedKey, DecisionBody, NewRequest, Status, Verdict};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,6 +92,11 @@ struct CreatedId {
     id: Uuid,
 }
 
+#[derive(serde::Deserialize)]
+struct StatusOnly {
+    status: Status,
+}
+
 impl LoadClient {
     async fn create(&self, request: &NewRequest) -> anyhow::Result<Uuid> {
         let response =
@@ -100,6 +105,20 @@ impl LoadClient {
             bail!("create answered {}: {}", response.status(), response.text().await.unwrap_or_default());
         }
         Ok(serde_json::from_slice::<CreatedId>(&response.bytes().await?)?.id)
+    }
+
+    /// Long-polls a request; returns its status.
+    async fn wait(&self, id: Uuid, timeout_s: u64) -> anyhow::Result<Status> {
+        let response = self
+            .http
+            .get(format!("{}/v1/requests/{id}/wait?timeout_s={timeout_s}", self.url))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("wait answered {}", response.status());
+        }
+        Ok(serde_json::from_slice::<StatusOnly>(&response.bytes().await?)?.status)
     }
 
     async fn decide(&self, id: Uuid, decision: &DecisionBody) -> anyhow::Result<()> {
@@ -178,7 +197,7 @@ async fn wait_until_healthy(url: &str, path: &str) -> anyhow::Result<()> {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     crate::raise_open_file_limit();
-    if args.waiters > args.requests {
+    if args.scenario == Scenario::Throughput && args.waiters > args.requests {
         bail!("--waiters ({}) cannot exceed --requests ({})", args.waiters, args.requests);
     }
     let target = match &args.url {
@@ -209,14 +228,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     eprintln!("parking {} waiters...", args.waiters);
     let waiter_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
-    let waiter_client = Client::with_http(waiter_http, &target.url, &target.agent_key)?;
+    let waiter_client = LoadClient { http: waiter_http, url: target.url.clone(), key: target.agent_key.clone() };
     let mut waiters = Vec::with_capacity(args.waiters);
     for &id in ids.iter().take(args.waiters) {
         let client = waiter_client.clone();
         waiters.push(tokio::spawn(async move {
-            let request = client.wait(id, 300).await?;
-            anyhow::ensure!(request.status.is_final(), "a waiter came back with its request still pending");
-            Ok::<_, anyhow::Error>(Instant::now())
+            let status = client.wait(id, 300).await?;
+            let woke = Instant::now();
+            anyhow::ensure!(status != Status::Pending, "a waiter came back with its request still pending");
+            Ok::<_, anyhow::Error>(woke)
         }));
     }
     wait_until_parked(&target.url, args.waiters).await?;

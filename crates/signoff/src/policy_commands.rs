@@ -4,7 +4,7 @@
 use crate::config::Config;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use signoff_domain::NewRequest;
+use signoff_domain::{NewRequest, Request, Requester};
 use signoff_policy::{Policy, ReplayRecord, parse_duration, replay};
 use signoff_store::RequestFilter;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,24 @@ pub struct TestArgs {
     /// With --request: the calling key's name, as the `agent` variable.
     #[arg(long, default_value = "cli")]
     agent: String,
+    /// With --request: the request id, which seeds review sampling (to reproduce a stored request's draw).
+    #[arg(long)]
+    id: Option<uuid::Uuid>,
+}
+
+/// What policy sees of a request.
+fn replay_record(request: Request) -> ReplayRecord {
+    ReplayRecord {
+        request_id: request.id.to_string(),
+        action: request.action,
+        args: request.args,
+        context: request.context,
+        confidence: request.confidence,
+        tags: request.tags,
+        mode: request.mode,
+        agent: request.requested_by.key_name,
+        run_id: request.run_id,
+    }
 }
 
 fn read_policy(file: &Path) -> anyhow::Result<(String, Policy)> {
@@ -74,19 +92,10 @@ async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
     let (_, draft) = read_policy(&args.draft)?;
     if let Some(file) = args.request {
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        let request: NewRequest = serde_json::from_str(&text).context("not a valid request body")?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let record = ReplayRecord {
-            request_id: id,
-            action: request.action,
-            args: request.args,
-            context: request.context,
-            confidence: request.confidence,
-            tags: request.tags,
-            mode: request.mode,
-            agent: args.agent,
-            run_id: request.run_id,
-        };
+        let new: NewRequest = serde_json::from_str(&text).context("not a valid request body")?;
+        let requester = Requester { key_id: String::new(), key_name: args.agent };
+        let id = args.id.unwrap_or_else(uuid::Uuid::now_v7);
+        let record = replay_record(Request::new(id, new, requester, signoff_store::now()));
         println!("{}", draft.explain(&record.input()));
         return Ok(());
     }
@@ -101,19 +110,8 @@ async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
         let Some(last) = page.last() else { break };
         before = Some(last.id);
         for request in page {
-            let Some(placed) = request.policy else { continue };
-            let record = ReplayRecord {
-                request_id: request.id.to_string(),
-                action: request.action,
-                args: request.args,
-                context: request.context,
-                confidence: request.confidence,
-                tags: request.tags,
-                mode: request.mode,
-                agent: request.requested_by.key_name,
-                run_id: request.run_id,
-            };
-            records.push((record, placed.verdict));
+            let Some(verdict) = request.policy.as_ref().map(|placed| placed.verdict.clone()) else { continue };
+            records.push((replay_record(request), verdict));
         }
     }
     println!("replaying {} requests from the last {} against {}", records.len(), args.since, args.draft.display());
