@@ -360,3 +360,23 @@ async fn graceful_shutdown_answers_waiters(backend: Backend) {
     assert_eq!((status, body["status"].as_str()), (200, Some("pending")));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// A decision made through one server wakes a waiter parked on another (PostgreSQL LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_on_one_replica_wakes_a_waiter_on_another() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let first = TestApp::spawn(db.open().await).await;
+    let second = TestApp::replica(db.open().await, &first).await;
+    let (_, created) = first.create(json!({"action": "refund"})).await;
+    let id = id_of(&created);
+    let waiter = tokio::spawn(send(first.get(&format!("/v1/requests/{id}/wait?timeout_s=30"), &first.agent_key)));
+    while first.state.waiters.parked() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let decided_at = std::time::Instant::now();
+    let (status, _) = second.decide(&id, &second.approver_key, json!({"outcome": "approve"})).await;
+    assert_eq!(status, 200);
+    let (status, woken) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+    assert_eq!((status, woken["status"].as_str()), (200, Some("approved")));
+    assert!(decided_at.elapsed() < Duration::from_secs(2), "woken by the notice, not by the timeout");
+}
