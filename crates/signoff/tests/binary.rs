@@ -320,3 +320,113 @@ async fn policy_check_apply_and_test_from_the_cli() {
     assert!(explained.contains("small-expense") && explained.contains("did not match"), "{explained}");
     assert!(explained.contains("large-expense") && explained.contains("route to cfo"), "{explained}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_verify_and_tampering_on_sqlite() {
+    audit_export_verify_and_tampering(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_verify_and_tampering_on_postgres() {
+    audit_export_verify_and_tampering(Backend::Postgres).await;
+}
+
+/// `signoff audit export` writes a file that `signoff audit verify --file` proves whole; a value changed inside one
+/// event's `data` is named by its seq. `signoff audit verify` checks the database itself the same way.
+async fn audit_export_verify_and_tampering(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let agent = create_key(&db.url, "agent", &[])["key"].as_str().unwrap().to_string();
+    let approver = create_key(&db.url, "approver", &["--approver", "dana"])["key"].as_str().unwrap().to_string();
+    let server = Server::start(&mut signoff(&db.url));
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for amount in [120, 340, 560] {
+        let create = http
+            .post(format!("{}/v1/requests", server.url))
+            .bearer_auth(&agent)
+            .json(&json!({"action": "refund", "args": {"amount": amount}}));
+        let (status, body) = call(create).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let decide = |id: &str, body: Value| {
+        http.post(format!("{}/v1/requests/{id}/decision", server.url)).bearer_auth(&approver).json(&body)
+    };
+    assert_eq!(call(decide(&ids[0], json!({"outcome": "approve"}))).await.0, 200);
+    assert_eq!(call(decide(&ids[1], json!({"outcome": "reject", "comment": "no"}))).await.0, 200);
+    // 2 key_created, 3 × (created, routed), 2 decided.
+    let expected_events = 10;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let exported = run_ok(signoff(&db.url).args(["audit", "export", "--output"]).arg(&file));
+    let said = String::from_utf8_lossy(&exported.stderr);
+    assert!(said.contains(&format!("exported {expected_events} events")), "{said}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected_events);
+    let events: Vec<Value> = lines.iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=expected_events as i64).collect::<Vec<_>>(), "one event per line, oldest first");
+    let head = events.last().unwrap()["hash"].as_str().unwrap().to_string();
+
+    // The same export on standard output, and a `--since` window that covers everything.
+    let to_stdout = run_ok(signoff(&db.url).args(["audit", "export"]));
+    assert_eq!(String::from_utf8_lossy(&to_stdout.stdout), text);
+    let recent = run_ok(signoff(&db.url).args(["audit", "export", "--since", "30d"]));
+    assert_eq!(String::from_utf8_lossy(&recent.stdout), text);
+
+    let verified = run_ok(signoff(&db.url).args(["audit", "verify", "--file"]).arg(&file));
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(said.trim(), format!("ok: {expected_events} events, chain head {head}"));
+    let verified = run_ok(signoff(&db.url).args(["audit", "verify"]));
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(said.trim(), format!("ok: {expected_events} events, chain head {head}"), "the database checks out");
+
+    // Change one value inside one event's data: the created event of the second request now claims a transfer.
+    let index = events
+        .iter()
+        .position(|e| e["kind"] == "created" && e["request_id"] == ids[1].as_str())
+        .expect("the second request's created event");
+    let seq = events[index]["seq"].as_i64().unwrap();
+    assert_eq!(events[index]["data"]["action"], "refund", "{}", events[index]);
+    let mut forged = events[index].clone();
+    forged["data"]["action"] = json!("transfer");
+    let mut tampered_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    tampered_lines[index] = forged.to_string();
+    let tampered = dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered, tampered_lines.join("\n") + "\n").unwrap();
+    let output = signoff(&db.url).args(["audit", "verify", "--file"]).arg(&tampered).output().unwrap();
+    assert!(!output.status.success(), "a tampered export does not verify");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&format!("broken at event {seq}:")), "names event {seq}: {said}");
+    assert!(said.contains(&format!("(line {})", index + 1)), "names line {}: {said}", index + 1);
+    assert!(said.contains("altered"), "{said}");
+
+    // A line removed from the middle of the export is caught at the line after it.
+    let mut shortened: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    shortened.remove(4);
+    let gap = dir.path().join("gap.jsonl");
+    std::fs::write(&gap, shortened.join("\n") + "\n").unwrap();
+    let output = signoff(&db.url).args(["audit", "verify", "--file"]).arg(&gap).output().unwrap();
+    assert!(!output.status.success(), "an export with a missing event does not verify");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("broken at event 6:") && said.contains("expected event 5"), "{said}");
+
+    // The same change made in the database: `signoff audit verify` names it and fails.
+    if backend == Backend::Postgres {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("UPDATE events SET data = $1 WHERE seq = $2")
+            .bind(forged["data"].to_string())
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let output = signoff(&db.url).args(["audit", "verify"]).output().unwrap();
+        assert!(!output.status.success(), "a tampered database does not verify");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains(&format!("broken at event {seq}:")), "{said}");
+    }
+    drop(server);
+}
