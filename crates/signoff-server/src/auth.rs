@@ -8,9 +8,16 @@ use axum::http::request::Parts;
 use signoff_domain::{ApiKey, Request, Role};
 use signoff_wire::ErrorCode;
 
-/// The authenticated caller: a live (unrevoked) key.
-#[derive(Debug, Clone)]
-pub struct Caller(pub ApiKey);
+/// The authenticated caller: a live (unrevoked) key, and the secret it presented (kept for long-lived calls,
+/// such as the event stream, that re-check the key while they run).
+#[derive(Clone)]
+pub struct Caller(pub ApiKey, String);
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Caller").field(&self.0).finish_non_exhaustive()
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -31,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|secret| !secret.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <key>`"))?;
         match state.store.key_by_secret(secret).await? {
-            Some(key) if !key.is_revoked() => Ok(Caller(key)),
+            Some(key) if !key.is_revoked() => Ok(Caller(key, secret.to_string())),
             Some(_) => Err(unauthorized("this API key has been revoked")),
             None => Err(unauthorized("unknown API key")),
         }
@@ -55,6 +62,11 @@ impl Caller {
     /// Agents see only the requests they created; other roles see all.
     pub fn can_see(&self, request: &Request) -> bool {
         self.0.role != Role::Agent || request.requested_by.key_id == self.0.id
+    }
+
+    /// Whether the key is still live (not revoked since the call began).
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        matches!(state.store.key_by_secret(&self.1).await, Ok(Some(key)) if !key.is_revoked())
     }
 
     /// The approver a decision by this caller is recorded under.

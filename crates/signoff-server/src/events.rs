@@ -37,7 +37,15 @@ pub async fn stream(
         .transpose()?;
     let after = from_header.or(params.after).unwrap_or(0);
     let owner = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
-    let cursor = Cursor { state, owner, after, buffered: Vec::new().into_iter(), changes: None };
+    let cursor = Cursor {
+        state,
+        caller,
+        owner,
+        after,
+        buffered: Vec::new().into_iter(),
+        changes: None,
+        key_checked: std::time::Instant::now(),
+    };
     let events = futures::stream::unfold(cursor, |mut cursor| async move {
         let event = cursor.next().await?;
         let sse = SseEvent::default()
@@ -59,6 +67,9 @@ pub struct StreamParams {
 /// Where a stream is in the log.
 struct Cursor {
     state: AppState,
+    caller: Caller,
+    /// When the caller's key was last found live; a revoked key ends the stream within `RECHECK`.
+    key_checked: std::time::Instant,
     owner: Option<String>,
     after: i64,
     buffered: std::vec::IntoIter<signoff_domain::Event>,
@@ -75,6 +86,12 @@ impl Cursor {
             }
             if self.state.waiters.is_shutting_down() {
                 return None;
+            }
+            if self.key_checked.elapsed() >= RECHECK {
+                if !self.caller.still_valid(&self.state).await {
+                    return None;
+                }
+                self.key_checked = std::time::Instant::now();
             }
             // Subscribe before reading, so an event committed in between still wakes us.
             let changes = self.changes.get_or_insert_with(|| self.state.store.changes());

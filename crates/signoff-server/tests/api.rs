@@ -380,3 +380,15 @@ async fn a_decision_on_one_replica_wakes_a_waiter_on_another() {
     assert_eq!((status, woken["status"].as_str()), (200, Some("approved")));
     assert!(decided_at.elapsed() < Duration::from_secs(2), "woken by the notice, not by the timeout");
 }
+
+/// A key revoked while its event stream is open loses the stream within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_its_open_event_stream() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(db.open().await).await;
+    let stream = app.get("/v1/events", &app.agent_key).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    app.state.store.revoke_key(&app.agent_key_id, "test").await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.bytes()).await;
+    assert!(ended.is_ok(), "the stream of a revoked key must end");
+}

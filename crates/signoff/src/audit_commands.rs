@@ -84,11 +84,17 @@ async fn export(config: &Config, since: Option<String>, output: Option<PathBuf>)
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let (mut after, mut written) = (0, 0u64);
+    // The export is a contiguous slice of the chain: from the first event at or after `since`, everything.
+    let mut started = since.is_none();
     loop {
         let page = store.events_after(after, 5_000, None).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for event in page.iter().filter(|event| since.is_none_or(|since| event.at >= since)) {
+        for event in &page {
+            started = started || since.is_some_and(|since| event.at >= since);
+            if !started {
+                continue;
+            }
             serde_json::to_writer(&mut out, event)?;
             out.write_all(b"\n")?;
             written += 1;
