@@ -112,7 +112,7 @@ async fn create_request(
     new.validate()?;
     if let Some(url) = &new.callback_url {
         let policy = signoff_webhooks::CallbackUrlPolicy { allow_private: state.callbacks.allow_private };
-        policy.check(url).map_err(|e| ApiError::invalid(format!("callback_url: {e}")))?;
+        policy.check(url).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     let idempotency_key = idempotency_key(&headers, &new)?;
     let fingerprint = new.fingerprint();

@@ -136,7 +136,10 @@ async fn attempt(state: &AppState, client: &reqwest::Client, delivery: Delivery)
             let age =
                 delivery.first_attempt_at.map_or(Duration::ZERO, |first| (at - first).to_std().unwrap_or_default());
             match state.callbacks.retry.next_attempt_after(delivery.attempts + 1, age, &mut rand::rng()) {
-                Some(wait) => (DeliveryState::Pending, Some(at + chrono::Duration::from_std(wait).unwrap_or_default())),
+                Some(wait) => {
+                    let wait = chrono::Duration::microseconds(wait.as_micros().try_into().unwrap_or(i64::MAX));
+                    (DeliveryState::Pending, Some(at + wait))
+                }
                 None => (DeliveryState::Failed, None),
             }
         }

@@ -1,75 +1,12 @@
 //! The real `signoff` binary, as an operator and an agent use it: serve, keys, client commands, crash recovery.
 
+mod common;
+
+use common::{SIGNOFF, Server, call, create_key, run_ok, signoff};
 use serde_json::{Value, json};
 use signoff_testkit::{Backend, TestDatabase};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const SIGNOFF: &str = env!("CARGO_BIN_EXE_signoff");
-
-fn signoff(database_url: &str) -> Command {
-    let mut command = Command::new(SIGNOFF);
-    command.env_remove("SIGNOFF_CONFIG").env("SIGNOFF_DATABASE_URL", database_url).env("SIGNOFF_LOG", "warn");
-    command
-}
-
-fn run_ok(command: &mut Command) -> Output {
-    let output = command.output().expect("run signoff");
-    assert!(output.status.success(), "signoff failed: {}", String::from_utf8_lossy(&output.stderr));
-    output
-}
-
-fn create_key(database_url: &str, role: &str, extra: &[&str]) -> Value {
-    let output =
-        run_ok(signoff(database_url).args(["keys", "create", "--role", role, "--name", role, "--json"]).args(extra));
-    serde_json::from_slice(&output.stdout).expect("keys create --json prints JSON")
-}
-
-/// A running `signoff serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    first_lines: Vec<String>,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> Server {
-        Self::start_reading(command, 2)
-    }
-
-    /// Starts the server and reads the first `lines` lines it prints.
-    fn start_reading(command: &mut Command, lines: usize) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = command
-            .arg("serve")
-            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start signoff serve");
-        let mut output = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first_lines: Vec<String> = (0..lines).map_while(|_| output.next().and_then(Result::ok)).collect();
-        std::thread::spawn(move || for _ in output {});
-        assert!(first_lines.first().is_some_and(|l| l.contains("listening on")), "serve said {first_lines:?}");
-        Server { child, url: format!("http://127.0.0.1:{port}"), first_lines }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no chance to flush or clean up.
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn call(builder: reqwest::RequestBuilder) -> (u16, Value) {
-    signoff_testkit::send(builder).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_requests_survive_sigkill_on_sqlite() {
