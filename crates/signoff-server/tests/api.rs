@@ -339,8 +339,14 @@ async fn health_readiness_and_openapi(backend: Backend) {
         "/v1/requests/{id}/cancel",
         "/v1/requests/{id}/outcome",
         "/v1/requests/{id}/events",
+        "/v1/requests/{id}/deliveries",
+        "/v1/events",
+        "/v1/audit/verify",
+        "/v1/policy",
+        "/v1/policy/versions",
         "/healthz",
         "/readyz",
+        "/metrics",
     ] {
         assert!(spec["paths"][path].is_object(), "the OpenAPI document describes {path}");
     }
