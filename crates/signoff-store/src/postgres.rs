@@ -38,7 +38,7 @@ impl PostgresStore {
     /// Connects, applies migrations and starts listening for changes from every replica.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(32)
+            .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
