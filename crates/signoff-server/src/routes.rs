@@ -346,15 +346,48 @@ async fn request_events(
     }
 }
 
+/// A callback and every attempt made to deliver it.
+#[derive(Debug, serde::Serialize)]
+struct DeliveryView {
+    #[serde(flatten)]
+    record: signoff_store::DeliveryRecord,
+    /// The attempts, oldest first, from the `callback_attempted` events.
+    history: Vec<serde_json::Value>,
+}
+
 /// The callbacks for a request, with their attempts so far.
 async fn request_deliveries(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<signoff_store::DeliveryRecord>>, ApiError> {
+) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
-    Ok(Json(state.store.deliveries(id).await?))
+    let attempts: Vec<Event> = state
+        .store
+        .request_events(id)
+        .await?
+        .into_iter()
+        .filter(|event| event.kind == signoff_domain::EventKind::CallbackAttempted)
+        .collect();
+    let deliveries = state.store.deliveries(id).await?;
+    Ok(Json(
+        deliveries
+            .into_iter()
+            .map(|record| {
+                let history = attempts
+                    .iter()
+                    .filter(|event| event.data["webhook_id"] == record.webhook_id.as_str())
+                    .map(|event| {
+                        let mut attempt = event.data.clone();
+                        attempt["at"] = serde_json::json!(event.at);
+                        attempt
+                    })
+                    .collect();
+                DeliveryView { record, history }
+            })
+            .collect(),
+    ))
 }
 
 async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<Json<PolicyView>, ApiError> {

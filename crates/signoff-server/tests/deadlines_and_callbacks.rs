@@ -191,6 +191,9 @@ async fn callbacks_are_retried_until_accepted_and_signed(backend: Backend) {
     assert_eq!(deliveries[0]["state"], "delivered", "{deliveries}");
     assert_eq!(deliveries[0]["attempts"], 3);
     assert_eq!(deliveries[0]["webhook_id"], accepted.webhook_id.as_str());
+    let history: Vec<_> = deliveries[0]["history"].as_array().unwrap().iter().map(|a| a["state"].clone()).collect();
+    assert_eq!(history, [json!("pending"), json!("pending"), json!("delivered")], "each attempt is listed");
+    assert_eq!(deliveries[0]["history"][0]["status"], 500);
     let (_, events) = send(app.get(&format!("/v1/requests/{id}/events"), &app.agent_key)).await;
     let attempts = events.as_array().unwrap().iter().filter(|e| e["kind"] == "callback_attempted").count();
     assert_eq!(attempts, 3);
