@@ -51,6 +51,8 @@ pub struct CreatedRequest {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub status: Option<String>,
+    /// Only requests routed to this group (its queue).
+    pub group: Option<String>,
     pub action: Option<String>,
     pub run_id: Option<String>,
     pub limit: Option<u32>,

@@ -155,6 +155,7 @@ async fn create_request(
 #[serde(deny_unknown_fields)]
 struct ListParams {
     status: Option<String>,
+    group: Option<String>,
     action: Option<String>,
     run_id: Option<String>,
     limit: Option<u32>,
@@ -190,6 +191,7 @@ async fn list_requests(
         action: params.action,
         run_id: params.run_id,
         requested_by,
+        group: params.group,
         before,
         created_since: None,
         limit,

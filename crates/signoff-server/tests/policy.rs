@@ -165,6 +165,9 @@ async fn post_execution_reports_are_sampled_and_flags_reach_the_agent(backend: B
     // 5 % of 600 is 30; four standard deviations (about 21) either side.
     assert!((9..=51).contains(&sampled.len()), "sampled {} of {total}", sampled.len());
 
+    let (_, queue) = send(app.get("/v1/requests?group=moderators&status=pending&limit=500", &app.approver_key)).await;
+    let queued: Vec<_> = queue["items"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(queued.len(), sampled.len(), "the sampled reports wait in the moderators' queue");
     let mo = app.approver("mo").await;
     let flagged = &sampled[0];
     let (status, body) =

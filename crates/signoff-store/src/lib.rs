@@ -62,6 +62,8 @@ pub struct RequestFilter {
     pub run_id: Option<String>,
     /// Only requests created by this key (agents see their own).
     pub requested_by: Option<String>,
+    /// Only requests routed to this group (its queue).
+    pub group: Option<String>,
     /// Only requests older than this id (the cursor).
     pub before: Option<RequestId>,
     /// Only requests created at or after this time.

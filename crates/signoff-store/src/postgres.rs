@@ -127,12 +127,15 @@ async fn save_request(
     if events.is_empty() && request.status == was {
         return Ok(());
     }
-    sqlx::query("UPDATE requests SET status = $2, updated_at = $3, doc = $4, next_timer_at = $5 WHERE id = $1")
+    sqlx::query(
+        "UPDATE requests SET status = $2, updated_at = $3, doc = $4, next_timer_at = $5, route_group = $6 WHERE id = $1",
+    )
         .bind(request.id.to_string())
         .bind(request.status.as_str())
         .bind(request.updated_at.timestamp_micros())
         .bind(encode_json(request))
         .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
+        .bind(&request.group)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -231,8 +234,9 @@ impl Store for PostgresStore {
         let request = record.request;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
-            "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc, next_timer_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
+             next_timer_at, route_group)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
         )
         .bind(request.id.to_string())
@@ -246,6 +250,7 @@ impl Store for PostgresStore {
         .bind(request.updated_at.timestamp_micros())
         .bind(encode_json(&request))
         .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
+        .bind(&request.group)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?
@@ -289,6 +294,9 @@ impl Store for PostgresStore {
         }
         if let Some(key_id) = filter.requested_by {
             query.push(" AND key_id = ").push_bind(key_id);
+        }
+        if let Some(group) = filter.group {
+            query.push(" AND route_group = ").push_bind(group);
         }
         if let Some(before) = filter.before {
             query.push(" AND id < ").push_bind(before.to_string());

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_policies.sql"),
     include_str!("../migrations/sqlite/0003_timers_callbacks.sql"),
+    include_str!("../migrations/sqlite/0004_queues.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -231,7 +232,9 @@ fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<N
     if events.is_empty() && request.status == was {
         return Ok(());
     }
-    conn.prepare_cached("UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5 WHERE id = ?1")
+    conn.prepare_cached(
+        "UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5, route_group = ?6 WHERE id = ?1",
+    )
         .map_err(db_err)?
         .execute(params![
             request.id.to_string(),
@@ -239,6 +242,7 @@ fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<N
             request.updated_at.timestamp_micros(),
             encode_json(request),
             request.next_timer_at().map(|at| at.timestamp_micros()),
+            request.group,
         ])
         .map_err(db_err)?;
     append_events(conn, events, Some(&request.requested_by.key_id))?;
@@ -346,8 +350,9 @@ impl Store for SqliteStore {
                 }
             }
             conn.prepare_cached(
-                "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc, next_timer_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
+                 next_timer_at, route_group)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(db_err)?
             .execute(params![
@@ -362,6 +367,7 @@ impl Store for SqliteStore {
                 request.updated_at.timestamp_micros(),
                 encode_json(&request),
                 request.next_timer_at().map(|at| at.timestamp_micros()),
+                request.group,
             ])
             .map_err(db_err)?;
             append_events(conn, record.events, Some(&request.requested_by.key_id))?;
@@ -389,6 +395,7 @@ impl Store for SqliteStore {
             condition("action =", filter.action);
             condition("run_id =", filter.run_id);
             condition("key_id =", filter.requested_by);
+            condition("route_group =", filter.group);
             condition("id <", filter.before.map(|id| id.to_string()));
             if let Some(since) = filter.created_since {
                 sql.push_str(&format!(" AND created_at >= {}", since.timestamp_micros()));

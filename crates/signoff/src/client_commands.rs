@@ -176,6 +176,9 @@ pub struct PendingArgs {
     /// Only requests for this action.
     #[arg(long)]
     action: Option<String>,
+    /// Only this group's queue.
+    #[arg(long)]
+    group: Option<String>,
     #[arg(long, default_value_t = 50)]
     limit: u32,
     /// Print the page as JSON.
@@ -188,6 +191,7 @@ pub async fn pending(args: PendingArgs) -> anyhow::Result<()> {
     let query = ListQuery {
         status: Some("pending".into()),
         action: args.action,
+        group: args.group,
         limit: Some(args.limit),
         ..ListQuery::default()
     };
