@@ -1,15 +1,8 @@
 //! The HTTP API as an agent and an approver use it, on every backend.
 
 use serde_json::{Value, json};
-use signoff_testkit::{Backend, TestApp, TestDatabase, error_code, send};
+use signoff_testkit::{Backend, TestApp, TestDatabase, error_code, on_every_backend, send};
 use std::time::Duration;
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
 
 on_every_backend!(
     create_wait_approve,

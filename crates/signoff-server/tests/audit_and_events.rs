@@ -5,18 +5,11 @@
 use serde_json::{Value, json};
 use signoff_domain::{Event, Role};
 use signoff_store::NewKey;
-use signoff_testkit::{Backend, CallbackReceiver, TestApp, TestDatabase, error_code, send};
+use signoff_testkit::{Backend, CallbackReceiver, TestApp, TestDatabase, error_code, on_every_backend, send};
 use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::{Instant, timeout};
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
 
 on_every_backend!(
     verify_names_the_first_altered_or_missing_event,

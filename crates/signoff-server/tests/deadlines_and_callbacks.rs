@@ -1,15 +1,10 @@
 //! Nothing hangs, nothing is lost: deadlines, escalation and signed callbacks, on every backend.
 
 use serde_json::{Value, json};
-use signoff_testkit::{Backend, CallbackReceiver, TestApp, TestDatabase, error_code, python_verifies, send};
+use signoff_testkit::{
+    Backend, CallbackReceiver, TestApp, TestDatabase, error_code, on_every_backend, python_verifies, send,
+};
 use std::time::{Duration, Instant};
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
 
 on_every_backend!(
     a_deadline_rejects_by_timeout,

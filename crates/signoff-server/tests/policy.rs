@@ -1,16 +1,9 @@
 //! Policy at runtime: the PRODUCT.md example as written, on every backend.
 
 use serde_json::{Value, json};
-use signoff_testkit::{Backend, TestApp, TestDatabase, error_code, send};
+use signoff_testkit::{Backend, TestApp, TestDatabase, error_code, on_every_backend, send};
 
 const PRODUCT_POLICY: &str = include_str!("../../../docs/examples/policy.yaml");
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
 
 on_every_backend!(
     finance_tiers_route_by_amount,

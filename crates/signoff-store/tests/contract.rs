@@ -5,18 +5,11 @@ use signoff_domain::{
     DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status,
 };
 use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
-use signoff_testkit::{Backend, TestDatabase};
+use signoff_testkit::{Backend, TestDatabase, on_every_backend};
 use std::sync::Arc;
 use uuid::Uuid;
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
-
-contract!(
+on_every_backend!(
     create_then_read_with_its_event,
     idempotent_retry_returns_the_original,
     concurrent_duplicate_creates_make_one_request,

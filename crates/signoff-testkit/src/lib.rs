@@ -24,6 +24,22 @@ pub fn test_callbacks() -> CallbackSettings {
     }
 }
 
+/// Runs each named scenario, an `async fn(Backend)` in the calling module, as one test per backend:
+/// `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -69,7 +69,7 @@ pub async fn run(command: PolicyCommand, config: &Config) -> anyhow::Result<()> 
                 file.display(),
                 policy.rules().len(),
                 policy.approvers().len(),
-                policy.groups().count()
+                policy.groups().filter(|group| group.name != signoff_policy::EVERYONE).count()
             );
         }
         PolicyCommand::Apply { file } => {
