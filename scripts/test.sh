@@ -13,6 +13,11 @@ if ! pg_isready -q -d "$pg_url" 2>/dev/null; then
   pg_isready -d "$pg_url"
 fi
 
+# curl and jq: the README walkthrough is run as a test.
+if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq curl jq
+fi
+
 # Python: the independent Standard Webhooks verifier that checks our callback signatures.
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import standardwebhooks' 2>/dev/null; then
   python3 -m venv .venv

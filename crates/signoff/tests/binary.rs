@@ -367,3 +367,41 @@ async fn audit_export_verify_and_tampering(backend: Backend) {
     }
     drop(server);
 }
+
+/// The README's create → wait → approve walkthrough, run as written (only the port differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## Create → wait → approve, with curl").nth(1).expect("the walkthrough section");
+    let script = section.split("```sh\n").nth(1).and_then(|block| block.split("```").next()).expect("its sh block");
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(SIGNOFF);
+    serve.current_dir(dir.path()).env_remove("SIGNOFF_DATABASE_URL").env_remove("SIGNOFF_CONFIG");
+    let server = Server::start(&mut serve);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let bin_dir = std::path::Path::new(SIGNOFF).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let output = Command::new("bash")
+        .args([
+            "-euo",
+            "pipefail",
+            "-c",
+            &format!("{}\nwait", script.replace("127.0.0.1:8700", &format!("127.0.0.1:{port}"))),
+        ])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("SIGNOFF_DATABASE_URL")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the walkthrough failed");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let documents: Vec<Value> =
+        serde_json::Deserializer::from_str(&printed).into_iter().collect::<Result<_, _>>().expect("JSON answers");
+    assert_eq!(documents.len(), 3, "wait, decision and events answered: {printed}");
+    let waited = documents.iter().find(|d| d["status"] == "approved" && d["decision"]["args"]["amount"] == 100);
+    assert!(waited.is_some(), "{printed}");
+    let events = documents.iter().find(|d| d.is_array()).expect("the timeline");
+    let kinds: Vec<_> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "routed", "decided"]);
+}
