@@ -19,18 +19,12 @@ on_every_backend!(
     graceful_shutdown_answers_waiters,
 );
 
-async fn app(backend: Backend) -> (TestDatabase, TestApp) {
-    let db = TestDatabase::new(backend).await;
-    let app = TestApp::spawn(db.open().await).await;
-    (db, app)
-}
-
 fn id_of(body: &Value) -> String {
     body["id"].as_str().expect("an id").to_string()
 }
 
 async fn create_wait_approve(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (status, created) = app.create(json!({"action": "refund", "args": {"amount": 120}, "summary": "Refund"})).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["status"], "pending");
@@ -54,7 +48,7 @@ async fn create_wait_approve(backend: Backend) {
 }
 
 async fn idempotency_by_header_and_by_run_and_call(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let body = json!({"action": "refund", "args": {"amount": 5}});
     let create = |body: &Value, key: &str| {
         send(app.post("/v1/requests", &app.agent_key).header("Idempotency-Key", key).json(body))
@@ -77,7 +71,7 @@ async fn idempotency_by_header_and_by_run_and_call(backend: Backend) {
 }
 
 async fn fifty_concurrent_duplicate_creates_make_one_request(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let call = app
@@ -101,7 +95,7 @@ async fn fifty_concurrent_duplicate_creates_make_one_request(backend: Backend) {
 }
 
 async fn fifty_concurrent_decisions_have_one_winner(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (_, created) = app.create(json!({"action": "refund"})).await;
     let id = id_of(&created);
     let calls: Vec<_> = (0..50)
@@ -127,7 +121,7 @@ async fn fifty_concurrent_decisions_have_one_winner(backend: Backend) {
 }
 
 async fn wait_times_out_with_the_pending_request(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (_, created) = app.create(json!({"action": "refund"})).await;
     let id = id_of(&created);
     let (status, body) = send(app.get(&format!("/v1/requests/{id}/wait?timeout_s=1"), &app.agent_key)).await;
@@ -145,7 +139,7 @@ async fn wait_times_out_with_the_pending_request(backend: Backend) {
 }
 
 async fn bad_input_gets_a_status_and_a_code(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let raw = |body: &'static str| {
         send(app.post("/v1/requests", &app.agent_key).header("content-type", "application/json").body(body))
     };
@@ -211,7 +205,7 @@ async fn bad_input_gets_a_status_and_a_code(backend: Backend) {
 }
 
 async fn roles_are_enforced(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (_, created) = app.create(json!({"action": "refund"})).await;
     let id = id_of(&created);
     let (status, body) = app.decide(&id, &app.agent_key, json!({"outcome": "approve"})).await;
@@ -245,7 +239,7 @@ async fn roles_are_enforced(backend: Backend) {
 }
 
 async fn revoked_keys_are_refused(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (status, _) = send(app.get("/v1/requests", &app.agent_key)).await;
     assert_eq!(status, 200);
     app.state.store.revoke_key(&app.agent_key_id, "test").await.unwrap();
@@ -255,7 +249,7 @@ async fn revoked_keys_are_refused(backend: Backend) {
 }
 
 async fn reject_edit_cancel_and_outcome(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (status, a) = app.create(json!({"action": "refund", "args": {"amount": 900, "memo": "a\u{0}b"}})).await;
     assert_eq!(status, 201, "any text in args is kept as given: {a}");
     assert_eq!(a["args"]["memo"], "a\u{0}b");
@@ -296,7 +290,7 @@ async fn reject_edit_cancel_and_outcome(backend: Backend) {
 }
 
 async fn listing_pages_newest_first(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let (_, body) = app.create(json!({"action": "refund", "run_id": "r1", "args": {"i": i}})).await;
@@ -317,7 +311,7 @@ async fn listing_pages_newest_first(backend: Backend) {
 }
 
 async fn health_readiness_and_openapi(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (status, body) = send(app.http.get(format!("{}/healthz", app.url))).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body) = send(app.http.get(format!("{}/readyz", app.url))).await;
@@ -346,7 +340,7 @@ async fn health_readiness_and_openapi(backend: Backend) {
 }
 
 async fn graceful_shutdown_answers_waiters(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (_, created) = app.create(json!({"action": "refund"})).await;
     let id = id_of(&created);
     let waiter = tokio::spawn(send(app.get(&format!("/v1/requests/{id}/wait?timeout_s=300"), &app.agent_key)));

@@ -25,12 +25,6 @@ on_every_backend!(
 /// How long any single read from the server may take before the test fails.
 const READ: Duration = Duration::from_secs(10);
 
-async fn app(backend: Backend) -> (TestDatabase, TestApp) {
-    let db = TestDatabase::new(backend).await;
-    let app = TestApp::spawn(db.open().await).await;
-    (db, app)
-}
-
 fn id_of(body: &Value) -> String {
     body["id"].as_str().expect("an id").to_string()
 }
@@ -119,7 +113,7 @@ fn quoted(text: &str) -> String {
 // Audit chain
 
 async fn verify_names_the_first_altered_or_missing_event(backend: Backend) {
-    let (db, app) = app(backend).await;
+    let (db, app) = TestApp::on(backend).await;
     let mut ids = Vec::new();
     for amount in [10, 20, 30] {
         ids.push(create(&app, &app.agent_key, json!({"action": "refund", "args": {"amount": amount}})).await);
@@ -210,7 +204,7 @@ async fn verify_names_the_first_altered_or_missing_event(backend: Backend) {
 }
 
 async fn only_admins_verify_the_audit_log(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     create(&app, &app.agent_key, json!({"action": "refund"})).await;
     for key in [&app.agent_key, &app.approver_key] {
         let (status, body) = send(app.get("/v1/audit/verify", key)).await;
@@ -428,7 +422,7 @@ fn seqs(events: &[Streamed]) -> Vec<i64> {
 }
 
 async fn stream_delivers_live_events_and_resumes_without_gaps_or_repeats(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let mut stream = SseStream::connect(app.get("/v1/events", &app.agent_key)).await;
     let r1 = create(&app, &app.agent_key, json!({"action": "refund", "args": {"n": 1}})).await;
     let r2 = create(&app, &app.agent_key, json!({"action": "refund", "args": {"n": 2}})).await;
@@ -494,7 +488,7 @@ async fn stream_delivers_live_events_and_resumes_without_gaps_or_repeats(backend
 }
 
 async fn agents_stream_only_their_own_events(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let other = app
         .state
         .store
@@ -544,7 +538,7 @@ async fn agents_stream_only_their_own_events(backend: Backend) {
 }
 
 async fn bad_stream_requests_get_a_json_error(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     for bad in ["abc", "1.5", "12abc"] {
         let response =
             app.get("/v1/events", &app.agent_key).header("Last-Event-ID", bad).send().await.expect("answered");
@@ -564,7 +558,7 @@ async fn bad_stream_requests_get_a_json_error(backend: Backend) {
 }
 
 async fn idle_stream_sends_heartbeats_and_ends_at_shutdown(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let mut stream = SseStream::connect(app.get("/v1/events", &app.agent_key)).await;
     // The agent has no events: the first thing on the wire is a heartbeat (every 15 s).
     match stream.next_frame(Duration::from_secs(25)).await {
@@ -622,7 +616,7 @@ async fn metrics(app: &TestApp) -> (String, BTreeMap<String, f64>) {
 }
 
 async fn metrics_count_creations_decisions_and_pending(backend: Backend) {
-    let (_db, app) = app(backend).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (status, body) = app.apply_policy(METRICS_POLICY).await;
     assert_eq!(status, 201, "{body}");
     let (text, before) = metrics(&app).await;

@@ -48,8 +48,7 @@ rules:
 "#;
 
 async fn app(backend: Backend) -> (TestDatabase, TestApp) {
-    let db = TestDatabase::new(backend).await;
-    let app = TestApp::spawn(db.open().await).await;
+    let (db, app) = TestApp::on(backend).await;
     let (status, body) = app.apply_policy(TIMEOUTS).await;
     assert_eq!(status, 201, "{body}");
     (db, app)

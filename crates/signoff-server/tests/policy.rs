@@ -17,8 +17,7 @@ on_every_backend!(
 );
 
 async fn app_with_policy(backend: Backend, policy: &str) -> (TestDatabase, TestApp) {
-    let db = TestDatabase::new(backend).await;
-    let app = TestApp::spawn(db.open().await).await;
+    let (db, app) = TestApp::on(backend).await;
     let (status, body) = app.apply_policy(policy).await;
     assert_eq!(status, 201, "{body}");
     (db, app)
@@ -236,8 +235,7 @@ rules:
 }
 
 async fn versions_are_listed_and_reapplying_is_a_no_op(backend: Backend) {
-    let db = TestDatabase::new(backend).await;
-    let app = TestApp::spawn(db.open().await).await;
+    let (_db, app) = TestApp::on(backend).await;
     let (_, builtin) = send(app.get("/v1/policy", &app.approver_key)).await;
     assert_eq!((builtin["version"].as_i64(), builtin["builtin"].as_bool()), (Some(0), Some(true)));
     let (_, before) = app.create(json!({"action": "anything"})).await;

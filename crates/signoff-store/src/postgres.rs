@@ -75,11 +75,6 @@ impl PostgresStore {
         tokio::spawn(run_writer(pool.clone(), queue));
         Ok(PostgresStore { pool, changes, jobs })
     }
-
-    /// The underlying pool, for tests that need to reach past the store.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 /// Forwards NOTIFY payloads into the local broadcast; after a reconnect, says notices may have been missed.

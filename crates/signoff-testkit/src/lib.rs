@@ -116,6 +116,13 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A fresh database on `backend` and an app serving it. Keep the database alive as long as the app.
+    pub async fn on(backend: Backend) -> (TestDatabase, TestApp) {
+        let db = TestDatabase::new(backend).await;
+        let app = TestApp::spawn(db.open().await).await;
+        (db, app)
+    }
+
     /// Serves a new app over `store`, with callbacks allowed to loopback and quick retries.
     pub async fn spawn(store: Arc<dyn Store>) -> TestApp {
         Self::spawn_with(store, test_callbacks()).await

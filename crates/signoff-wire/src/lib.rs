@@ -63,31 +63,6 @@ impl ErrorCode {
             ErrorCode::Unavailable => 503,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::IdempotencyConflict => "idempotency_conflict",
-            ErrorCode::AlreadyDecided => "already_decided",
-            ErrorCode::CommentRequired => "comment_required",
-            ErrorCode::InvalidEdit => "invalid_edit",
-            ErrorCode::SelfApproval => "self_approval",
-            ErrorCode::EditNotAllowed => "edit_not_allowed",
-            ErrorCode::InvalidReason => "invalid_reason",
-            ErrorCode::InvalidPolicy => "invalid_policy",
-            ErrorCode::OutcomeAlreadyReported => "outcome_already_reported",
-            ErrorCode::NotDecided => "not_decided",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
 }
 
 /// `{"error": {"code", "message"}}`: every error the API returns.
