@@ -1,18 +1,21 @@
 //! Signoff's domain: approval requests, their decisions and the status state machine.
 //!
 //! This crate does no I/O and knows nothing of HTTP or SQL (checked in CI). The request types derive
-//! serde because their JSON form is both what the store persists and what the API returns.
+//! serde because their JSON form is both what the store persists and what the API returns. The vocabulary shared
+//! with the policy engine (verdicts, routes, modes, channels) lives here; `signoff-policy` depends on this crate.
 #![forbid(unsafe_code)]
 
 mod event;
 mod key;
 mod policy_version;
 mod request;
+mod vocabulary;
 
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
 pub use policy_version::PolicyVersion;
 pub use request::{
-    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, Mode, NewRequest, Outcome,
+    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, NewRequest, Outcome,
     Placement, PolicyMatch, Request, RequestId, Requester, Status,
 };
+pub use vocabulary::{Channel, EscalationStep, Mode, OnTimeout, Route, Verdict, VerdictOutcome, format_duration, secs};

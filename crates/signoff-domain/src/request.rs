@@ -1,15 +1,13 @@
 //! Approval requests and the one-way status machine `pending → approved | rejected | expired | cancelled`.
 
 use crate::event::{EventKind, NewEvent};
+use crate::vocabulary::{EscalationStep, Mode, OnTimeout, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use signoff_policy::{EscalationStep, OnTimeout, Verdict};
 use std::time::Duration;
 use uuid::Uuid;
-
-pub use signoff_policy::Mode;
 
 /// Requests are identified by UUIDv7, so ids sort by creation time.
 pub type RequestId = Uuid;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use signoff_domain::format_duration;
+
 /// Longest duration accepted anywhere in a policy: 365 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
@@ -56,36 +58,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("duration `{t}` is longer than the maximum of 365d"));
     }
     Ok(Duration::from_secs(total))
-}
-
-/// Formats a duration in the policy notation, largest units first (`1d4h`, `90s` → `1m30s`).
-pub fn format_duration(d: Duration) -> String {
-    let mut secs = d.as_secs();
-    if secs == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    out
-}
-
-/// Serde helper: a [`Duration`] as whole seconds (`#[serde(with = "secs")]`).
-pub(crate) mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
-    }
 }
 
 #[cfg(test)]

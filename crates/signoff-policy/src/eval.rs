@@ -1,55 +1,15 @@
-//! Evaluation inputs and results: [`EvalInput`], [`Verdict`], [`Route`], [`Outcome`], traces.
+//! Evaluation inputs and traces. [`Verdict`], [`Route`] and [`Outcome`] live in `signoff-domain`.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cel::Value;
 use cel::objects::{Key, Map};
 
-use crate::duration::{format_duration, secs};
-use crate::model::{EscalationStep, OnTimeout};
-
-/// Whether a request asks before acting (`pre`) or reports an action already taken (`post`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Pre-execution approval.
-    #[default]
-    Pre,
-    /// Post-execution report (review).
-    Post,
-}
-
-impl Mode {
-    /// `"pre"` or `"post"`, as seen by conditions.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Pre => "pre",
-            Mode::Post => "post",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mode, String> {
-        match s {
-            "pre" => Ok(Mode::Pre),
-            "post" => Ok(Mode::Post),
-            _ => Err(format!("invalid mode `{s}`; expected `pre` or `post`")),
-        }
-    }
-}
+pub use signoff_domain::{Mode, Route, Verdict, VerdictOutcome as Outcome};
 
 /// Everything a policy looks at for one request. Borrowed, so evaluation copies nothing up front.
 #[derive(Clone, Copy, Debug)]
@@ -72,150 +32,6 @@ pub struct EvalInput<'a> {
     pub agent: &'a str,
     /// `run_id` in conditions (`null` when `None`).
     pub run_id: Option<&'a str>,
-}
-
-/// A route to people, with everything the service needs to wait, escalate and time out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Route {
-    /// The rule that routed; `None` when no rule matched (defaults). When `eval_error` is set,
-    /// this is the rule whose condition failed and the route comes from the defaults.
-    pub rule: Option<String>,
-    /// Group to ask.
-    pub group: String,
-    /// Distinct approvals needed; any single rejection rejects.
-    pub approvals: u32,
-    /// Whether approvers may edit the arguments.
-    pub allow_edit: bool,
-    /// If non-empty, a rejection must pick one of these reasons.
-    pub reject_reasons: Vec<String>,
-    /// Deadline, relative to routing (whole seconds in JSON).
-    #[serde(with = "secs")]
-    pub timeout: Duration,
-    /// What the deadline does.
-    pub on_timeout: OnTimeout,
-    /// Escalation steps, in increasing order of `after`.
-    pub escalate: Vec<EscalationStep>,
-    /// Why a condition could not be evaluated (the request then goes to `defaults.route`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_error: Option<String>,
-}
-
-/// The policy's answer for one request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Verdict {
-    /// Approved by `rule` without asking anyone.
-    Approve {
-        /// Rule name.
-        rule: String,
-    },
-    /// Denied by `rule` without asking anyone.
-    Deny {
-        /// Rule name.
-        rule: String,
-    },
-    /// Sent to people.
-    Route(Route),
-    /// A post-execution report matched a review rule. `sampled == false`: the service accepts it
-    /// at once, marked not sampled; `true`: it goes to `group`'s review queue.
-    Review {
-        /// Rule name.
-        rule: String,
-        /// Reviewing group.
-        group: String,
-        /// Whether this report was drawn into the review queue.
-        sampled: bool,
-    },
-}
-
-impl Verdict {
-    /// The rule that produced this verdict (`None`: defaults, no rule matched).
-    pub fn rule(&self) -> Option<&str> {
-        match self {
-            Verdict::Approve { rule } | Verdict::Deny { rule } | Verdict::Review { rule, .. } => Some(rule),
-            Verdict::Route(r) => r.rule.as_deref(),
-        }
-    }
-
-    /// The evaluation error, if a condition failed and the request went to the defaults.
-    pub fn eval_error(&self) -> Option<&str> {
-        match self {
-            Verdict::Route(r) => r.eval_error.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The comparable outcome (used by replay).
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Verdict::Approve { .. } => Outcome::AutoApprove,
-            Verdict::Deny { .. } => Outcome::AutoDeny,
-            Verdict::Route(r) => Outcome::Person { group: r.group.clone() },
-            Verdict::Review { group, sampled, .. } => Outcome::Review { group: group.clone(), sampled: *sampled },
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Approve { rule } => write!(f, "approve (rule `{rule}`)"),
-            Verdict::Deny { rule } => write!(f, "deny (rule `{rule}`)"),
-            Verdict::Review { rule, group, sampled } => {
-                write!(f, "review by {group}, {} (rule `{rule}`)", if *sampled { "sampled" } else { "not sampled" })
-            }
-            Verdict::Route(r) => {
-                write!(f, "route to {}", r.group)?;
-                if r.approvals > 1 {
-                    write!(f, ", {} approvals", r.approvals)?;
-                }
-                write!(f, ", timeout {} then {}", format_duration(r.timeout), r.on_timeout)?;
-                for s in &r.escalate {
-                    write!(f, ", escalate to {} after {}", s.to, format_duration(s.after))?;
-                }
-                match (&r.rule, &r.eval_error) {
-                    (_, Some(e)) => write!(f, " (defaults: {e})"),
-                    (Some(rule), None) => write!(f, " (rule `{rule}`)"),
-                    (None, None) => write!(f, " (defaults: no rule matched)"),
-                }
-            }
-        }
-    }
-}
-
-/// A small comparable summary of a verdict, for replay and statistics.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Approved by policy.
-    AutoApprove,
-    /// Denied by policy.
-    AutoDeny,
-    /// Sent to a person in `group`.
-    Person {
-        /// Group name.
-        group: String,
-    },
-    /// Post-execution review.
-    Review {
-        /// Group name.
-        group: String,
-        /// Drawn into the review queue.
-        sampled: bool,
-    },
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Outcome::AutoApprove => f.write_str("auto-approve"),
-            Outcome::AutoDeny => f.write_str("auto-deny"),
-            Outcome::Person { group } => write!(f, "person ({group})"),
-            Outcome::Review { group, sampled } => {
-                write!(f, "review ({group}, {})", if *sampled { "sampled" } else { "not sampled" })
-            }
-        }
-    }
 }
 
 /// What happened to one rule while evaluating a request.

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
-use crate::duration::secs;
+use signoff_domain::secs;
+pub use signoff_domain::{Channel, EscalationStep, OnTimeout};
 
 /// The reserved group that implicitly contains every approver (and, for the service, any
 /// approver key). It needs no declaration.
@@ -38,7 +39,8 @@ pub struct Approver {
 }
 
 impl Approver {
-    /// The approver's address on `channel`, if they have one (`dashboard` always yields the id).
+    /// The approver's address on `channel`, if they have one (`dashboard` always yields the id;
+    /// `api` is not a notification channel and yields `None`).
     pub fn address(&self, channel: Channel) -> Option<&str> {
         match channel {
             Channel::Slack => self.slack.as_deref(),
@@ -47,54 +49,8 @@ impl Approver {
             Channel::Telegram => self.telegram.as_deref(),
             Channel::Discord => self.discord.as_deref(),
             Channel::Dashboard => Some(&self.id),
+            Channel::Api => None,
         }
-    }
-}
-
-/// A notification channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Slack direct message.
-    Slack,
-    /// Email.
-    Email,
-    /// SMS to `phone`.
-    Sms,
-    /// Telegram message.
-    Telegram,
-    /// Discord message.
-    Discord,
-    /// The web dashboard queue (always available).
-    Dashboard,
-}
-
-impl Channel {
-    /// All channels, in declaration order.
-    pub const ALL: [Channel; 6] =
-        [Channel::Slack, Channel::Email, Channel::Sms, Channel::Telegram, Channel::Discord, Channel::Dashboard];
-
-    /// The channel's name as written in a policy.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Slack => "slack",
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Telegram => "telegram",
-            Channel::Discord => "discord",
-            Channel::Dashboard => "dashboard",
-        }
-    }
-
-    /// Parses a channel name as written in a policy.
-    pub fn from_name(name: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -107,35 +63,6 @@ pub struct Group {
     pub notify: Vec<Channel>,
 }
 
-/// What happens when a routed request's deadline passes without a decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnTimeout {
-    /// The request is approved (decided by `timeout`).
-    Approve,
-    /// The request is rejected (decided by `timeout`).
-    Reject,
-    /// The request ends with status `expired`.
-    Fail,
-}
-
-impl OnTimeout {
-    /// The value as written in a policy.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnTimeout::Approve => "approve",
-            OnTimeout::Reject => "reject",
-            OnTimeout::Fail => "fail",
-        }
-    }
-}
-
-impl fmt::Display for OnTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The `defaults` section: used when no rule matches or a rule fails to evaluate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Defaults {
@@ -146,16 +73,6 @@ pub struct Defaults {
     pub timeout: Duration,
     /// What a deadline does (also the default for rules' `on_timeout`).
     pub on_timeout: OnTimeout,
-}
-
-/// One escalation step: after `after`, the request is also sent to `to`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EscalationStep {
-    /// Time since the request was routed (whole seconds in JSON).
-    #[serde(with = "secs")]
-    pub after: Duration,
-    /// Group to escalate to.
-    pub to: String,
 }
 
 /// An automatic decision.

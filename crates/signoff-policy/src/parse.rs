@@ -298,12 +298,18 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                                         continue;
                                     };
                                     match Channel::from_name(&ch) {
+                                        Some(c) if !c.notifies() => cx.err(
+                                            item.pos,
+                                            format!(
+                                                "{what}: api is not a notification channel; approvers can always decide through the API"
+                                            ),
+                                        ),
                                         Some(c) if notify.contains(&c) => {
                                             cx.err(item.pos, format!("{what}: channel `{ch}` is listed twice"))
                                         }
                                         Some(c) => notify.push(c),
                                         None => {
-                                            let hint = suggest(&ch, Channel::ALL.iter().map(|c| c.as_str()))
+                                            let hint = suggest(&ch, Channel::NOTIFY.iter().map(|c| c.as_str()))
                                                 .map(|s| format!(" (did you mean `{s}`?)"))
                                                 .unwrap_or_default();
                                             cx.err(

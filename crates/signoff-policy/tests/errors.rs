@@ -188,6 +188,16 @@ fn unknown_channel() {
 }
 
 #[test]
+fn api_is_not_a_notification_channel() {
+    expect(
+        &HEAD.replace("[email, sms]", "[email, api]"),
+        &[
+            "line 8, column 26: group `cfo`: api is not a notification channel; approvers can always decide through the API",
+        ],
+    );
+}
+
+#[test]
 fn duplicate_approver_ids_and_rule_names() {
     expect(
         &HEAD.replace("id: cleo", "id: carl"),

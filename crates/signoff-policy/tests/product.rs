@@ -406,3 +406,15 @@ rules:
         assert_eq!(v.outcome(), Outcome::AutoDeny, "{cond}: {v:?}");
     }
 }
+
+#[test]
+fn approver_addresses_per_channel() {
+    let p = policy();
+    let dana = p.approver("dana").unwrap();
+    assert_eq!(dana.address(Channel::Slack), Some("U024BE7LH"));
+    assert_eq!(dana.address(Channel::Email), Some("dana@example.com"));
+    assert_eq!(dana.address(Channel::Sms), None);
+    assert_eq!(dana.address(Channel::Dashboard), Some("dana"));
+    assert_eq!(dana.address(Channel::Api), None);
+    assert_eq!(serde_json::to_value(Channel::Api).unwrap(), json!("api"));
+}
