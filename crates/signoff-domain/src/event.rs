@@ -18,6 +18,7 @@ pub enum EventKind {
     Escalated,
     Decided,
     ApprovalRecorded,
+    ApprovalsReset,
     Cancelled,
     OutcomeReported,
     CallbackAttempted,
@@ -34,6 +35,7 @@ impl EventKind {
             EventKind::Escalated => "escalated",
             EventKind::Decided => "decided",
             EventKind::ApprovalRecorded => "approval_recorded",
+            EventKind::ApprovalsReset => "approvals_reset",
             EventKind::Cancelled => "cancelled",
             EventKind::OutcomeReported => "outcome_reported",
             EventKind::CallbackAttempted => "callback_attempted",
@@ -58,14 +60,16 @@ impl NewEvent {
         NewEvent { request_id, kind, actor: actor.into(), data }
     }
 
-    /// Seals the event at position `seq` after `prev_hash`.
-    pub fn seal(self, seq: i64, at: DateTime<Utc>, prev_hash: String) -> Event {
+    /// Seals the event at position `seq` after `prev_hash`; `owner_key_id` is the key whose request it is about
+    /// (who may see it), part of the hash like everything else.
+    pub fn seal(self, seq: i64, at: DateTime<Utc>, prev_hash: String, owner_key_id: Option<String>) -> Event {
         let mut event = Event {
             seq,
             request_id: self.request_id,
             kind: self.kind,
             actor: self.actor,
             data: self.data,
+            owner_key_id,
             at,
             prev_hash,
             hash: String::new(),
@@ -83,6 +87,9 @@ pub struct Event {
     pub kind: EventKind,
     pub actor: String,
     pub data: Value,
+    /// The key whose request this event is about: it decides who may see the event.
+    #[serde(default)]
+    pub owner_key_id: Option<String>,
     pub at: DateTime<Utc>,
     pub prev_hash: String,
     pub hash: String,
@@ -98,6 +105,7 @@ impl Event {
             "kind": self.kind,
             "actor": self.actor,
             "data": self.data,
+            "owner_key_id": self.owner_key_id,
             "at_us": self.at.timestamp_micros(),
         });
         let mut hasher = Sha256::new();

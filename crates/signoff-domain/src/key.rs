@@ -1,5 +1,6 @@
 //! API keys: who is calling, and in which role.
 
+use crate::identity::{Actor, ApproverId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,8 +56,12 @@ pub struct ApiKey {
     pub id: KeyId,
     pub name: String,
     pub role: Role,
-    /// For approver keys: the approver id recorded in decisions.
-    pub approver_id: Option<String>,
+    /// The person this key acts for (approver keys always; admin keys when bound): the approver recorded in
+    /// decisions. An admin key bound to no one manages but never decides.
+    pub approver_id: Option<ApproverId>,
+    /// For agent keys: the person responsible for the agent, who never approves its requests.
+    #[serde(default)]
+    pub owner_id: Option<ApproverId>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -66,11 +71,20 @@ impl ApiKey {
         self.revoked_at.is_some()
     }
 
-    /// The name this key is recorded under in events and decisions.
-    pub fn actor(&self) -> String {
+    /// Who acts through this key: the person it is bound to, or else the key itself.
+    pub fn actor(&self) -> Actor {
         match (&self.role, &self.approver_id) {
-            (Role::Approver, Some(approver)) => format!("approver:{approver}"),
-            (role, _) => format!("{role}:{}", self.name),
+            (Role::Agent, _) | (_, None) => Actor::Key { role: self.role, name: self.name.clone() },
+            (_, Some(person)) => Actor::Person(person.clone()),
+        }
+    }
+
+    /// The person responsible for what this key asks for, who must never approve it: an agent's owner, or the
+    /// person an admin or approver key is bound to.
+    pub fn responsible_person(&self) -> Option<&ApproverId> {
+        match self.role {
+            Role::Agent => self.owner_id.as_ref(),
+            Role::Approver | Role::Admin => self.approver_id.as_ref(),
         }
     }
 }

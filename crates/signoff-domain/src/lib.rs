@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 mod event;
+mod identity;
 mod key;
 mod policy_version;
 mod request;
 mod vocabulary;
 
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
+pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
 pub use policy_version::PolicyVersion;
 pub use request::{

@@ -1,7 +1,9 @@
 //! Approval requests and the one-way status machine `pending → approved | rejected | expired | cancelled`.
 
 use crate::event::{EventKind, NewEvent};
-use crate::vocabulary::{EscalationStep, Mode, OnTimeout, Verdict};
+use crate::identity::{Actor, ApproverId};
+use crate::key::ApiKey;
+use crate::vocabulary::{Channel, EscalationStep, Mode, OnTimeout, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -172,11 +174,22 @@ impl NewRequest {
     }
 }
 
-/// The key that created a request.
+/// The key that created a request, and the person responsible for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
     pub key_id: String,
     pub key_name: String,
+    /// The person who answers for this key (an agent's owner, or the person an admin key is bound to). They never
+    /// approve this request, through any key or channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible: Option<ApproverId>,
+}
+
+impl Requester {
+    /// The requester for requests created with `key`.
+    pub fn of(key: &ApiKey) -> Requester {
+        Requester { key_id: key.id.clone(), key_name: key.name.clone(), responsible: key.responsible_person().cloned() }
+    }
 }
 
 /// How a request ended.
@@ -204,7 +217,7 @@ impl DecisionOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecidedBy {
-    Human { approver_id: String, channel: String },
+    Human { approver_id: ApproverId, channel: Channel },
     Policy { rule: String },
     Timeout,
     Agent { key_id: String },
@@ -223,13 +236,16 @@ pub struct Decision {
     pub at: DateTime<Utc>,
 }
 
-/// One approver's approval, counted toward the approvals a request needs.
+/// One person's approval of one set of arguments, counted toward the approvals a request needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
-    pub approver_id: String,
-    pub channel: String,
+    pub approver_id: ApproverId,
+    pub channel: Channel,
     pub comment: Option<String>,
-    pub args: Option<Value>,
+    /// The arguments this person approved: the proposed ones, or their edit.
+    pub args: Value,
+    /// Whether `args` differ from the proposed arguments.
+    pub edited: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -338,7 +354,7 @@ pub enum DomainError {
     CommentRequired,
     #[error("edited args must be a JSON object, and only an approval can carry them")]
     InvalidEdit,
-    #[error("whoever created a request cannot approve it")]
+    #[error("the person responsible for a request (its agent's owner, or whoever created it) cannot approve it")]
     SelfApproval,
     #[error("the policy rule for this request does not allow edited args")]
     EditNotAllowed,
@@ -356,10 +372,10 @@ pub enum DomainError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HumanVerdict {
     pub approve: bool,
-    pub approver_id: String,
-    /// The key that carries the verdict, to refuse self-approval.
-    pub key_id: String,
-    pub channel: String,
+    pub approver_id: ApproverId,
+    /// The key that carries the verdict, when it came through the API (a key never approves what it created).
+    pub key_id: Option<String>,
+    pub channel: Channel,
     pub comment: Option<String>,
     pub reason: Option<String>,
     pub args: Option<Value>,
@@ -402,13 +418,28 @@ impl Request {
         }
     }
 
-    /// The event recording this request's creation by `actor`.
-    pub fn created_event(&self, actor: &str) -> NewEvent {
+    /// The event recording this request's creation by `actor`: the whole proposal as the agent made it, so the
+    /// chain keeps it whatever edits follow.
+    pub fn created_event(&self, actor: &Actor) -> NewEvent {
         NewEvent::new(
             Some(self.id),
             EventKind::Created,
-            actor,
-            json!({ "action": self.action, "mode": self.mode, "requested_by": self.requested_by.key_id }),
+            actor.to_string(),
+            json!({
+                "action": self.action,
+                "args": self.args,
+                "summary": self.summary,
+                "reasoning": self.reasoning,
+                "context": self.context,
+                "confidence": self.confidence,
+                "tags": self.tags,
+                "mode": self.mode,
+                "run_id": self.run_id,
+                "call_id": self.call_id,
+                "callback_url": self.callback_url,
+                "timeout_s": self.timeout_s,
+                "requested_by": self.requested_by,
+            }),
         )
     }
 
@@ -530,8 +561,10 @@ impl Request {
         event
     }
 
-    /// Applies a person's approve or reject. An approval counts toward `approvals_required`;
-    /// the same approver approving again counts once; any rejection rejects.
+    /// Applies a person's approve or reject. Any rejection rejects. An approval approves one set of arguments (the
+    /// proposed ones, or the person's edit); the request is approved once `approvals_required` distinct people have
+    /// approved the same arguments. An approval of other arguments supersedes the approvals given before it
+    /// (`approvals_reset`), so no one person decides what a quorum executes.
     pub fn apply_human_verdict(
         &mut self,
         verdict: HumanVerdict,
@@ -546,64 +579,101 @@ impl Request {
                 return Err(DomainError::EditNotAllowed);
             }
         }
-        let by = DecidedBy::Human { approver_id: verdict.approver_id.clone(), channel: verdict.channel.clone() };
+        let by = DecidedBy::Human { approver_id: verdict.approver_id.clone(), channel: verdict.channel };
         if !verdict.approve {
-            if verdict.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                return Err(DomainError::CommentRequired);
-            }
-            if !self.reject_reasons.is_empty()
-                && !verdict.reason.as_ref().is_some_and(|reason| self.reject_reasons.contains(reason))
-            {
-                return Err(DomainError::InvalidReason(self.reject_reasons.join(", ")));
-            }
-            let decision = Decision {
-                outcome: DecisionOutcome::Rejected,
-                args: self.args.clone(),
-                edited: false,
-                comment: verdict.comment,
-                reason: verdict.reason,
-                by,
-                at: now,
-            };
-            return Ok(vec![self.finish(decision)]);
+            return self.reject(verdict, by, now);
         }
-        if verdict.key_id == self.requested_by.key_id {
-            return Err(DomainError::SelfApproval);
-        }
-        if self.approvals.iter().any(|a| a.approver_id == verdict.approver_id) {
+        self.refuse_self_approval(&verdict)?;
+        let args = verdict.args.clone().unwrap_or_else(|| self.args.clone());
+        if self.approvals.iter().any(|a| a.approver_id == verdict.approver_id && a.args == args) {
             return Ok(Vec::new());
         }
-        self.approvals.push(Approval {
-            approver_id: verdict.approver_id.clone(),
-            channel: verdict.channel.clone(),
+        let actor = actor_of(&by);
+        let mut events = Vec::new();
+        let (kept, superseded): (Vec<Approval>, Vec<Approval>) =
+            std::mem::take(&mut self.approvals).into_iter().partition(|a| a.args == args);
+        self.approvals = kept;
+        if !superseded.is_empty() {
+            let superseded: Vec<Value> =
+                superseded.iter().map(|a| json!({ "approver_id": a.approver_id, "args": a.args })).collect();
+            events.push(NewEvent::new(
+                Some(self.id),
+                EventKind::ApprovalsReset,
+                actor.clone(),
+                json!({ "superseded": superseded, "args": args }),
+            ));
+        }
+        let approval = Approval {
+            approver_id: verdict.approver_id,
+            channel: verdict.channel,
             comment: verdict.comment.clone(),
-            args: verdict.args.clone(),
+            edited: args != self.args,
+            args,
             at: now,
-        });
+        };
+        self.approvals.push(approval.clone());
         self.updated_at = now;
         if (self.approvals.len() as u32) < self.approvals_required {
             // An approval short of the quorum is its own event; the one that completes it is the decision.
-            return Ok(vec![NewEvent::new(
+            events.push(NewEvent::new(
                 Some(self.id),
                 EventKind::ApprovalRecorded,
-                actor_of(&by),
-                json!({ "approvals": self.approvals.len(), "required": self.approvals_required }),
-            )]);
+                actor,
+                json!({
+                    "approval": approval,
+                    "approvals": self.approvals.len(),
+                    "required": self.approvals_required,
+                }),
+            ));
+            return Ok(events);
         }
+        let decision = Decision {
+            outcome: DecisionOutcome::Approved,
+            edited: approval.edited,
+            args: approval.args,
+            comment: verdict.comment,
+            reason: verdict.reason,
+            by,
+            at: now,
+        };
+        events.push(self.finish(decision));
+        Ok(events)
+    }
+
+    /// Refuses an approval by whoever is responsible for the request: the key that created it, or the person who
+    /// answers for that key (an agent's owner), through any key or channel. Rejections are always allowed.
+    pub fn refuse_self_approval(&self, verdict: &HumanVerdict) -> Result<(), DomainError> {
+        let own_key = verdict.key_id.as_ref().is_some_and(|key| *key == self.requested_by.key_id);
+        if verdict.approve && (own_key || self.requested_by.responsible.as_ref() == Some(&verdict.approver_id)) {
+            return Err(DomainError::SelfApproval);
+        }
+        Ok(())
+    }
+
+    fn reject(
+        &mut self,
+        verdict: HumanVerdict,
+        by: DecidedBy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, DomainError> {
+        if verdict.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            return Err(DomainError::CommentRequired);
+        }
+        if !self.reject_reasons.is_empty()
+            && !verdict.reason.as_ref().is_some_and(|reason| self.reject_reasons.contains(reason))
         {
-            // The last approver's edit wins; otherwise the latest edit made along the way.
-            let edit = self.approvals.iter().rev().find_map(|a| a.args.clone());
-            let decision = Decision {
-                outcome: DecisionOutcome::Approved,
-                edited: edit.as_ref().is_some_and(|args| *args != self.args),
-                args: edit.unwrap_or_else(|| self.args.clone()),
-                comment: verdict.comment,
-                reason: verdict.reason,
-                by,
-                at: now,
-            };
-            Ok(vec![self.finish(decision)])
+            return Err(DomainError::InvalidReason(self.reject_reasons.join(", ")));
         }
+        let decision = Decision {
+            outcome: DecisionOutcome::Rejected,
+            args: self.args.clone(),
+            edited: false,
+            comment: verdict.comment,
+            reason: verdict.reason,
+            by,
+            at: now,
+        };
+        Ok(vec![self.finish(decision)])
     }
 
     /// When the next stored timer of this request falls due: its next escalation step or its deadline.
@@ -712,8 +782,8 @@ impl Request {
 
 fn actor_of(by: &DecidedBy) -> String {
     match by {
-        DecidedBy::Human { approver_id, .. } => format!("approver:{approver_id}"),
-        DecidedBy::Policy { rule } => format!("policy:{rule}"),
+        DecidedBy::Human { approver_id, .. } => Actor::Person(approver_id.clone()).to_string(),
+        DecidedBy::Policy { rule } => Actor::Policy(Some(rule.clone())).to_string(),
         DecidedBy::Timeout => "timeout".to_string(),
         DecidedBy::Agent { key_id } => format!("key:{key_id}"),
     }
@@ -724,7 +794,11 @@ mod tests {
     use super::*;
 
     fn requester() -> Requester {
-        Requester { key_id: "k_agent".into(), key_name: "bot".into() }
+        Requester { key_id: "k_agent".into(), key_name: "bot".into(), responsible: Some(person("olga")) }
+    }
+
+    fn person(id: &str) -> ApproverId {
+        ApproverId::parse(id).unwrap()
     }
 
     fn pending() -> Request {
@@ -736,9 +810,9 @@ mod tests {
     fn verdict(approve: bool, approver: &str) -> HumanVerdict {
         HumanVerdict {
             approve,
-            approver_id: approver.into(),
-            key_id: format!("k_{approver}"),
-            channel: "api".into(),
+            approver_id: person(approver),
+            key_id: Some(format!("k_{approver}")),
+            channel: Channel::Api,
             comment: (!approve).then(|| "no".to_string()),
             reason: None,
             args: None,
@@ -793,11 +867,78 @@ mod tests {
         assert!(request.apply_human_verdict(verdict(true, "carl"), Utc::now()).unwrap().is_empty());
         assert_eq!(request.status, Status::Pending);
         let mut own = verdict(true, "agent");
-        own.key_id = "k_agent".into();
+        own.key_id = Some("k_agent".into());
         assert_eq!(request.apply_human_verdict(own, Utc::now()), Err(DomainError::SelfApproval));
+        // The agent's owner, through any key or channel.
+        let mut owner = verdict(true, "olga");
+        owner.channel = Channel::Slack;
+        owner.key_id = None;
+        assert_eq!(request.apply_human_verdict(owner, Utc::now()), Err(DomainError::SelfApproval));
         request.apply_human_verdict(verdict(true, "cleo"), Utc::now()).unwrap();
         assert_eq!(request.status, Status::Approved);
         assert_eq!(request.approvals.len(), 2);
+    }
+
+    #[test]
+    fn a_quorum_approves_one_set_of_arguments() {
+        let mut request = pending();
+        request.approvals_required = 2;
+        request.apply_human_verdict(verdict(true, "carl"), Utc::now()).unwrap();
+        let mut edit = verdict(true, "cleo");
+        edit.args = Some(json!({"amount": 9_999_999}));
+        let events = request.apply_human_verdict(edit, Utc::now()).unwrap();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::ApprovalsReset, EventKind::ApprovalRecorded]);
+        assert_eq!(events[0].data["superseded"][0]["approver_id"], "carl");
+        assert_eq!(events[1].data["approval"]["args"], json!({"amount": 9_999_999}));
+        assert_eq!(request.status, Status::Pending, "one person alone never decides what a quorum executes");
+        assert_eq!(request.approvals.len(), 1);
+
+        // Carl approving the proposal again resets Cleo's edit; nobody has two votes.
+        request.apply_human_verdict(verdict(true, "carl"), Utc::now()).unwrap();
+        assert_eq!(request.status, Status::Pending);
+        assert_eq!(request.approvals.iter().map(|a| a.approver_id.as_str()).collect::<Vec<_>>(), ["carl"]);
+
+        // A second person approving the same (proposed) arguments completes the quorum.
+        request.apply_human_verdict(verdict(true, "cleo"), Utc::now()).unwrap();
+        assert_eq!(request.status, Status::Approved);
+        let decision = request.decision.as_ref().unwrap();
+        assert_eq!((decision.args.clone(), decision.edited), (json!({"amount": 10}), false));
+    }
+
+    #[test]
+    fn a_quorum_can_agree_on_an_edit() {
+        let mut request = pending();
+        request.approvals_required = 2;
+        for approver in ["carl", "cleo"] {
+            let mut edit = verdict(true, approver);
+            edit.args = Some(json!({"amount": 7}));
+            request.apply_human_verdict(edit, Utc::now()).unwrap();
+        }
+        let decision = request.decision.as_ref().unwrap();
+        assert_eq!((decision.args.clone(), decision.edited), (json!({"amount": 7}), true));
+        assert!(request.approvals.iter().all(|a| a.edited));
+    }
+
+    #[test]
+    fn the_created_event_holds_the_whole_proposal() {
+        let mut new = NewRequest::action("refund");
+        new.args = json!({"amount": 10});
+        new.summary = Some("Refund".into());
+        new.reasoning = Some("broken".into());
+        new.tags = vec!["vip".into()];
+        let request = Request::new(Uuid::now_v7(), new, requester(), Utc::now());
+        let event = request.created_event(&Actor::Key { role: crate::Role::Agent, name: "bot".into() });
+        assert_eq!(event.actor, "agent:bot");
+        for (field, value) in [
+            ("args", json!({"amount": 10})),
+            ("summary", json!("Refund")),
+            ("reasoning", json!("broken")),
+            ("tags", json!(["vip"])),
+        ] {
+            assert_eq!(event.data[field], value, "{field}");
+        }
+        assert_eq!(event.data["requested_by"]["responsible"], "olga");
     }
 
     #[test]

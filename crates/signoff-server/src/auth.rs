@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use signoff_domain::{ApiKey, Request, Role};
+use signoff_domain::{ApiKey, Role};
 use signoff_wire::ErrorCode;
 
 /// The authenticated caller: a live (unrevoked) key, and the secret it presented (kept for long-lived calls,
@@ -59,18 +59,8 @@ impl Caller {
         }
     }
 
-    /// Agents see only the requests they created; other roles see all.
-    pub fn can_see(&self, request: &Request) -> bool {
-        self.0.role != Role::Agent || request.requested_by.key_id == self.0.id
-    }
-
     /// Whether the key is still live (not revoked since the call began).
     pub async fn still_valid(&self, state: &AppState) -> bool {
         matches!(state.store.key_by_secret(&self.1).await, Ok(Some(key)) if !key.is_revoked())
-    }
-
-    /// The approver a decision by this caller is recorded under.
-    pub fn approver_id(&self) -> String {
-        self.0.approver_id.clone().unwrap_or_else(|| format!("admin:{}", self.0.name))
     }
 }

@@ -52,7 +52,7 @@ impl From<signoff_policy::PolicyErrors> for ApiError {
         let details = errors
             .errors
             .iter()
-            .map(|e| ErrorItem { message: e.message.clone(), line: e.line, column: e.column })
+            .map(|e| ErrorItem { message: e.message.clone(), path: None, line: e.line, column: e.column })
             .collect();
         ApiError {
             code: ErrorCode::InvalidPolicy,

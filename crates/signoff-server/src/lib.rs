@@ -11,6 +11,7 @@ mod extract;
 mod metrics;
 mod policy;
 mod routes;
+pub mod service;
 mod waiters;
 mod workers;
 
@@ -40,6 +41,7 @@ pub struct AppState {
     pub policy: PolicyCell,
     pub metrics: Metrics,
     pub callbacks: CallbackSettings,
+    pub field_limits: service::FieldLimits,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -67,7 +69,8 @@ impl AppState {
     pub async fn load(store: Arc<dyn Store>, callbacks: CallbackSettings) -> Result<Self, signoff_store::StoreError> {
         let waiters = Waiters::start(store.changes());
         let policy = PolicyCell::load(store.clone()).await?;
-        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks })
+        let field_limits = service::FieldLimits::default();
+        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks, field_limits })
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiQuery};
+use crate::service::{self, Decider, DecisionInput};
 use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -11,11 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use signoff_domain::{
-    DomainError, Event, HumanVerdict, NewRequest, Placement, Request, RequestId, Requester, Role, Status,
-};
-use signoff_policy::{EVERYONE, EvalInput, Policy};
-use signoff_store::{NewRequestRecord, RequestFilter, StoreError};
+use signoff_domain::{Channel, Event, NewRequest, Request, RequestId, Role, Status};
+use signoff_policy::Policy;
+use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
     CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Verdict,
 };
@@ -85,8 +84,7 @@ fn request_id(raw: &str) -> Result<RequestId, ApiError> {
 
 /// Loads a request the caller may see; others' requests are not found, so their existence does not leak.
 async fn visible_request(state: &AppState, caller: &Caller, id: RequestId) -> Result<Request, ApiError> {
-    let request = state.store.request(id).await?;
-    if caller.can_see(&request) { Ok(request) } else { Err(ApiError::not_found("request")) }
+    service::visible(state, &caller.0, id).await
 }
 
 fn idempotency_key(headers: &HeaderMap, new: &NewRequest) -> Result<Option<String>, ApiError> {
@@ -108,46 +106,9 @@ async fn create_request(
     headers: HeaderMap,
     ApiJson(new): ApiJson<NewRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require(&[Role::Agent, Role::Admin], "create requests")?;
-    new.validate()?;
-    if let Some(url) = &new.callback_url {
-        let policy = signoff_webhooks::CallbackUrlPolicy { allow_private: state.callbacks.allow_private };
-        policy.check(url).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
     let idempotency_key = idempotency_key(&headers, &new)?;
-    let fingerprint = new.fingerprint();
-    let requester = Requester { key_id: caller.0.id.clone(), key_name: caller.0.name.clone() };
-    let now = signoff_store::now();
-    let mut request = Request::new(Uuid::now_v7(), new, requester, now);
-    let mut events = vec![request.created_event(&caller.0.actor())];
-    let active = state.policy.current();
-    let id = request.id.to_string();
-    let verdict = active.policy.evaluate(&EvalInput {
-        request_id: &id,
-        action: &request.action,
-        args: &request.args,
-        context: &request.context,
-        confidence: request.confidence,
-        tags: &request.tags,
-        mode: request.mode,
-        agent: &caller.0.name,
-        run_id: request.run_id.as_deref(),
-    });
-    let placement = Placement {
-        version: active.version(),
-        content_hash: active.policy.content_hash(),
-        verdict,
-        default_timeout: active.policy.defaults().timeout,
-    };
-    events.extend(request.place(placement, now));
-    let created =
-        state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
-    let status = if created.created {
-        state.metrics.created(&created.request);
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let created = service::create(&state, &caller.0, new, idempotency_key).await?;
+    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(created.request)))
 }
 
@@ -258,38 +219,15 @@ async fn decide_request(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<Request>, ApiError> {
-    caller.require(&[Role::Approver, Role::Admin], "decide requests")?;
+    let decider = Decider::from_key(&caller.0, Channel::Api)?;
     let id = request_id(&id)?;
-    // Membership is checked against the policy in force, inside the update, so it sees the group the
-    // request is routed to at that moment (an escalation may have moved it).
-    let policy = (caller.role() != Role::Admin).then(|| state.policy.current());
-    let verdict = HumanVerdict {
+    let input = DecisionInput {
         approve: body.outcome == Verdict::Approve,
-        approver_id: caller.approver_id(),
-        key_id: caller.0.id.clone(),
-        channel: "api".into(),
         comment: body.comment,
         reason: body.reason,
         args: body.args,
     };
-    let now = signoff_store::now();
-    let request = state
-        .store
-        .update_request(
-            id,
-            Box::new(move |request| {
-                if let Some(active) = policy.filter(|_| !request.status.is_final()) {
-                    let group = request.group.as_deref().unwrap_or(EVERYONE);
-                    if !active.policy.is_member(&verdict.approver_id, group) {
-                        return Err(DomainError::NotInGroup(group.to_string()));
-                    }
-                }
-                request.apply_human_verdict(verdict, now)
-            }),
-        )
-        .await?;
-    state.metrics.decided(&request);
-    Ok(Json(request))
+    Ok(Json(service::decide(&state, id, decider, input).await?))
 }
 
 /// The optional body of a cancel: absent, empty or `{"reason": ...}`.
@@ -299,7 +237,6 @@ async fn cancel_request(
     Path(id): Path<String>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<Request>, ApiError> {
-    caller.require(&[Role::Agent, Role::Admin], "cancel requests")?;
     let id = request_id(&id)?;
     let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
@@ -307,13 +244,7 @@ async fn cancel_request(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid cancel body: {e}")))?
     };
-    visible_request(&state, &caller, id).await?;
-    let key_id = caller.0.id.clone();
-    let now = signoff_store::now();
-    let request =
-        state.store.update_request(id, Box::new(move |request| request.cancel(&key_id, body.reason, now))).await?;
-    state.metrics.decided(&request);
-    Ok(Json(request))
+    Ok(Json(service::cancel(&state, id, &caller.0, body.reason).await?))
 }
 
 async fn report_outcome(
@@ -322,16 +253,8 @@ async fn report_outcome(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<Json<Request>, ApiError> {
-    caller.require(&[Role::Agent, Role::Admin], "report outcomes")?;
     let id = request_id(&id)?;
-    visible_request(&state, &caller, id).await?;
-    let actor = caller.0.actor();
-    let now = signoff_store::now();
-    let request = state
-        .store
-        .update_request(id, Box::new(move |request| request.report_outcome(body.ok, body.detail, &actor, now)))
-        .await?;
-    Ok(Json(request))
+    Ok(Json(service::report_outcome(&state, id, &caller.0, body.ok, body.detail).await?))
 }
 
 async fn request_events(
@@ -407,7 +330,7 @@ async fn put_policy(
     caller.require(&[Role::Admin], "apply a policy")?;
     let source = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("the policy must be UTF-8 text"))?;
     let policy = Policy::parse(source)?;
-    let applied = state.store.apply_policy(source, &policy.content_hash(), &caller.0.actor()).await?;
+    let applied = state.store.apply_policy(source, &policy.content_hash(), &caller.0.actor().to_string()).await?;
     let status = if applied.created { StatusCode::CREATED } else { StatusCode::OK };
     state.policy.install(policy, applied.policy);
     Ok((status, Json(state.policy.current().view())))

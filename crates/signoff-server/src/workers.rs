@@ -157,8 +157,12 @@ async fn attempt(state: &AppState, client: &reqwest::Client, delivery: Delivery)
         elapsed_ms: result.elapsed_ms(),
         next_attempt_at,
     };
-    if let Err(error) = state.store.record_delivery_attempt(&delivery, record).await {
+    match state.store.record_delivery_attempt(&delivery, record).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(webhook_id = %delivery.id, "the callback's lease ran out during the attempt; another worker retries it")
+        }
         // The lease runs out and the callback is tried again: receivers deduplicate by webhook-id.
-        tracing::error!(%error, webhook_id = %delivery.id, "cannot record a callback attempt");
+        Err(error) => tracing::error!(%error, webhook_id = %delivery.id, "cannot record a callback attempt"),
     }
 }

@@ -224,10 +224,7 @@ async fn roles_are_enforced(backend: Backend) {
     let other_agent = app
         .state
         .store
-        .create_key(
-            signoff_store::NewKey { name: "other".into(), role: signoff_domain::Role::Agent, approver_id: None },
-            "test",
-        )
+        .create_key(signoff_store::NewKey::new("other", signoff_domain::Role::Agent), "test")
         .await
         .unwrap();
     let (status, body) = send(app.get(&format!("/v1/requests/{id}"), &other_agent.secret)).await;

@@ -489,12 +489,7 @@ async fn stream_delivers_live_events_and_resumes_without_gaps_or_repeats(backend
 
 async fn agents_stream_only_their_own_events(backend: Backend) {
     let (_db, app) = TestApp::on(backend).await;
-    let other = app
-        .state
-        .store
-        .create_key(NewKey { name: "other".into(), role: Role::Agent, approver_id: None }, "test")
-        .await
-        .expect("second agent key");
+    let other = app.state.store.create_key(NewKey::new("other", Role::Agent), "test").await.expect("second agent key");
     let mut mine = SseStream::connect(app.get("/v1/events", &app.agent_key)).await;
     let mut theirs = SseStream::connect(app.get("/v1/events", &other.secret)).await;
     let mut approver = SseStream::connect(app.get("/v1/events", &app.approver_key)).await;

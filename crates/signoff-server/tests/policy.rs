@@ -96,7 +96,7 @@ async fn quorum_needs_distinct_members_and_never_the_requester(backend: Backend)
     let (status, body) = app.decide(&second, &cleo, json!({"outcome": "reject", "comment": "no"})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("rejected")));
 
-    // The identity that created a request can never approve it, even as an admin.
+    // The person who created a request can never approve it, even as an admin.
     let (_, own) =
         send(app.post("/v1/requests", &app.admin_key).json(&json!({"action": "expense", "args": {"amount": 9000}})))
             .await;

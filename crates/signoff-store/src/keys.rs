@@ -2,14 +2,30 @@
 
 use base64::Engine;
 use rand::Rng;
-use signoff_domain::{ApiKey, Role, hash_key_secret};
+use signoff_domain::{ApiKey, ApproverId, Role, hash_key_secret};
 
 /// A key to create.
 #[derive(Debug, Clone)]
 pub struct NewKey {
     pub name: String,
     pub role: Role,
-    pub approver_id: Option<String>,
+    /// The person the key acts for: required for approver keys, optional for admin keys (an unbound admin key
+    /// manages but never decides), refused for agent keys.
+    pub approver_id: Option<ApproverId>,
+    /// For agent keys: the person responsible for the agent, who never approves its requests.
+    pub owner_id: Option<ApproverId>,
+}
+
+impl NewKey {
+    /// A key of `role` named `name`, bound to no one.
+    pub fn new(name: impl Into<String>, role: Role) -> NewKey {
+        NewKey { name: name.into(), role, approver_id: None, owner_id: None }
+    }
+
+    /// An approver key for `approver_id`.
+    pub fn approver(approver_id: &ApproverId) -> NewKey {
+        NewKey { approver_id: Some(approver_id.clone()), ..NewKey::new(approver_id.as_str(), Role::Approver) }
+    }
 }
 
 /// A created key with the secrets that are shown once.
@@ -50,13 +66,16 @@ fn random_token(rng: &mut impl Rng, len: usize) -> String {
     (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
-/// Refuses keys that cannot work: approver keys must name their approver, other roles must not.
+/// Refuses keys that cannot work: approver keys must name their person, agent keys act for no one (they may name
+/// an owner), and only agent keys have owners.
 pub(crate) fn validate(key: &NewKey) -> Result<(), crate::StoreError> {
-    let problem = match (key.role, &key.approver_id) {
+    let problem = match (key.role, &key.approver_id, &key.owner_id) {
         _ if key.name.trim().is_empty() => Some("a key needs a name"),
-        (Role::Approver, None) => Some("an approver key needs --approver ID (the approver recorded in decisions)"),
-        (Role::Approver, Some(id)) if id.trim().is_empty() => Some("the approver id must not be empty"),
-        (Role::Agent, Some(_)) => Some("only approver keys are bound to an approver id"),
+        (Role::Approver, None, _) => Some("an approver key needs --approver ID (the person recorded in decisions)"),
+        (Role::Agent, Some(_), _) => {
+            Some("an agent key acts for no person; name the person responsible for it with --owner ID")
+        }
+        (Role::Approver | Role::Admin, _, Some(_)) => Some("only agent keys have an owner (--owner)"),
         _ => None,
     };
     match problem {
@@ -70,7 +89,13 @@ pub(crate) fn created_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEve
         None,
         signoff_domain::EventKind::KeyCreated,
         actor,
-        serde_json::json!({ "key_id": key.id, "name": key.name, "role": key.role, "approver_id": key.approver_id }),
+        serde_json::json!({
+            "key_id": key.id,
+            "name": key.name,
+            "role": key.role,
+            "approver_id": key.approver_id,
+            "owner_id": key.owner_id,
+        }),
     )
 }
 
@@ -79,6 +104,12 @@ pub(crate) fn revoked_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEve
         None,
         signoff_domain::EventKind::KeyRevoked,
         actor,
-        serde_json::json!({ "key_id": key.id, "name": key.name }),
+        serde_json::json!({
+            "key_id": key.id,
+            "name": key.name,
+            "role": key.role,
+            "approver_id": key.approver_id,
+            "owner_id": key.owner_id,
+        }),
     )
 }

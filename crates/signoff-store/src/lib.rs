@@ -11,7 +11,7 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::{
-    ApiKey, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
+    ApiKey, ApproverId, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
 };
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -75,6 +75,30 @@ pub struct RequestFilter {
 /// or a domain refusal that rolls everything back.
 pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, DomainError> + Send>;
 
+/// Applies `update` to `request` after firing the request's timers that are due at `now`, so no transition acts on
+/// a deadline or an escalation that has passed but that the timer loop has not reached yet. Returns the events to
+/// save and `update`'s refusal, if it refused: the timers' effect is saved either way (the deadline's outcome stands).
+fn update_after_due_timers(
+    request: &mut Request,
+    update: RequestUpdate,
+    now: DateTime<Utc>,
+) -> (Vec<NewEvent>, Option<DomainError>) {
+    let before = request.clone();
+    let mut events = request.fire_timers(now);
+    match update(request) {
+        Ok(more) => {
+            events.extend(more);
+            (events, None)
+        }
+        Err(refusal) => {
+            // `update` may have changed the request before refusing: keep only what the timers did.
+            *request = before;
+            let events = request.fire_timers(now);
+            (events, Some(refusal))
+        }
+    }
+}
+
 /// A notice that something changed, for waking waiters (on PostgreSQL, across replicas).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -122,8 +146,9 @@ pub trait Store: Send + Sync + 'static {
         lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
-    /// Records an attempt (and its event) and schedules what comes next.
-    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError>;
+    /// Records an attempt (and its event) and schedules what comes next, if `delivery`'s claim still holds the lease;
+    /// returns false (and records nothing) when the lease ran out and another worker took the delivery.
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<bool, StoreError>;
     async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// Events after `after_seq`, oldest first; with `owner`, only events about that key's requests.
     async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError>;
@@ -158,6 +183,8 @@ fn policy_applied_event(policy: &PolicyVersion) -> NewEvent {
 pub struct Delivery {
     /// The `webhook-id`: the same on every retry.
     pub id: String,
+    /// This claim's lease: only it may record the attempt.
+    pub lease: String,
     pub request_id: RequestId,
     pub url: String,
     pub body: String,
@@ -265,6 +292,11 @@ fn attempt_event(delivery_id: &str, request_id: RequestId, attempt: u32, result:
     )
 }
 
+/// A random token naming one claim of a delivery.
+fn new_lease_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://...`, applying migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -289,6 +321,10 @@ fn from_micros(micros: i64) -> DateTime<Utc> {
 
 fn role_from_db(role: &str) -> Result<Role, StoreError> {
     role.parse().map_err(StoreError::Other)
+}
+
+fn person_from_db(id: Option<String>) -> Result<Option<ApproverId>, StoreError> {
+    id.map(|id| ApproverId::parse(&id).map_err(|e| StoreError::Other(format!("corrupt approver id: {e}")))).transpose()
 }
 
 fn decode_request(doc: &str) -> Result<Request, StoreError> {

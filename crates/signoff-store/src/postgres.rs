@@ -9,12 +9,13 @@ use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
     RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, now, policy_applied_event, role_from_db,
+    from_micros, now, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::{
-    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
+    ApiKey, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
+    hash_key_secret,
 };
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
@@ -167,7 +168,11 @@ impl Job {
             Job::Update(id, update, reply) => {
                 let result = apply_update(conn, id, update).await;
                 let ok = result.is_ok();
-                (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
+                let answer = result.and_then(|(request, refusal)| match refusal {
+                    Some(refusal) => Err(StoreError::Domain(refusal)),
+                    None => Ok(request),
+                });
+                (Box::new(move |committed| drop(reply.send(committed.and(answer)))), ok)
             }
         }
     }
@@ -218,13 +223,18 @@ async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Re
     Ok(Created { request, created: true })
 }
 
-/// Applies a domain change to a locked request and writes it with its events.
-async fn apply_update(conn: &mut PgConnection, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+/// Applies a domain change to a locked request (after its due timers) and writes it with its events. A refusal is
+/// returned beside the request, so the timers' effect still commits.
+async fn apply_update(
+    conn: &mut PgConnection,
+    id: RequestId,
+    update: RequestUpdate,
+) -> Result<(Request, Option<DomainError>), StoreError> {
     let mut request = load_request(conn, id, true).await?;
     let was = request.status;
-    let events = update(&mut request)?;
+    let (events, refusal) = update_after_due_timers(&mut request, update, now());
     save_request(conn, &request, was, events).await?;
-    Ok(request)
+    Ok((request, refusal))
 }
 
 /// Appends events to the hash chain. The transaction must hold the chain lock (see [`begin_write`]).
@@ -240,7 +250,7 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
     let at = now();
     for event in events {
         seq += 1;
-        let event = event.seal(seq, at, prev_hash);
+        let event = event.seal(seq, at, prev_hash, owner.map(String::from));
         sqlx::query(
             "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -253,7 +263,7 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
         .bind(event.at.timestamp_micros())
         .bind(&event.prev_hash)
         .bind(&event.hash)
-        .bind(owner)
+        .bind(&event.owner_key_id)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -341,6 +351,7 @@ fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Event, StoreError> {
         kind: serde_json::from_value::<EventKind>(serde_json::Value::String(kind)).map_err(|_| corrupt("kind"))?,
         actor: row.get("actor"),
         data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
+        owner_key_id: row.get("owner_key_id"),
         at: from_micros(row.get("at")),
         prev_hash: row.get("prev_hash"),
         hash: row.get("hash"),
@@ -353,7 +364,8 @@ fn key_from_row(row: &sqlx::postgres::PgRow) -> Result<ApiKey, StoreError> {
         id: row.get("id"),
         name: row.get("name"),
         role: role_from_db(&role)?,
-        approver_id: row.get("approver_id"),
+        approver_id: person_from_db(row.get("approver_id"))?,
+        owner_id: person_from_db(row.get("owner_id"))?,
         created_at: from_micros(row.get("created_at")),
         revoked_at: row.get::<Option<i64>, _>("revoked_at").map(from_micros),
     })
@@ -371,7 +383,9 @@ fn policy_from_row(row: &sqlx::postgres::PgRow) -> PolicyVersion {
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, role, approver_id, owner_id, created_at, revoked_at";
+/// The columns `event_from_row` reads.
+const EVENT_COLUMNS: &str = "seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id";
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -421,13 +435,11 @@ impl Store for PostgresStore {
     }
 
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events WHERE request_id = $1 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE request_id = $1 ORDER BY seq"))
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -437,12 +449,14 @@ impl Store for PostgresStore {
         let created_at = now();
         let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, approver_id, secret_hash, webhook_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, role, approver_id, owner_id, secret_hash, webhook_secret, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&generated.id)
         .bind(&key.name)
         .bind(key.role.as_str())
-        .bind(&key.approver_id)
+        .bind(key.approver_id.as_ref().map(|id| id.as_str()))
+        .bind(key.owner_id.as_ref().map(|id| id.as_str()))
         .bind(&generated.secret_hash)
         .bind(&generated.webhook_secret)
         .bind(created_at.timestamp_micros())
@@ -454,6 +468,7 @@ impl Store for PostgresStore {
             name: key.name,
             role: key.role,
             approver_id: key.approver_id,
+            owner_id: key.owner_id,
             created_at,
             revoked_at: None,
         };
@@ -595,11 +610,11 @@ impl Store for PostgresStore {
     ) -> Result<Vec<Delivery>, StoreError> {
         let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
         let rows = sqlx::query(
-            "UPDATE deliveries d SET next_attempt_at = $3
+            "UPDATE deliveries d SET next_attempt_at = $3, lease_token = md5(random()::text || d.id)
              FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1
                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = due.id
-             RETURNING d.id, d.request_id, d.url, d.body, d.attempts, d.first_attempt_at,
+             RETURNING d.id, d.lease_token, d.request_id, d.url, d.body, d.attempts, d.first_attempt_at,
                        (SELECT COALESCE(k.webhook_secret, '') FROM api_keys k WHERE k.id = d.key_id) AS secret",
         )
         .bind(at.timestamp_micros())
@@ -616,6 +631,7 @@ impl Store for PostgresStore {
                 Ok(Delivery {
                     request_id: request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?,
                     id,
+                    lease: row.get("lease_token"),
                     url: row.get("url"),
                     body: row.get("body"),
                     secret: row.get::<Option<String>, _>("secret").unwrap_or_default(),
@@ -626,12 +642,13 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError> {
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<bool, StoreError> {
         let attempt = delivery.attempts + 1;
         let mut tx = begin_write(&self.pool).await?;
         let owner: Option<String> = sqlx::query_scalar(
             "UPDATE deliveries SET state = $2, attempts = $3, first_attempt_at = COALESCE(first_attempt_at, $4),
-             next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $4 WHERE id = $1 RETURNING key_id",
+             next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $4, lease_token = NULL
+             WHERE id = $1 AND lease_token = $8 RETURNING key_id",
         )
         .bind(&delivery.id)
         .bind(result.state.as_str())
@@ -640,13 +657,16 @@ impl Store for PostgresStore {
         .bind(result.next_attempt_at.map(|at| at.timestamp_micros()))
         .bind(result.status.map(i64::from))
         .bind(&result.error)
+        .bind(&delivery.lease)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        // Only the claim that holds the lease records: a worker whose lease ran out (and was re-claimed) does not.
+        let Some(owner) = owner else { return Ok(false) };
         let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
-        append_events(&mut tx, vec![event], owner.as_deref()).await?;
+        append_events(&mut tx, vec![event], Some(&owner)).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
@@ -679,10 +699,10 @@ impl Store for PostgresStore {
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events
-             WHERE seq > $1 AND ($3::text IS NULL OR owner_key_id = $3) ORDER BY seq LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND ($3::text IS NULL OR owner_key_id = $3)
+                 ORDER BY seq LIMIT $2"
+        ))
         .bind(after_seq)
         .bind(i64::from(limit))
         .bind(owner)

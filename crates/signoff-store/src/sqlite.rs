@@ -5,7 +5,7 @@ use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
     RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, now, policy_applied_event, role_from_db,
+    from_micros, new_lease_token, now, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_policies.sql"),
     include_str!("../migrations/sqlite/0003_timers_callbacks.sql"),
     include_str!("../migrations/sqlite/0004_queues.sql"),
+    include_str!("../migrations/sqlite/0005_people_checkpoints.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -166,6 +167,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// The writer loop: takes every queued job (up to a batch), runs them in one transaction, commits once.
+///
+/// Some SQLite errors (a full disk, an I/O error, an interrupted statement) roll back the whole transaction, not
+/// only the failing statement. The writer notices (the connection is back in autocommit mode), fails every job of
+/// the batch that ran in the lost transaction, and goes on with the rest in a new one: nothing is reported as
+/// committed that was not, nor as failed that was.
 fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
@@ -176,27 +182,42 @@ fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let completions: Vec<Completion>;
-        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {
-                completions = batch.drain(..).map(|job| job(&conn)).collect();
-                conn.execute_batch("COMMIT").map_err(db_err)
-            }
-            Err(e) => {
+        run_batch(&conn, batch.drain(..));
+    }
+}
+
+fn run_batch(conn: &Connection, batch: impl Iterator<Item = Job>) {
+    let lost = || StoreError::Other("sqlite rolled the transaction back; the write was not carried out".into());
+    let mut pending: Vec<Completion> = Vec::new();
+    let mut in_transaction = false;
+    for job in batch {
+        if !in_transaction {
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
                 let error = db_err(e);
-                for job in batch.drain(..) {
-                    drop(job);
-                }
                 tracing::error!(%error, "sqlite writer could not begin a transaction");
+                // Dropped unrun: its caller is told the write was not carried out.
+                drop(job);
                 continue;
             }
-        };
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            in_transaction = true;
         }
-        for complete in completions {
-            complete(committed.clone());
+        pending.push(job(conn));
+        if conn.is_autocommit() {
+            for complete in pending.drain(..) {
+                complete(Err(lost()));
+            }
+            in_transaction = false;
         }
+    }
+    if !in_transaction {
+        return;
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(db_err);
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for complete in pending {
+        complete(committed.clone());
     }
 }
 
@@ -221,7 +242,7 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) 
         .map_err(db_err)?;
     for event in events {
         seq += 1;
-        let event = event.seal(seq, at, prev_hash);
+        let event = event.seal(seq, at, prev_hash, owner.map(String::from));
         insert
             .execute(params![
                 event.seq,
@@ -232,7 +253,7 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) 
                 event.at.timestamp_micros(),
                 event.prev_hash,
                 event.hash,
-                owner,
+                event.owner_key_id,
             ])
             .map_err(db_err)?;
         prev_hash = event.hash;
@@ -285,14 +306,29 @@ fn load_request(conn: &Connection, id: RequestId) -> Result<Request, StoreError>
     decode_request(&doc.ok_or(StoreError::NotFound)?)
 }
 
-type EventRow = (i64, Option<String>, String, String, String, i64, String, String);
-type KeyRow = (String, String, String, Option<String>, i64, Option<i64>);
+type EventRow = (i64, Option<String>, String, String, String, i64, String, String, Option<String>);
+type KeyRow = (String, String, String, Option<String>, Option<String>, i64, Option<i64>);
+
+/// The columns `row_to_event` reads, in order.
+const EVENT_COLUMNS: &str = "seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id";
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
 }
 
-fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): EventRow) -> Result<Event, StoreError> {
+fn event_from_row(
+    (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id): EventRow,
+) -> Result<Event, StoreError> {
     let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
     Ok(Event {
         seq,
@@ -300,6 +336,7 @@ fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): Eve
         kind: serde_json::from_value::<EventKind>(serde_json::Value::String(kind)).map_err(|_| corrupt("kind"))?,
         actor,
         data: serde_json::from_str(&data).map_err(|_| corrupt("data"))?,
+        owner_key_id,
         at: from_micros(at),
         prev_hash,
         hash,
@@ -307,15 +344,16 @@ fn event_from_row((seq, request_id, kind, actor, data, at, prev_hash, hash): Eve
 }
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn api_key((id, name, role, approver_id, created_at, revoked_at): KeyRow) -> Result<ApiKey, StoreError> {
+fn api_key((id, name, role, approver_id, owner_id, created_at, revoked_at): KeyRow) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id,
         name,
         role: role_from_db(&role)?,
-        approver_id,
+        approver_id: person_from_db(approver_id)?,
+        owner_id: person_from_db(owner_id)?,
         created_at: from_micros(created_at),
         revoked_at: revoked_at.map(from_micros),
     })
@@ -341,7 +379,7 @@ fn current_policy(conn: &Connection) -> Result<Option<PolicyVersion>, StoreError
         .map_err(db_err)
 }
 
-const KEY_COLUMNS: &str = "id, name, role, approver_id, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, role, approver_id, owner_id, created_at, revoked_at";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -423,25 +461,29 @@ impl Store for SqliteStore {
     }
 
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
-        let request = self
+        let (request, changed, refusal) = self
             .write(move |conn| {
                 let mut request = load_request(conn, id)?;
                 let was = request.status;
-                let events = update(&mut request)?;
+                let (events, refusal) = update_after_due_timers(&mut request, update, now());
+                let changed = !events.is_empty();
                 save_request(conn, &request, was, events)?;
-                Ok(request)
+                Ok((request, changed, refusal))
             })
             .await?;
-        let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
-        Ok(request)
+        if changed {
+            let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
+        }
+        match refusal {
+            Some(refusal) => Err(StoreError::Domain(refusal)),
+            None => Ok(request),
+        }
     }
 
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
         self.read(move |conn| {
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events WHERE request_id = ?1 ORDER BY seq",
-                )
+                .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE request_id = ?1 ORDER BY seq"))
                 .map_err(db_err)?;
             let rows = statement.query_map([id.to_string()], row_to_event).map_err(db_err)?;
             rows.map(|row| event_from_row(row.map_err(db_err)?)).collect()
@@ -456,14 +498,16 @@ impl Store for SqliteStore {
             let generated = keys::generate(key.role);
             let created_at = now();
             conn.prepare_cached(
-                "INSERT INTO api_keys (id, name, role, approver_id, secret_hash, webhook_secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO api_keys (id, name, role, approver_id, owner_id, secret_hash, webhook_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(db_err)?
             .execute(params![
                 generated.id,
                 key.name,
                 key.role.as_str(),
-                key.approver_id,
+                key.approver_id.as_ref().map(|id| id.as_str()),
+                key.owner_id.as_ref().map(|id| id.as_str()),
                 generated.secret_hash,
                 generated.webhook_secret,
                 created_at.timestamp_micros()
@@ -474,6 +518,7 @@ impl Store for SqliteStore {
                 name: key.name,
                 role: key.role,
                 approver_id: key.approver_id,
+                owner_id: key.owner_id,
                 created_at,
                 revoked_at: None,
             };
@@ -649,14 +694,16 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             let mut claimed = Vec::with_capacity(rows.len());
             for (id, request_id, url, body, secret, attempts, first_attempt_at) in rows {
-                conn.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1")
+                let lease = new_lease_token();
+                conn.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2, lease_token = ?3 WHERE id = ?1")
                     .map_err(db_err)?
-                    .execute(params![id, lease_until])
+                    .execute(params![id, lease_until, lease])
                     .map_err(db_err)?;
                 let request_id =
                     request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?;
                 claimed.push(Delivery {
                     id,
+                    lease,
                     request_id,
                     url,
                     body,
@@ -670,31 +717,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<(), StoreError> {
+    async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<bool, StoreError> {
         let delivery = delivery.clone();
         self.write(move |conn| {
             let attempt = delivery.attempts + 1;
+            // Only the claim that holds the lease records: a worker whose lease ran out (and was re-claimed) does not.
             let owner: Option<String> = conn
-                .query_row("SELECT key_id FROM deliveries WHERE id = ?1", [&delivery.id], |row| row.get(0))
+                .prepare_cached(
+                    "UPDATE deliveries SET state = ?2, attempts = ?3, first_attempt_at = COALESCE(first_attempt_at, ?4),
+                     next_attempt_at = ?5, last_status = ?6, last_error = ?7, updated_at = ?4, lease_token = NULL
+                     WHERE id = ?1 AND lease_token = ?8 RETURNING key_id",
+                )
+                .map_err(db_err)?
+                .query_row(
+                    params![
+                        delivery.id,
+                        result.state.as_str(),
+                        attempt,
+                        result.at.timestamp_micros(),
+                        result.next_attempt_at.map(|at| at.timestamp_micros()),
+                        result.status,
+                        result.error,
+                        delivery.lease,
+                    ],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(db_err)?;
-            conn.prepare_cached(
-                "UPDATE deliveries SET state = ?2, attempts = ?3, first_attempt_at = COALESCE(first_attempt_at, ?4),
-                 next_attempt_at = ?5, last_status = ?6, last_error = ?7, updated_at = ?4 WHERE id = ?1",
-            )
-            .map_err(db_err)?
-            .execute(params![
-                delivery.id,
-                result.state.as_str(),
-                attempt,
-                result.at.timestamp_micros(),
-                result.next_attempt_at.map(|at| at.timestamp_micros()),
-                result.status,
-                result.error,
-            ])
-            .map_err(db_err)?;
+            let Some(owner) = owner else { return Ok(false) };
             let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
-            append_events(conn, vec![event], owner.as_deref())
+            append_events(conn, vec![event], Some(&owner))?;
+            Ok(true)
         })
         .await
     }
@@ -747,8 +800,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn
                 .prepare_cached(
-                    "SELECT seq, request_id, kind, actor, data, at, prev_hash, hash FROM events
-                     WHERE seq > ?1 AND (?3 IS NULL OR owner_key_id = ?3) ORDER BY seq LIMIT ?2",
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND (?3 IS NULL OR owner_key_id = ?3) ORDER BY seq LIMIT ?2"),
                 )
                 .map_err(db_err)?;
             let rows = statement.query_map(params![after_seq, limit, owner], row_to_event).map_err(db_err)?;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use signoff_domain::{
-    DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status,
+    Actor, Channel, DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status,
 };
 use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
 use signoff_testkit::{Backend, TestDatabase, on_every_backend};
@@ -22,10 +22,10 @@ on_every_backend!(
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
-    let requester = Requester { key_id: "key_agent".into(), key_name: "bot".into() };
+    let requester = Requester { key_id: "key_agent".into(), key_name: "bot".into(), responsible: None };
     let fingerprint = new.fingerprint();
     let request = Request::new(Uuid::now_v7(), new, requester, now());
-    let events = vec![request.created_event("agent:bot")];
+    let events = vec![request.created_event(&Actor::Key { role: Role::Agent, name: "bot".into() })];
     NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events }
 }
 
@@ -38,9 +38,9 @@ fn refund(amount: i64) -> NewRequest {
 fn approve(approver: &str) -> HumanVerdict {
     HumanVerdict {
         approve: true,
-        approver_id: approver.into(),
-        key_id: format!("key_{approver}"),
-        channel: "api".into(),
+        approver_id: signoff_testkit::person(approver),
+        key_id: Some(format!("key_{approver}")),
+        channel: Channel::Api,
         comment: None,
         reason: None,
         args: None,
@@ -163,7 +163,7 @@ async fn listing_filters_and_pages_newest_first(backend: Backend) {
 async fn keys_are_found_by_secret_and_revoked(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.open().await;
-    let created = store.create_key(NewKey { name: "bot".into(), role: Role::Agent, approver_id: None }, "test").await;
+    let created = store.create_key(NewKey::new("bot", Role::Agent), "test").await;
     let created = created.unwrap();
     assert!(created.webhook_secret.as_deref().unwrap().starts_with("whsec_"));
     let found = store.key_by_secret(&created.secret).await.unwrap().unwrap();
@@ -173,7 +173,7 @@ async fn keys_are_found_by_secret_and_revoked(backend: Backend) {
     assert!(revoked.is_revoked());
     assert!(store.key_by_secret(&created.secret).await.unwrap().unwrap().is_revoked());
     assert_eq!(store.revoke_key("key_missing", "test").await.unwrap_err(), StoreError::NotFound);
-    let approver_without_id = NewKey { name: "x".into(), role: Role::Approver, approver_id: None };
+    let approver_without_id = NewKey::new("x", Role::Approver);
     assert!(matches!(store.create_key(approver_without_id, "test").await, Err(StoreError::Invalid(_))));
 }
 

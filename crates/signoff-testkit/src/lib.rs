@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use serde_json::Value;
-use signoff_domain::Role;
+use signoff_domain::{ApproverId, Role};
 use signoff_server::{AppState, CallbackSettings, RetryPolicy};
 use signoff_store::{NewKey, Store};
 use sqlx::Connection;
@@ -130,15 +130,10 @@ impl TestApp {
 
     /// Serves a new app over `store` with these callback settings.
     pub async fn spawn_with(store: Arc<dyn Store>, callbacks: CallbackSettings) -> TestApp {
-        let agent = store.create_key(NewKey { name: "bot".into(), role: Role::Agent, approver_id: None }, "test").await;
-        let agent = agent.expect("agent key");
-        let approver = store
-            .create_key(NewKey { name: "dana".into(), role: Role::Approver, approver_id: Some("dana".into()) }, "test")
-            .await
-            .expect("approver key");
-        let admin =
-            store.create_key(NewKey { name: "root".into(), role: Role::Admin, approver_id: None }, "test").await;
-        let admin = admin.expect("admin key");
+        let agent = store.create_key(NewKey::new("bot", Role::Agent), "test").await.expect("agent key");
+        let approver = store.create_key(NewKey::approver(&person("dana")), "test").await.expect("approver key");
+        let admin = NewKey { approver_id: Some(person("ada")), ..NewKey::new("root", Role::Admin) };
+        let admin = store.create_key(admin, "test").await.expect("admin key");
         let keys = Keys {
             agent: agent.secret,
             agent_id: agent.key.id,
@@ -213,8 +208,12 @@ impl TestApp {
 
     /// Creates an approver key bound to `approver_id`; returns its secret.
     pub async fn approver(&self, approver_id: &str) -> String {
-        let key = NewKey { name: approver_id.into(), role: Role::Approver, approver_id: Some(approver_id.into()) };
-        self.state.store.create_key(key, "test").await.expect("approver key").secret
+        self.key(NewKey::approver(&person(approver_id))).await
+    }
+
+    /// Creates `key`; returns its secret.
+    pub async fn key(&self, key: NewKey) -> String {
+        self.state.store.create_key(key, "test").await.expect("key").secret
     }
 
     /// Decides as `key`.
@@ -340,6 +339,11 @@ except Exception as error:
     let answer = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
     answer.trim() == "ok"
+}
+
+/// The person with this id (which must be a valid approver id).
+pub fn person(id: &str) -> ApproverId {
+    ApproverId::parse(id).expect("a valid approver id")
 }
 
 /// Sends a request; returns the status and the JSON body (`null` when the body is not JSON).

@@ -18,6 +18,12 @@ pub enum ErrorCode {
     BadRequest,
     /// The body parsed but a value is out of range.
     InvalidRequest,
+    /// The arguments do not fit the policy's schema for the action (`details` has each problem's JSON path).
+    InvalidArgs,
+    /// One field of the body is over its size limit (the message names it).
+    FieldTooLarge,
+    /// The key is bound to no person, and only people decide.
+    NotAnApprover,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -48,16 +54,17 @@ impl ErrorCode {
             | ErrorCode::InvalidEdit
             | ErrorCode::EditNotAllowed
             | ErrorCode::InvalidReason
-            | ErrorCode::InvalidPolicy => 400,
+            | ErrorCode::InvalidPolicy
+            | ErrorCode::InvalidArgs => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::SelfApproval => 403,
+            ErrorCode::Forbidden | ErrorCode::SelfApproval | ErrorCode::NotAnApprover => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::IdempotencyConflict
             | ErrorCode::AlreadyDecided
             | ErrorCode::OutcomeAlreadyReported
             | ErrorCode::NotDecided => 409,
-            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::PayloadTooLarge | ErrorCode::FieldTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -84,6 +91,9 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorItem {
     pub message: String,
+    /// For argument problems: where, as a JSON path (`$.amount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,7 +173,9 @@ pub struct CreatedKey {
     pub id: String,
     pub name: String,
     pub role: Role,
-    pub approver_id: Option<String>,
+    pub approver_id: Option<signoff_domain::ApproverId>,
+    /// For agent keys: the person responsible for the agent.
+    pub owner_id: Option<signoff_domain::ApproverId>,
     /// The bearer secret: shown once, stored only as a hash.
     pub key: String,
     /// For agent keys: the Standard Webhooks secret that signs this agent's callbacks.

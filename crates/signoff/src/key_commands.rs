@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use clap::{Args, Subcommand};
-use signoff_domain::Role;
+use signoff_domain::{Actor, ApproverId, Role};
 use signoff_store::NewKey;
 use signoff_wire::CreatedKey;
 
@@ -28,9 +28,13 @@ pub struct CreateArgs {
     /// A name to recognise the key by (recorded in events).
     #[arg(long)]
     name: String,
-    /// For approver keys: the approver id recorded in decisions.
-    #[arg(long)]
-    approver: Option<String>,
+    /// The person the key acts for, recorded in decisions: required for approver keys; for admin keys, without it
+    /// the key manages but cannot decide.
+    #[arg(long, value_parser = parse_person)]
+    approver: Option<ApproverId>,
+    /// For agent keys: the person responsible for the agent, who can never approve its requests.
+    #[arg(long, value_parser = parse_person)]
+    owner: Option<ApproverId>,
     /// Print a JSON object (id, name, role, approver_id, key, webhook_secret).
     #[arg(long)]
     json: bool,
@@ -38,17 +42,21 @@ pub struct CreateArgs {
 
 pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     let store = signoff_store::open(&config.database_url).await?;
-    let actor = format!("cli:{}", whoami());
+    let actor = Actor::Operator(whoami()).to_string();
     match command {
         KeysCommand::Create(args) => {
             let created = store
-                .create_key(NewKey { name: args.name, role: args.role, approver_id: args.approver }, &actor)
+                .create_key(
+                    NewKey { name: args.name, role: args.role, approver_id: args.approver, owner_id: args.owner },
+                    &actor,
+                )
                 .await?;
             let shown = CreatedKey {
                 id: created.key.id,
                 name: created.key.name,
                 role: created.key.role,
                 approver_id: created.key.approver_id,
+                owner_id: created.key.owner_id,
                 key: created.secret,
                 webhook_secret: created.webhook_secret,
             };
@@ -68,11 +76,12 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!("{:<14} {:<9} {:<20} {:<12} STATE", "ID", "ROLE", "NAME", "APPROVER");
+                println!("{:<14} {:<9} {:<20} {:<12} {:<12} STATE", "ID", "ROLE", "NAME", "PERSON", "OWNER");
                 for key in keys {
                     let state = if key.is_revoked() { "revoked" } else { "active" };
-                    let approver = key.approver_id.as_deref().unwrap_or("-");
-                    println!("{:<14} {:<9} {:<20} {:<12} {state}", key.id, key.role, key.name, approver);
+                    let person = key.approver_id.as_ref().map_or("-", |id| id.as_str());
+                    let owner = key.owner_id.as_ref().map_or("-", |id| id.as_str());
+                    println!("{:<14} {:<9} {:<20} {:<12} {:<12} {state}", key.id, key.role, key.name, person, owner);
                 }
             }
         }
@@ -89,4 +98,8 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
 
 fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+fn parse_person(id: &str) -> Result<ApproverId, String> {
+    ApproverId::parse(id)
 }

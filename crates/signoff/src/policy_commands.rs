@@ -93,7 +93,7 @@ async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(file) = args.request {
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let new: NewRequest = serde_json::from_str(&text).context("not a valid request body")?;
-        let requester = Requester { key_id: String::new(), key_name: args.agent };
+        let requester = Requester { key_id: String::new(), key_name: args.agent, responsible: None };
         let id = args.id.unwrap_or_else(uuid::Uuid::now_v7);
         let record = replay_record(Request::new(id, new, requester, signoff_store::now()));
         println!("{}", draft.explain(&record.input()));

@@ -1,0 +1,253 @@
+//! The use cases every front end calls: create a request, decide it, cancel it, report its outcome.
+//!
+//! The HTTP handlers call these with the caller's identity and the channel the call came through; the dashboard,
+//! Slack, email links and MCP call the same functions, so the rules (who may decide, quorum, separation of duties,
+//! argument schemas, field limits) live here and in the domain, never in a front end.
+
+use crate::AppState;
+use crate::error::ApiError;
+use signoff_domain::{
+    ApiKey, ApproverId, Channel, DomainError, HumanVerdict, NewRequest, Placement, Request, RequestId, Requester, Role,
+};
+use signoff_policy::{EVERYONE, EvalInput};
+use signoff_store::{Created, NewRequestRecord};
+use signoff_wire::ErrorCode;
+use uuid::Uuid;
+
+/// Caps on the fields of a new request, in bytes of their JSON (characters for `summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLimits {
+    pub args_bytes: usize,
+    pub context_bytes: usize,
+    pub state_bytes: usize,
+    pub summary_chars: usize,
+    pub reasoning_bytes: usize,
+}
+
+impl Default for FieldLimits {
+    fn default() -> Self {
+        FieldLimits {
+            args_bytes: 64 * 1024,
+            context_bytes: 256 * 1024,
+            state_bytes: 64 * 1024,
+            summary_chars: 2_000,
+            reasoning_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl FieldLimits {
+    /// Refuses the first field over its cap, naming it (413 `field_too_large`).
+    pub fn check(&self, new: &NewRequest) -> Result<(), ApiError> {
+        let json_len = |value: &serde_json::Value| serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len());
+        let too_large = |field: &str, size: usize, limit: usize, unit: &str| {
+            Err(ApiError::new(
+                ErrorCode::FieldTooLarge,
+                format!("`{field}` is {size} {unit}; the limit is {limit} {unit}"),
+            ))
+        };
+        let args = json_len(&new.args);
+        if args > self.args_bytes {
+            return too_large("args", args, self.args_bytes, "bytes");
+        }
+        let context = json_len(&new.context);
+        if context > self.context_bytes {
+            return too_large("context", context, self.context_bytes, "bytes");
+        }
+        if let Some(state) = &new.state {
+            let state = json_len(state);
+            if state > self.state_bytes {
+                return too_large("state", state, self.state_bytes, "bytes");
+            }
+        }
+        if let Some(summary) = &new.summary {
+            let chars = summary.chars().count();
+            if chars > self.summary_chars {
+                return too_large("summary", chars, self.summary_chars, "characters");
+            }
+        }
+        if let Some(reasoning) = &new.reasoning
+            && reasoning.len() > self.reasoning_bytes
+        {
+            return too_large("reasoning", reasoning.len(), self.reasoning_bytes, "bytes");
+        }
+        Ok(())
+    }
+}
+
+/// A person deciding, and the channel their verdict came through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decider {
+    pub person: ApproverId,
+    pub channel: Channel,
+    /// The API key that carried the verdict, if one did (a key never approves what it created).
+    pub key_id: Option<String>,
+}
+
+impl Decider {
+    /// The person behind an API key. Keys bound to no one (an admin key made without `--approver`) manage but never
+    /// decide: `403 not_an_approver`.
+    pub fn from_key(key: &ApiKey, channel: Channel) -> Result<Decider, ApiError> {
+        if !matches!(key.role, Role::Approver | Role::Admin) {
+            return Err(ApiError::forbidden(format!("a key with role `{}` cannot decide requests", key.role)));
+        }
+        let person = key.approver_id.clone().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotAnApprover,
+                "this admin key is bound to no person, and people decide, not keys: make one bound to you with \
+                 `signoff keys create --role admin --approver ID`",
+            )
+        })?;
+        Ok(Decider { person, channel, key_id: Some(key.id.clone()) })
+    }
+}
+
+/// What a person decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionInput {
+    pub approve: bool,
+    pub comment: Option<String>,
+    pub reason: Option<String>,
+    /// Approve only: the arguments approved instead of the proposed ones.
+    pub args: Option<serde_json::Value>,
+}
+
+/// Creates a request for `by` (an agent or admin key): checks it, places it by the policy in force and stores it with
+/// its events. A retry with the same idempotency key returns the original (`created: false`).
+pub async fn create(
+    state: &AppState,
+    by: &ApiKey,
+    new: NewRequest,
+    idempotency_key: Option<String>,
+) -> Result<Created, ApiError> {
+    if !matches!(by.role, Role::Agent | Role::Admin) {
+        return Err(ApiError::forbidden(format!("a key with role `{}` cannot create requests", by.role)));
+    }
+    new.validate()?;
+    state.field_limits.check(&new)?;
+    if let Some(url) = &new.callback_url {
+        let policy = signoff_webhooks::CallbackUrlPolicy { allow_private: state.callbacks.allow_private };
+        policy.check(url).map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    let active = state.policy.current();
+    // MERGE-PENDING check_args(&active.policy, &new)?;
+    let fingerprint = new.fingerprint();
+    let now = signoff_store::now();
+    let mut request = Request::new(Uuid::now_v7(), new, Requester::of(by), now);
+    let mut events = vec![request.created_event(&by.actor())];
+    let id = request.id.to_string();
+    let verdict = active.policy.evaluate(&EvalInput {
+        request_id: &id,
+        action: &request.action,
+        args: &request.args,
+        context: &request.context,
+        confidence: request.confidence,
+        tags: &request.tags,
+        mode: request.mode,
+        agent: &by.name,
+        run_id: request.run_id.as_deref(),
+    });
+    let placement = Placement {
+        version: active.version(),
+        content_hash: active.policy.content_hash(),
+        verdict,
+        default_timeout: active.policy.defaults().timeout,
+    };
+    events.extend(request.place(placement, now));
+    let created =
+        state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
+    if created.created {
+        state.metrics.created(&created.request);
+    }
+    Ok(created)
+}
+
+/// A person's verdict on a request. Inside the request's update, after its due timers have fired: the person must
+/// belong to the group the request is routed to at that moment, must not be the one responsible for it, and an
+/// approval counts toward the quorum only with the same arguments as the others.
+pub async fn decide(
+    state: &AppState,
+    id: RequestId,
+    decider: Decider,
+    input: DecisionInput,
+) -> Result<Request, ApiError> {
+    let active = state.policy.current();
+    let verdict = HumanVerdict {
+        approve: input.approve,
+        approver_id: decider.person,
+        key_id: decider.key_id,
+        channel: decider.channel,
+        comment: input.comment,
+        reason: input.reason,
+        args: input.args,
+    };
+    let now = signoff_store::now();
+    let request = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |request| {
+                if !request.status.is_final() {
+                    // Said first: a member of the group who is responsible for the request hears why they may not.
+                    request.refuse_self_approval(&verdict)?;
+                    let group = request.group.as_deref().unwrap_or(EVERYONE);
+                    if !active.policy.is_member(verdict.approver_id.as_str(), group) {
+                        return Err(DomainError::NotInGroup(group.to_string()));
+                    }
+                }
+                request.apply_human_verdict(verdict, now)
+            }),
+        )
+        .await?;
+    state.metrics.decided(&request);
+    Ok(request)
+}
+
+/// The requesting key (or an admin) withdraws a pending request.
+pub async fn cancel(state: &AppState, id: RequestId, by: &ApiKey, reason: Option<String>) -> Result<Request, ApiError> {
+    require_requester_side(by, "cancel requests")?;
+    visible(state, by, id).await?;
+    let key_id = by.id.clone();
+    let now = signoff_store::now();
+    let request = state.store.update_request(id, Box::new(move |request| request.cancel(&key_id, reason, now))).await?;
+    state.metrics.decided(&request);
+    Ok(request)
+}
+
+/// The requesting key (or an admin) reports what happened when the action ran.
+pub async fn report_outcome(
+    state: &AppState,
+    id: RequestId,
+    by: &ApiKey,
+    ok: bool,
+    detail: Option<serde_json::Value>,
+) -> Result<Request, ApiError> {
+    require_requester_side(by, "report outcomes")?;
+    visible(state, by, id).await?;
+    let actor = by.actor().to_string();
+    let now = signoff_store::now();
+    let request = state
+        .store
+        .update_request(id, Box::new(move |request| request.report_outcome(ok, detail, &actor, now)))
+        .await?;
+    Ok(request)
+}
+
+/// Loads a request `by` may see; others' requests are not found, so their existence does not leak.
+pub async fn visible(state: &AppState, by: &ApiKey, id: RequestId) -> Result<Request, ApiError> {
+    let request = state.store.request(id).await?;
+    if can_see(by, &request) { Ok(request) } else { Err(ApiError::not_found("request")) }
+}
+
+/// Agents see only the requests they created; people see all.
+pub fn can_see(by: &ApiKey, request: &Request) -> bool {
+    by.role != Role::Agent || request.requested_by.key_id == by.id
+}
+
+fn require_requester_side(by: &ApiKey, doing: &str) -> Result<(), ApiError> {
+    if matches!(by.role, Role::Agent | Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("a key with role `{}` cannot {doing}", by.role)))
+    }
+}
