@@ -212,8 +212,8 @@ fn special_range(ip: IpAddr) -> Option<&'static SpecialRange> {
 
 /// Whether an address may be called back when private targets are not allowed.
 ///
-/// An address is refused when the most specific range of the tables above that contains it is not globally
-/// reachable, per the IANA IPv4 and IPv6 Special-Purpose Address Registries, or is multicast. IPv4-mapped
+/// An address is refused when the most specific special-purpose range that contains it is not globally reachable,
+/// per the IANA IPv4 and IPv6 Special-Purpose Address Registries, or is multicast. IPv4-mapped
 /// (`::ffff:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::/48`) addresses are judged by the IPv4
 /// address they carry. Any other address is public.
 pub fn is_public_ip(ip: IpAddr) -> bool {
