@@ -4,6 +4,7 @@
 //! serde because their JSON form is both what the store persists and what the API returns.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 mod event;
 mod key;
 mod policy_version;
