@@ -5,6 +5,7 @@
 //! with the policy engine (verdicts, routes, modes, channels) lives here; `signoff-policy` depends on this crate.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 mod event;
 mod identity;
 mod key;

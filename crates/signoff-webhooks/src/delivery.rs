@@ -1,6 +1,12 @@
 //! One delivery attempt: check the target, POST the signed body, classify the answer.
+//!
+//! Every error text made here is shown to the agent that asked for the callback (the delivery log and the
+//! `callback_attempted` events), so none names an address a host name resolved to: the agent could otherwise map
+//! the internal network through them. Only an IP literal the agent wrote in its own URL is repeated back.
 
-use std::net::SocketAddr;
+use std::error::Error;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
@@ -208,14 +214,14 @@ async fn send(
         .body(body.to_vec())
         .send()
         .await
-        .map_err(|error| describe(&error))
+        .map_err(|error| send_error_text(&error))
 }
 
 /// Resolves `host` and returns its addresses if every one of them is public.
 async fn resolve_public(host: &str, port: u16, policy: &CallbackUrlPolicy) -> Result<Vec<SocketAddr>, String> {
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|error| format!("could not resolve callback host {host}: {error}"))?
+        .map_err(|error| format!("could not resolve callback host {host}: {}", without_addresses(&error.to_string())))?
         .collect();
     check_resolved(host, addresses, policy)
 }
@@ -225,10 +231,10 @@ fn pinned_client(host: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client
     client_builder()
         .resolve_to_addrs(host, addresses)
         .build()
-        .map_err(|error| format!("could not build the HTTP client: {}", describe(&error)))
+        .map_err(|error| format!("could not build the HTTP client: {}", without_addresses(&describe(&error))))
 }
 
-/// Refuses the whole host if any address it resolved to is not public.
+/// Refuses the whole host if any address it resolved to is not public. The error does not say which address.
 fn check_resolved(
     host: &str,
     addresses: Vec<SocketAddr>,
@@ -237,11 +243,8 @@ fn check_resolved(
     if addresses.is_empty() {
         return Err(format!("callback host {host} resolved to no addresses"));
     }
-    if !policy.allow_private
-        && let Some(private) = addresses.iter().find(|address| !is_public_ip(address.ip()))
-    {
-        let error = CallbackUrlError::ResolvesToPrivateAddress { host: host.to_owned(), address: private.ip() };
-        return Err(error.to_string());
+    if !policy.allow_private && addresses.iter().any(|address| !is_public_ip(address.ip())) {
+        return Err(CallbackUrlError::ResolvesToPrivateAddress { host: host.to_owned() }.to_string());
     }
     Ok(addresses)
 }
@@ -255,19 +258,79 @@ async fn read_excerpt(mut response: reqwest::Response, excerpt: &mut Vec<u8>) {
     }
 }
 
+/// Why a request could not be sent, in words that name no address.
+///
+/// Timeouts and the usual connection failures get a fixed text; anything else is the error's chain of causes
+/// with every address in it replaced (see [`without_addresses`]).
+fn send_error_text(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let io_kind = causes(error).find_map(|cause| cause.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+    let fixed = match io_kind {
+        Some(ErrorKind::ConnectionRefused) => "connection refused",
+        Some(ErrorKind::ConnectionReset) => "connection reset",
+        Some(ErrorKind::ConnectionAborted) => "connection aborted",
+        Some(ErrorKind::TimedOut) => "connection timed out",
+        Some(ErrorKind::HostUnreachable) => "host unreachable",
+        Some(ErrorKind::NetworkUnreachable) => "network unreachable",
+        _ => return without_addresses(&describe(error)),
+    };
+    fixed.to_owned()
+}
+
+/// An error and its causes, outermost first.
+fn causes<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&cause| cause.source())
+}
+
 /// An error with its chain of causes, each once.
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+fn describe(error: &(dyn Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in causes(error) {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
-            text.push_str(": ");
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&cause_text);
         }
-        source = cause.source();
     }
     text
+}
+
+/// `text` with every IP address and socket address in it replaced by `<address>`.
+///
+/// The text is cut into words (runs of ASCII letters, digits, `.`, `:`, `[` and `]`); a word that is an address,
+/// possibly followed by `.` or `:` punctuation, is replaced. This is the safety net for error texts that come from
+/// the HTTP stack, whose wording we do not control.
+fn without_addresses(text: &str) -> String {
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (word, after) = rest.split_at(rest.find(|c| !is_word_char(c)).unwrap_or(rest.len()));
+        let core = if is_address(word) { word } else { word.trim_end_matches(['.', ':']) };
+        if is_address(core) {
+            out.push_str("<address>");
+            out.push_str(&word[core.len()..]);
+        } else {
+            out.push_str(word);
+        }
+        let (gap, after) = after.split_at(after.find(is_word_char).unwrap_or(after.len()));
+        out.push_str(gap);
+        rest = after;
+    }
+    out
+}
+
+/// Whether `word` is an IP address, a socket address or a bracketed IPv6 address.
+fn is_address(word: &str) -> bool {
+    let bracketed_v6 =
+        || word.strip_prefix('[').and_then(|w| w.strip_suffix(']')).is_some_and(|w| w.parse::<Ipv6Addr>().is_ok());
+    // `::` alone is a valid address but, in error texts, a Rust path separator.
+    word.bytes().any(|b| b.is_ascii_hexdigit())
+        && (word.parse::<IpAddr>().is_ok() || word.parse::<SocketAddr>().is_ok() || bracketed_v6())
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -297,13 +360,11 @@ mod tests {
             IpAddr::V6(Ipv4Addr::new(192, 168, 1, 1).to_ipv6_mapped()),
         ] {
             let error = check_resolved("rebind.example", vec![public, at(private)], &STRICT).unwrap_err();
-            assert!(
-                error.contains(&format!(
-                    "callback_url host rebind.example resolves to a private or loopback address ({private})"
-                )),
-                "{error}"
+            assert_eq!(
+                error,
+                "callback_url host rebind.example resolves to a private or special-purpose address; set \
+                 callbacks.allow_private = true or SIGNOFF_ALLOW_PRIVATE_CALLBACKS=true to allow it for development"
             );
-            assert!(error.contains("SIGNOFF_ALLOW_PRIVATE_CALLBACKS=true"), "{error}");
         }
         let lax = CallbackUrlPolicy { allow_private: true };
         let loopback = at(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -312,9 +373,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn real_resolution_of_a_loopback_name_is_refused() {
+    async fn real_resolution_of_a_loopback_name_is_refused_without_naming_the_address() {
         let error = resolve_public("localhost", 80, &STRICT).await.unwrap_err();
-        assert!(error.contains("resolves to a private or loopback address"), "{error}");
+        assert!(error.contains("resolves to a private or special-purpose address"), "{error}");
+        assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_to_a_resolved_address_does_not_name_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let pinned = pinned_client("callback.signoff.test", &[address]).unwrap();
+        let url = format!("http://callback.signoff.test:{}/cb", address.port());
+        let error = pinned.post(&url).body("{}").send().await.unwrap_err();
+        assert!(format!("{error:?}").contains("127.0.0.1"), "the test needs an error that knows the address");
+        assert_eq!(send_error_text(&error), "connection refused");
+    }
+
+    #[test]
+    fn addresses_are_cut_out_of_error_texts() {
+        for (text, expected) in [
+            ("tcp connect error: 10.0.0.5:443: Connection refused", "tcp connect error: <address>: Connection refused"),
+            (
+                "error sending request for url (http://[fd00::1]:8080/cb)",
+                "error sending request for url (http://<address>/cb)",
+            ),
+            ("no route to 172.16.0.1.", "no route to <address>."),
+            ("peer [::1] and fe80::1%eth0 and 2001:db8::", "peer <address> and <address>%eth0 and <address>"),
+            ("hosts 192.168.1.1,169.254.169.254", "hosts <address>,<address>"),
+        ] {
+            assert_eq!(without_addresses(text), expected);
+        }
+        for unchanged in [
+            "hyper_util::client::legacy::Error",
+            "client error (Connect): tcp connect error",
+            "failed to lookup address information: Name or service not known",
+            "os error 111",
+            "version 1.2.3 and :: and a:b",
+            "",
+        ] {
+            assert_eq!(without_addresses(unchanged), unchanged);
+        }
     }
 
     #[tokio::test]

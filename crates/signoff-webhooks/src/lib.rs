@@ -57,4 +57,4 @@ pub use signature::{
     verify, verify_at,
 };
 pub use url::Url;
-pub use url_policy::{CallbackUrlError, CallbackUrlPolicy, is_public_ip};
+pub use url_policy::{CallbackUrlError, CallbackUrlPolicy, is_public_ip, refused_range};
