@@ -37,6 +37,7 @@ mod model;
 mod parse;
 mod policy;
 pub mod replay;
+mod schema;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
@@ -47,6 +48,7 @@ pub use model::{
 };
 pub use policy::{BUILTIN_SOURCE, Policy};
 pub use replay::{ReplayRecord, ReplayReport, RuleImpact, Transition, replay};
+pub use schema::ArgProblem;
 
 /// The variables available to `when` conditions.
 pub const CONDITION_VARIABLES: [&str; 8] = parse::VARIABLES;

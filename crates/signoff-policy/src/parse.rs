@@ -13,6 +13,7 @@ use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
 };
+use crate::schema::{Schema, parse_schema};
 use crate::yaml::{self, Kind, Node, Pos, is_null};
 
 /// Variables a `when` condition may use.
@@ -28,27 +29,28 @@ pub(crate) struct Parsed {
     pub groups: BTreeMap<String, Group>,
     pub defaults: Defaults,
     pub rules: Vec<Rule>,
+    pub actions: BTreeMap<String, Schema>,
 }
 
-struct Cx<'s> {
+pub(crate) struct Cx<'s> {
     source: &'s str,
-    errors: Vec<PolicyError>,
+    pub(crate) errors: Vec<PolicyError>,
 }
 
 impl Cx<'_> {
-    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push(PolicyError { line: Some(pos.line), column: Some(pos.column), message: message.into() });
     }
 }
 
 /// The fields of a mapping node, after unknown and duplicate keys were reported.
-struct Fields<'n> {
+pub(crate) struct Fields<'n> {
     pos: Pos,
     map: HashMap<&'n str, (&'n Node, &'n Node)>,
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
         self.map.get(name).map(|(_, v)| *v)
     }
     fn key(&self, name: &str) -> Option<&'n Node> {
@@ -57,6 +59,17 @@ impl<'n> Fields<'n> {
 }
 
 fn fields<'n>(cx: &mut Cx, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    fields_of(cx, node, what, allowed, "field")
+}
+
+/// Like [`fields`], calling the keys `noun`s in errors (`unknown keyword`, `duplicate keyword`).
+pub(crate) fn fields_of<'n>(
+    cx: &mut Cx,
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+    noun: &str,
+) -> Option<Fields<'n>> {
     let Kind::Map(entries) = &node.kind else {
         cx.err(node.pos, format!("{what}: expected a mapping, found {}", node.describe()));
         return None;
@@ -71,11 +84,11 @@ fn fields<'n>(cx: &mut Cx, node: &'n Node, what: &str, allowed: &[&str]) -> Opti
             let list = allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
             let hint =
                 suggest(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            cx.err(k.pos, format!("{what}: unknown field `{name}`{hint}; expected one of {list}"));
+            cx.err(k.pos, format!("{what}: unknown {noun} `{name}`{hint}; expected one of {list}"));
             continue;
         }
         if let Some((first, _)) = map.get(name) {
-            cx.err(k.pos, format!("{what}: duplicate field `{name}` (first set on line {})", first.pos.line));
+            cx.err(k.pos, format!("{what}: duplicate {noun} `{name}` (first set on line {})", first.pos.line));
             continue;
         }
         map.insert(name, (k, v));
@@ -94,7 +107,7 @@ fn peek<'n>(node: &'n Node, field: &str) -> Option<&'n str> {
     })
 }
 
-fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+pub(crate) fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
     match &node.kind {
         Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {
             cx.err(node.pos, format!("{what}: expected a string, found nothing"));
@@ -126,7 +139,7 @@ fn plain_scalar<'n>(cx: &mut Cx, node: &'n Node, what: &str, expected: &str) -> 
     }
 }
 
-fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
+pub(crate) fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
     let text = plain_scalar(cx, node, what, "an integer")?;
     match text.parse::<i64>() {
         Ok(v) => Some(v),
@@ -137,7 +150,7 @@ fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
     }
 }
 
-fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
+pub(crate) fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
     let text = plain_scalar(cx, node, what, "a number")?;
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
@@ -148,7 +161,7 @@ fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
     }
 }
 
-fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
+pub(crate) fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
     let text = plain_scalar(cx, node, what, "`true` or `false`")?;
     match text {
         "true" | "True" | "TRUE" => Some(true),
@@ -171,7 +184,7 @@ fn duration(cx: &mut Cx, node: &Node, what: &str) -> Option<Duration> {
     }
 }
 
-fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
+pub(crate) fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
     match &node.kind {
         Kind::Seq(items) => items,
         Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => &[],
@@ -254,7 +267,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             return Err(finish(cx.errors));
         }
     };
-    let Some(top) = fields(&mut cx, &root, "policy", &["version", "approvers", "groups", "defaults", "rules"]) else {
+    let Some(top) =
+        fields(&mut cx, &root, "policy", &["version", "approvers", "groups", "defaults", "rules", "actions"])
+    else {
         return Err(finish(cx.errors));
     };
 
@@ -428,6 +443,46 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         }
     }
 
+    // actions
+    let mut actions: BTreeMap<String, Schema> = BTreeMap::new();
+    if let Some(node) = top.get("actions") {
+        match &node.kind {
+            Kind::Map(entries) => {
+                let mut action_pos: HashMap<String, Pos> = HashMap::new();
+                for (k, v) in entries {
+                    let Some(name) = string(&mut cx, k, "action name") else {
+                        continue;
+                    };
+                    let what = format!("action `{name}`");
+                    if let Some(first) = action_pos.get(&name) {
+                        cx.err(k.pos, format!("{what}: declared twice (first on line {})", first.line));
+                        continue;
+                    }
+                    action_pos.insert(name.clone(), k.pos);
+                    let Some(f) = fields(&mut cx, v, &what, &["args", "description"]) else {
+                        continue;
+                    };
+                    if let Some(d) = f.get("description") {
+                        string(&mut cx, d, &format!("{what}: description"));
+                    }
+                    match f.get("args") {
+                        None => cx.err(
+                            f.pos,
+                            format!("{what}: missing field `args` (a schema such as `{{ type: object }}`)"),
+                        ),
+                        Some(schema) => {
+                            if let Some(schema) = parse_schema(&mut cx, schema, &format!("{what}: args")) {
+                                actions.insert(name, schema);
+                            }
+                        }
+                    }
+                }
+            }
+            Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
+            _ => cx.err(node.pos, format!("actions: expected a mapping of action names, found {}", node.describe())),
+        }
+    }
+
     // rules
     let mut raw_rules: Vec<RawRule> = Vec::new();
     if let Some(node) = top.get("rules") {
@@ -570,7 +625,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             program: r.program,
         })
         .collect();
-    Ok(Parsed { approvers, groups, defaults, rules })
+    Ok(Parsed { approvers, groups, defaults, rules, actions })
 }
 
 impl RawRule {

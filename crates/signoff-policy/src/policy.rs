@@ -13,6 +13,7 @@ use crate::eval::{
 };
 use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnTimeout, Rule, RuleAction};
 use crate::parse;
+use crate::schema::{ArgProblem, Schema};
 
 /// The source of [`Policy::builtin_default`].
 pub const BUILTIN_SOURCE: &str = "# Built-in default policy: every request goes to a person.\n\
@@ -34,6 +35,7 @@ struct Inner {
     groups: BTreeMap<String, Group>,
     defaults: Defaults,
     rules: Vec<Rule>,
+    actions: BTreeMap<String, Schema>,
     env: Arc<Env>,
 }
 
@@ -63,6 +65,7 @@ impl Policy {
                 groups: parsed.groups,
                 defaults: parsed.defaults,
                 rules: parsed.rules,
+                actions: parsed.actions,
                 env,
             }),
         })
@@ -132,6 +135,22 @@ impl Policy {
             return true;
         }
         self.approver(approver_id).is_some_and(|a| a.groups.iter().any(|g| g == group))
+    }
+
+    /// Checks a request's `args` against the `actions:` schema for `action`. An action without a
+    /// schema accepts any args. On failure, every problem is returned, in a stable order.
+    pub fn check_args(&self, action: &str, args: &serde_json::Value) -> Result<(), Vec<ArgProblem>> {
+        let Some(schema) = self.inner.actions.get(action) else {
+            return Ok(());
+        };
+        let mut problems = Vec::new();
+        schema.check(args, "$", &mut problems);
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The actions that have an argument schema, in name order.
+    pub fn schema_actions(&self) -> impl Iterator<Item = &str> {
+        self.inner.actions.keys().map(String::as_str)
     }
 
     /// Decides a request: the first matching rule wins; no match routes to the defaults; a

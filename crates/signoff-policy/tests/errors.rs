@@ -71,7 +71,7 @@ fn unknown_fields() {
     expect(
         "version: 1\nrulez: []\n",
         &[
-            "line 2, column 1: policy: unknown field `rulez` (did you mean `rules`?); expected one of `version`, `approvers`, `groups`, `defaults`, `rules`",
+            "line 2, column 1: policy: unknown field `rulez` (did you mean `rules`?); expected one of `version`, `approvers`, `groups`, `defaults`, `rules`, `actions`",
         ],
     );
     let got = errors(&with_rules("  - name: a\n    whn: action == \"x\"\n    decide: approve\n"));
