@@ -11,7 +11,8 @@ use saphyr_parser::ScalarStyle;
 use crate::duration::parse_duration;
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
-    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
+    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
+    RuleAction,
 };
 use crate::schema::{Schema, parse_schema};
 use crate::yaml::{self, Kind, Node, Pos, is_null};
@@ -421,10 +422,20 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         route: EVERYONE.to_string(),
         timeout: Duration::from_secs(24 * 3600),
         on_timeout: OnTimeout::Reject,
+        on_error: OnError::Deny,
     };
+    let mut on_error_approvals: Option<(Pos, u32)> = None;
     if let Some(node) = top.get("defaults")
-        && let Some(f) = fields(&mut cx, node, "defaults", &["route", "timeout", "on_timeout"])
+        && let Some(f) = fields(&mut cx, node, "defaults", &["route", "timeout", "on_timeout", "on_error"])
     {
+        if let Some(n) = f.get("on_error")
+            && let Some((on_error, approvals_pos)) = decode_on_error(&mut cx, n, &mut group_refs)
+        {
+            if let (OnError::Route { approvals, .. }, Some(pos)) = (&on_error, approvals_pos) {
+                on_error_approvals = Some((pos, *approvals));
+            }
+            defaults.on_error = on_error;
+        }
         if let Some(n) = f.get("route")
             && let Some(g) = string(&mut cx, n, "defaults: route")
         {
@@ -518,6 +529,19 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             cx.err(r.pos, format!("{}: unknown group `{}`{hint}; declare it under `groups`", r.what, r.group));
         } else if r.sends && r.group != EVERYONE && member_count.get(r.group.as_str()).copied().unwrap_or(0) == 0 {
             cx.err(r.pos, format!("{}: group `{}` has no members; list it in an approver's `groups`", r.what, r.group));
+        }
+    }
+
+    if let (OnError::Route { group, .. }, Some((pos, approvals))) = (&defaults.on_error, on_error_approvals) {
+        let members = member_count.get(group.as_str()).copied().unwrap_or(0);
+        if group != EVERYONE && members > 0 && approvals as usize > members {
+            cx.err(
+                pos,
+                format!(
+                    "defaults: on_error: approvals {approvals} exceeds the {members} member{} of group `{group}`",
+                    if members == 1 { "" } else { "s" }
+                ),
+            );
         }
     }
 
@@ -626,6 +650,49 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         })
         .collect();
     Ok(Parsed { approvers, groups, defaults, rules, actions })
+}
+
+/// Decodes `defaults.on_error`: `deny` or `{ route: GROUP, approvals: N }` (`approvals` defaults to 1).
+/// Also returns the position of an explicit `approvals`, for the quorum check.
+fn decode_on_error(cx: &mut Cx, node: &Node, group_refs: &mut Vec<GroupRef>) -> Option<(OnError, Option<Pos>)> {
+    let what = "defaults: on_error";
+    let expected = "expected `deny` or `{ route: GROUP, approvals: N }`";
+    match &node.kind {
+        Kind::Scalar(text, _) if text == "deny" => Some((OnError::Deny, None)),
+        Kind::Map(_) => {
+            let f = fields(cx, node, what, &["route", "approvals"])?;
+            let group = match f.get("route") {
+                Some(n) => {
+                    let g = string(cx, n, &format!("{what}: route"))?;
+                    group_refs.push(GroupRef { pos: n.pos, what: what.into(), group: g.clone(), sends: true });
+                    g
+                }
+                None => {
+                    cx.err(f.pos, format!("{what}: missing field `route` ({expected})"));
+                    return None;
+                }
+            };
+            let mut approvals = 1;
+            let approvals_pos = f.get("approvals").map(|n| n.pos);
+            if let Some(n) = f.get("approvals") {
+                let v = integer(cx, n, &format!("{what}: approvals"))?;
+                if !(1..=100).contains(&v) {
+                    cx.err(n.pos, format!("{what}: approvals must be between 1 and 100, found {v}"));
+                    return None;
+                }
+                approvals = v as u32;
+            }
+            Some((OnError::Route { group, approvals }, approvals_pos))
+        }
+        Kind::Scalar(text, _) => {
+            cx.err(node.pos, format!("{what}: {expected}, found `{text}`"));
+            None
+        }
+        Kind::Seq(_) => {
+            cx.err(node.pos, format!("{what}: {expected}, found a list"));
+            None
+        }
+    }
 }
 
 impl RawRule {

@@ -11,7 +11,7 @@ use crate::error::PolicyErrors;
 use crate::eval::{
     EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
 };
-use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnTimeout, Rule, RuleAction};
+use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnError, OnTimeout, Rule, RuleAction};
 use crate::parse;
 use crate::schema::{ArgProblem, Schema};
 
@@ -154,7 +154,8 @@ impl Policy {
     }
 
     /// Decides a request: the first matching rule wins; no match routes to the defaults; a
-    /// condition that fails to evaluate routes to the defaults with `eval_error` set.
+    /// condition that fails to evaluate follows `defaults.on_error`: a deny (the default) or a
+    /// route to its group, either carrying the error (see [`Verdict::eval_error`]).
     pub fn evaluate(&self, input: &EvalInput) -> Verdict {
         self.run(input, None)
     }
@@ -200,21 +201,24 @@ impl Policy {
                     let message = format!("rule `{}` could not be evaluated: {e}", rule.name);
                     record(TraceStatus::Error(e));
                     let d = &inner.defaults;
-                    return Verdict::Route(Route {
-                        rule: Some(rule.name.clone()),
-                        group: d.route.clone(),
-                        approvals: 1,
-                        allow_edit: true,
-                        reject_reasons: Vec::new(),
-                        timeout: d.timeout,
-                        // An unevaluable condition never lets an action through.
-                        on_timeout: match d.on_timeout {
-                            OnTimeout::Approve => OnTimeout::Reject,
-                            other => other,
-                        },
-                        escalate: Vec::new(),
-                        eval_error: Some(message),
-                    });
+                    return match &d.on_error {
+                        OnError::Deny => Verdict::Deny { rule: rule.name.clone(), error: Some(message) },
+                        OnError::Route { group, approvals } => Verdict::Route(Route {
+                            rule: Some(rule.name.clone()),
+                            group: group.clone(),
+                            approvals: *approvals,
+                            allow_edit: true,
+                            reject_reasons: Vec::new(),
+                            timeout: d.timeout,
+                            // An unevaluable condition never lets an action through.
+                            on_timeout: match d.on_timeout {
+                                OnTimeout::Approve => OnTimeout::Reject,
+                                other => other,
+                            },
+                            escalate: Vec::new(),
+                            eval_error: Some(message),
+                        }),
+                    };
                 }
             }
         }
@@ -235,7 +239,7 @@ impl Policy {
     fn verdict_for(&self, rule: &Rule, input: &EvalInput) -> Verdict {
         match &rule.action {
             RuleAction::Decide(Decision::Approve) => Verdict::Approve { rule: rule.name.clone() },
-            RuleAction::Decide(Decision::Deny) => Verdict::Deny { rule: rule.name.clone() },
+            RuleAction::Decide(Decision::Deny) => Verdict::Deny { rule: rule.name.clone(), error: None },
             RuleAction::Route(spec) => Verdict::Route(Route {
                 rule: Some(rule.name.clone()),
                 group: spec.group.clone(),
