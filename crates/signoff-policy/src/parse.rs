@@ -354,6 +354,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
     // approvers
     let mut approvers: Vec<Approver> = Vec::new();
     let mut approver_pos: HashMap<String, Pos> = HashMap::new();
+    // Groups listed by approver entries that are invalid: they count as having a member, so one
+    // broken entry does not also report "group has no members" for every group it lists.
+    let mut broken_memberships: Vec<String> = Vec::new();
     if let Some(node) = top.get("approvers") {
         for (i, item) in seq(&mut cx, node, "approvers").iter().enumerate() {
             let fallback = format!("approvers[{i}]");
@@ -374,12 +377,10 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                 }
             };
             let what = id.as_ref().map(|id| format!("approver `{id}`")).unwrap_or(fallback);
+            // Without a `name`, the id is the display name.
             let name = match f.get("name") {
                 Some(n) => string(&mut cx, n, &format!("{what}: name")),
-                None => {
-                    cx.err(f.pos, format!("{what}: missing field `name`"));
-                    None
-                }
+                None => id.clone(),
             };
             let mut opt = |field: &str| f.get(field).and_then(|n| string(&mut cx, n, &format!("{what}: {field}")));
             let email = opt("email");
@@ -405,11 +406,13 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                 }
             }
             let (Some(id), Some(name)) = (id, name) else {
+                broken_memberships.extend(member_of);
                 continue;
             };
             if let Some(first) = approver_pos.get(&id) {
                 let pos = f.get("id").map(|n| n.pos).unwrap_or(f.pos);
                 cx.err(pos, format!("{what}: duplicate approver id (first on line {})", first.line));
+                broken_memberships.extend(member_of);
                 continue;
             }
             approver_pos.insert(id.clone(), f.get("id").map(|n| n.pos).unwrap_or(f.pos));
@@ -514,10 +517,8 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
 
     // membership
     let mut member_count: HashMap<&str, usize> = HashMap::new();
-    for a in &approvers {
-        for g in &a.groups {
-            *member_count.entry(g.as_str()).or_default() += 1;
-        }
+    for g in approvers.iter().flat_map(|a| &a.groups).chain(&broken_memberships) {
+        *member_count.entry(g.as_str()).or_default() += 1;
     }
 
     // group references: declared, and with members when something routes to them
