@@ -444,7 +444,9 @@ impl Request {
     }
 
     /// Applies the policy's verdict to a new request: decides it at once (approve, deny, an unsampled
-    /// review) or routes it to a group with its deadline and escalation steps.
+    /// review) or routes it to a group with its deadline and escalation steps. A verdict that carries an
+    /// evaluation error (`defaults.on_error`) records it in `policy.error`: a deny's comment states it, and a
+    /// route's deadline never approves.
     pub fn place(&mut self, placement: Placement, now: DateTime<Utc>) -> Vec<NewEvent> {
         let verdict = placement.verdict.clone();
         self.policy = Some(PolicyMatch {
@@ -469,8 +471,12 @@ impl Request {
         };
         match verdict {
             Verdict::Approve { rule } => decide(self, DecisionOutcome::Approved, &rule, None),
-            Verdict::Deny { rule } => {
+            Verdict::Deny { rule, error: None } => {
                 decide(self, DecisionOutcome::Rejected, &rule, Some(format!("denied by policy rule `{rule}`")))
+            }
+            Verdict::Deny { rule, error: Some(error) } => {
+                let comment = format!("denied by policy: {error} (defaults.on_error: deny)");
+                decide(self, DecisionOutcome::Rejected, &rule, Some(comment))
             }
             Verdict::Review { rule, sampled: false, .. } => {
                 self.sampled = Some(false);
@@ -486,15 +492,12 @@ impl Request {
                 self.approvals_required = route.approvals;
                 self.allow_edit = route.allow_edit;
                 self.reject_reasons = route.reject_reasons;
-                self.route(
-                    route.rule,
-                    route.group,
-                    route.timeout,
-                    route.on_timeout,
-                    &route.escalate,
-                    route.eval_error,
-                    now,
-                )
+                // A condition that could not be evaluated never lets an action through, not even by timing out.
+                let on_timeout = match route.on_timeout {
+                    OnTimeout::Approve if route.eval_error.is_some() => OnTimeout::Reject,
+                    other => other,
+                };
+                self.route(route.rule, route.group, route.timeout, on_timeout, &route.escalate, route.eval_error, now)
             }
         }
     }
@@ -973,6 +976,68 @@ mod tests {
         assert_eq!(request.decision.as_ref().unwrap().by, DecidedBy::Timeout);
         assert!(request.fire_timers(start + chrono::Duration::hours(30)).is_empty());
         assert_eq!(request.next_timer_at(), None);
+    }
+
+    fn placement(verdict: Verdict) -> Placement {
+        Placement { version: 3, content_hash: "h".into(), verdict, default_timeout: Duration::from_secs(3600) }
+    }
+
+    fn route_to(group: &str, approvals: u32, on_timeout: OnTimeout, eval_error: Option<&str>) -> Verdict {
+        Verdict::Route(crate::Route {
+            rule: Some("small".into()),
+            group: group.into(),
+            approvals,
+            allow_edit: true,
+            reject_reasons: Vec::new(),
+            timeout: Duration::from_secs(3600),
+            on_timeout,
+            escalate: Vec::new(),
+            eval_error: eval_error.map(String::from),
+        })
+    }
+
+    #[test]
+    fn an_unevaluable_condition_denied_by_on_error_is_a_policy_decision_stating_the_error() {
+        let mut request = pending();
+        let error = "rule `small` could not be evaluated: No such key: amount";
+        let verdict = Verdict::Deny { rule: "small".into(), error: Some(error.into()) };
+        let events = request.place(placement(verdict), Utc::now());
+        assert_eq!((request.status, events.len()), (Status::Rejected, 1));
+        assert_eq!(events[0].kind, EventKind::Decided);
+        let decision = request.decision.as_ref().unwrap();
+        assert_eq!(decision.by, DecidedBy::Policy { rule: "small".into() });
+        let comment = decision.comment.as_deref().unwrap();
+        assert!(comment.contains(error) && comment.contains("on_error"), "{comment}");
+        let placed = request.policy.as_ref().unwrap();
+        assert_eq!((placed.rule.as_deref(), placed.error.as_deref()), (Some("small"), Some(error)));
+    }
+
+    #[test]
+    fn a_plain_deny_carries_no_error() {
+        let mut request = pending();
+        request.place(placement(Verdict::Deny { rule: "no".into(), error: None }), Utc::now());
+        assert_eq!(request.status, Status::Rejected);
+        assert_eq!(request.decision.as_ref().unwrap().comment.as_deref(), Some("denied by policy rule `no`"));
+        assert_eq!(request.policy.as_ref().unwrap().error, None);
+    }
+
+    #[test]
+    fn an_unevaluable_condition_routed_by_on_error_never_approves_on_timeout() {
+        let mut request = pending();
+        let now = Utc::now();
+        let events = request.place(placement(route_to("admins", 2, OnTimeout::Approve, Some("boom"))), now);
+        assert_eq!((request.status, events[0].kind), (Status::Pending, EventKind::Routed));
+        assert_eq!((request.group.as_deref(), request.approvals_required), (Some("admins"), 2));
+        assert_eq!(request.on_timeout, Some(OnTimeout::Reject));
+        assert_eq!(request.policy.as_ref().unwrap().error.as_deref(), Some("boom"));
+        request.fire_timers(now + chrono::Duration::hours(2));
+        assert_eq!(request.status, Status::Rejected);
+
+        // Without an evaluation error, the policy's `on_timeout: approve` stands.
+        let mut request = pending();
+        request.place(placement(route_to("admins", 1, OnTimeout::Approve, None)), now);
+        assert_eq!(request.on_timeout, Some(OnTimeout::Approve));
+        assert_eq!(request.policy.as_ref().unwrap().error, None);
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub struct EscalationStep {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     /// The rule that routed; `None` when no rule matched (defaults). When `eval_error` is set,
-    /// this is the rule whose condition failed and the route comes from the defaults.
+    /// this is the rule whose condition failed and the route comes from `defaults.on_error`.
     pub rule: Option<String>,
     /// Group to ask.
     pub group: String,
@@ -186,10 +186,14 @@ pub enum Verdict {
         /// Rule name.
         rule: String,
     },
-    /// Denied by `rule` without asking anyone.
+    /// Denied by `rule` without asking anyone. With `error` set, `rule`'s condition could not be
+    /// evaluated and `defaults.on_error` (`deny`) denied the request.
     Deny {
         /// Rule name.
         rule: String,
+        /// Why the rule's condition could not be evaluated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// Sent to people.
     Route(Route),
@@ -209,16 +213,18 @@ impl Verdict {
     /// The rule that produced this verdict (`None`: defaults, no rule matched).
     pub fn rule(&self) -> Option<&str> {
         match self {
-            Verdict::Approve { rule } | Verdict::Deny { rule } | Verdict::Review { rule, .. } => Some(rule),
+            Verdict::Approve { rule } | Verdict::Deny { rule, .. } | Verdict::Review { rule, .. } => Some(rule),
             Verdict::Route(r) => r.rule.as_deref(),
         }
     }
 
-    /// The evaluation error, if a condition failed and the request went to the defaults.
+    /// The evaluation error, if a condition could not be evaluated and `defaults.on_error` decided
+    /// (a deny, or a route to its group).
     pub fn eval_error(&self) -> Option<&str> {
         match self {
             Verdict::Route(r) => r.eval_error.as_deref(),
-            _ => None,
+            Verdict::Deny { error, .. } => error.as_deref(),
+            Verdict::Approve { .. } | Verdict::Review { .. } => None,
         }
     }
 
@@ -239,7 +245,8 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Approve { rule } => write!(f, "approve (rule `{rule}`)"),
-            Verdict::Deny { rule } => write!(f, "deny (rule `{rule}`)"),
+            Verdict::Deny { rule, error: None } => write!(f, "deny (rule `{rule}`)"),
+            Verdict::Deny { error: Some(e), .. } => write!(f, "deny (defaults, on_error: {e})"),
             Verdict::Review { rule, group, sampled } => {
                 write!(f, "review by {group}, {} (rule `{rule}`)", if *sampled { "sampled" } else { "not sampled" })
             }
@@ -253,7 +260,7 @@ impl fmt::Display for Verdict {
                     write!(f, ", escalate to {} after {}", s.to, format_duration(s.after))?;
                 }
                 match (&r.rule, &r.eval_error) {
-                    (_, Some(e)) => write!(f, " (defaults: {e})"),
+                    (_, Some(e)) => write!(f, " (defaults, on_error: {e})"),
                     (Some(rule), None) => write!(f, " (rule `{rule}`)"),
                     (None, None) => write!(f, " (defaults: no rule matched)"),
                 }

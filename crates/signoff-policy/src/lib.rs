@@ -37,16 +37,19 @@ mod model;
 mod parse;
 mod policy;
 pub mod replay;
+mod schema;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{PolicyError, PolicyErrors};
 pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 pub use model::{
-    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
+    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
+    RuleAction,
 };
 pub use policy::{BUILTIN_SOURCE, Policy};
 pub use replay::{ReplayRecord, ReplayReport, RuleImpact, Transition, replay};
+pub use schema::ArgProblem;
 
 /// The variables available to `when` conditions.
 pub const CONDITION_VARIABLES: [&str; 8] = parse::VARIABLES;

@@ -73,6 +73,26 @@ pub struct Defaults {
     pub timeout: Duration,
     /// What a deadline does (also the default for rules' `on_timeout`).
     pub on_timeout: OnTimeout,
+    /// What happens when a rule's condition cannot be evaluated.
+    pub on_error: OnError,
+}
+
+/// `defaults.on_error`: what happens to a request when a rule's condition cannot be evaluated
+/// (a missing field, a type error). Either way the action is never let through unasked.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Deny the request (`on_error: deny`, the default).
+    #[default]
+    Deny,
+    /// Send it to `group` with a quorum of `approvals` (`on_error: { route: GROUP, approvals: N }`);
+    /// its deadline uses `defaults.timeout` and never approves.
+    Route {
+        /// Group to ask.
+        group: String,
+        /// Distinct approvals needed.
+        approvals: u32,
+    },
 }
 
 /// An automatic decision.

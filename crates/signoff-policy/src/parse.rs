@@ -11,8 +11,10 @@ use saphyr_parser::ScalarStyle;
 use crate::duration::parse_duration;
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
-    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnTimeout, RouteSpec, Rule, RuleAction,
+    Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
+    RuleAction,
 };
+use crate::schema::{Schema, parse_schema};
 use crate::yaml::{self, Kind, Node, Pos, is_null};
 
 /// Variables a `when` condition may use.
@@ -28,27 +30,28 @@ pub(crate) struct Parsed {
     pub groups: BTreeMap<String, Group>,
     pub defaults: Defaults,
     pub rules: Vec<Rule>,
+    pub actions: BTreeMap<String, Schema>,
 }
 
-struct Cx<'s> {
+pub(crate) struct Cx<'s> {
     source: &'s str,
-    errors: Vec<PolicyError>,
+    pub(crate) errors: Vec<PolicyError>,
 }
 
 impl Cx<'_> {
-    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push(PolicyError { line: Some(pos.line), column: Some(pos.column), message: message.into() });
     }
 }
 
 /// The fields of a mapping node, after unknown and duplicate keys were reported.
-struct Fields<'n> {
+pub(crate) struct Fields<'n> {
     pos: Pos,
     map: HashMap<&'n str, (&'n Node, &'n Node)>,
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
         self.map.get(name).map(|(_, v)| *v)
     }
     fn key(&self, name: &str) -> Option<&'n Node> {
@@ -57,6 +60,17 @@ impl<'n> Fields<'n> {
 }
 
 fn fields<'n>(cx: &mut Cx, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    fields_of(cx, node, what, allowed, "field")
+}
+
+/// Like [`fields`], calling the keys `noun`s in errors (`unknown keyword`, `duplicate keyword`).
+pub(crate) fn fields_of<'n>(
+    cx: &mut Cx,
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+    noun: &str,
+) -> Option<Fields<'n>> {
     let Kind::Map(entries) = &node.kind else {
         cx.err(node.pos, format!("{what}: expected a mapping, found {}", node.describe()));
         return None;
@@ -71,11 +85,11 @@ fn fields<'n>(cx: &mut Cx, node: &'n Node, what: &str, allowed: &[&str]) -> Opti
             let list = allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
             let hint =
                 suggest(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            cx.err(k.pos, format!("{what}: unknown field `{name}`{hint}; expected one of {list}"));
+            cx.err(k.pos, format!("{what}: unknown {noun} `{name}`{hint}; expected one of {list}"));
             continue;
         }
         if let Some((first, _)) = map.get(name) {
-            cx.err(k.pos, format!("{what}: duplicate field `{name}` (first set on line {})", first.pos.line));
+            cx.err(k.pos, format!("{what}: duplicate {noun} `{name}` (first set on line {})", first.pos.line));
             continue;
         }
         map.insert(name, (k, v));
@@ -94,7 +108,7 @@ fn peek<'n>(node: &'n Node, field: &str) -> Option<&'n str> {
     })
 }
 
-fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+pub(crate) fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
     match &node.kind {
         Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {
             cx.err(node.pos, format!("{what}: expected a string, found nothing"));
@@ -126,7 +140,7 @@ fn plain_scalar<'n>(cx: &mut Cx, node: &'n Node, what: &str, expected: &str) -> 
     }
 }
 
-fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
+pub(crate) fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
     let text = plain_scalar(cx, node, what, "an integer")?;
     match text.parse::<i64>() {
         Ok(v) => Some(v),
@@ -137,7 +151,7 @@ fn integer(cx: &mut Cx, node: &Node, what: &str) -> Option<i64> {
     }
 }
 
-fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
+pub(crate) fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
     let text = plain_scalar(cx, node, what, "a number")?;
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
@@ -148,7 +162,7 @@ fn number(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
     }
 }
 
-fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
+pub(crate) fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
     let text = plain_scalar(cx, node, what, "`true` or `false`")?;
     match text {
         "true" | "True" | "TRUE" => Some(true),
@@ -171,7 +185,7 @@ fn duration(cx: &mut Cx, node: &Node, what: &str) -> Option<Duration> {
     }
 }
 
-fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
+pub(crate) fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
     match &node.kind {
         Kind::Seq(items) => items,
         Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => &[],
@@ -254,7 +268,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             return Err(finish(cx.errors));
         }
     };
-    let Some(top) = fields(&mut cx, &root, "policy", &["version", "approvers", "groups", "defaults", "rules"]) else {
+    let Some(top) =
+        fields(&mut cx, &root, "policy", &["version", "approvers", "groups", "defaults", "rules", "actions"])
+    else {
         return Err(finish(cx.errors));
     };
 
@@ -338,6 +354,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
     // approvers
     let mut approvers: Vec<Approver> = Vec::new();
     let mut approver_pos: HashMap<String, Pos> = HashMap::new();
+    // Groups listed by approver entries that are invalid: they count as having a member, so one
+    // broken entry does not also report "group has no members" for every group it lists.
+    let mut broken_memberships: Vec<String> = Vec::new();
     if let Some(node) = top.get("approvers") {
         for (i, item) in seq(&mut cx, node, "approvers").iter().enumerate() {
             let fallback = format!("approvers[{i}]");
@@ -358,12 +377,10 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                 }
             };
             let what = id.as_ref().map(|id| format!("approver `{id}`")).unwrap_or(fallback);
+            // Without a `name`, the id is the display name.
             let name = match f.get("name") {
                 Some(n) => string(&mut cx, n, &format!("{what}: name")),
-                None => {
-                    cx.err(f.pos, format!("{what}: missing field `name`"));
-                    None
-                }
+                None => id.clone(),
             };
             let mut opt = |field: &str| f.get(field).and_then(|n| string(&mut cx, n, &format!("{what}: {field}")));
             let email = opt("email");
@@ -389,11 +406,13 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                 }
             }
             let (Some(id), Some(name)) = (id, name) else {
+                broken_memberships.extend(member_of);
                 continue;
             };
             if let Some(first) = approver_pos.get(&id) {
                 let pos = f.get("id").map(|n| n.pos).unwrap_or(f.pos);
                 cx.err(pos, format!("{what}: duplicate approver id (first on line {})", first.line));
+                broken_memberships.extend(member_of);
                 continue;
             }
             approver_pos.insert(id.clone(), f.get("id").map(|n| n.pos).unwrap_or(f.pos));
@@ -406,10 +425,20 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         route: EVERYONE.to_string(),
         timeout: Duration::from_secs(24 * 3600),
         on_timeout: OnTimeout::Reject,
+        on_error: OnError::Deny,
     };
+    let mut on_error_approvals: Option<(Pos, u32)> = None;
     if let Some(node) = top.get("defaults")
-        && let Some(f) = fields(&mut cx, node, "defaults", &["route", "timeout", "on_timeout"])
+        && let Some(f) = fields(&mut cx, node, "defaults", &["route", "timeout", "on_timeout", "on_error"])
     {
+        if let Some(n) = f.get("on_error")
+            && let Some((on_error, approvals_pos)) = decode_on_error(&mut cx, n, &mut group_refs)
+        {
+            if let (OnError::Route { approvals, .. }, Some(pos)) = (&on_error, approvals_pos) {
+                on_error_approvals = Some((pos, *approvals));
+            }
+            defaults.on_error = on_error;
+        }
         if let Some(n) = f.get("route")
             && let Some(g) = string(&mut cx, n, "defaults: route")
         {
@@ -425,6 +454,46 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             && let Some(o) = on_timeout(&mut cx, n, "defaults: on_timeout")
         {
             defaults.on_timeout = o;
+        }
+    }
+
+    // actions
+    let mut actions: BTreeMap<String, Schema> = BTreeMap::new();
+    if let Some(node) = top.get("actions") {
+        match &node.kind {
+            Kind::Map(entries) => {
+                let mut action_pos: HashMap<String, Pos> = HashMap::new();
+                for (k, v) in entries {
+                    let Some(name) = string(&mut cx, k, "action name") else {
+                        continue;
+                    };
+                    let what = format!("action `{name}`");
+                    if let Some(first) = action_pos.get(&name) {
+                        cx.err(k.pos, format!("{what}: declared twice (first on line {})", first.line));
+                        continue;
+                    }
+                    action_pos.insert(name.clone(), k.pos);
+                    let Some(f) = fields(&mut cx, v, &what, &["args", "description"]) else {
+                        continue;
+                    };
+                    if let Some(d) = f.get("description") {
+                        string(&mut cx, d, &format!("{what}: description"));
+                    }
+                    match f.get("args") {
+                        None => cx.err(
+                            f.pos,
+                            format!("{what}: missing field `args` (a schema such as `{{ type: object }}`)"),
+                        ),
+                        Some(schema) => {
+                            if let Some(schema) = parse_schema(&mut cx, schema, &format!("{what}: args")) {
+                                actions.insert(name, schema);
+                            }
+                        }
+                    }
+                }
+            }
+            Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
+            _ => cx.err(node.pos, format!("actions: expected a mapping of action names, found {}", node.describe())),
         }
     }
 
@@ -448,10 +517,8 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
 
     // membership
     let mut member_count: HashMap<&str, usize> = HashMap::new();
-    for a in &approvers {
-        for g in &a.groups {
-            *member_count.entry(g.as_str()).or_default() += 1;
-        }
+    for g in approvers.iter().flat_map(|a| &a.groups).chain(&broken_memberships) {
+        *member_count.entry(g.as_str()).or_default() += 1;
     }
 
     // group references: declared, and with members when something routes to them
@@ -463,6 +530,19 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             cx.err(r.pos, format!("{}: unknown group `{}`{hint}; declare it under `groups`", r.what, r.group));
         } else if r.sends && r.group != EVERYONE && member_count.get(r.group.as_str()).copied().unwrap_or(0) == 0 {
             cx.err(r.pos, format!("{}: group `{}` has no members; list it in an approver's `groups`", r.what, r.group));
+        }
+    }
+
+    if let (OnError::Route { group, .. }, Some((pos, approvals))) = (&defaults.on_error, on_error_approvals) {
+        let members = member_count.get(group.as_str()).copied().unwrap_or(0);
+        if group != EVERYONE && members > 0 && approvals as usize > members {
+            cx.err(
+                pos,
+                format!(
+                    "defaults: on_error: approvals {approvals} exceeds the {members} member{} of group `{group}`",
+                    if members == 1 { "" } else { "s" }
+                ),
+            );
         }
     }
 
@@ -570,7 +650,50 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             program: r.program,
         })
         .collect();
-    Ok(Parsed { approvers, groups, defaults, rules })
+    Ok(Parsed { approvers, groups, defaults, rules, actions })
+}
+
+/// Decodes `defaults.on_error`: `deny` or `{ route: GROUP, approvals: N }` (`approvals` defaults to 1).
+/// Also returns the position of an explicit `approvals`, for the quorum check.
+fn decode_on_error(cx: &mut Cx, node: &Node, group_refs: &mut Vec<GroupRef>) -> Option<(OnError, Option<Pos>)> {
+    let what = "defaults: on_error";
+    let expected = "expected `deny` or `{ route: GROUP, approvals: N }`";
+    match &node.kind {
+        Kind::Scalar(text, _) if text == "deny" => Some((OnError::Deny, None)),
+        Kind::Map(_) => {
+            let f = fields(cx, node, what, &["route", "approvals"])?;
+            let group = match f.get("route") {
+                Some(n) => {
+                    let g = string(cx, n, &format!("{what}: route"))?;
+                    group_refs.push(GroupRef { pos: n.pos, what: what.into(), group: g.clone(), sends: true });
+                    g
+                }
+                None => {
+                    cx.err(f.pos, format!("{what}: missing field `route` ({expected})"));
+                    return None;
+                }
+            };
+            let mut approvals = 1;
+            let approvals_pos = f.get("approvals").map(|n| n.pos);
+            if let Some(n) = f.get("approvals") {
+                let v = integer(cx, n, &format!("{what}: approvals"))?;
+                if !(1..=100).contains(&v) {
+                    cx.err(n.pos, format!("{what}: approvals must be between 1 and 100, found {v}"));
+                    return None;
+                }
+                approvals = v as u32;
+            }
+            Some((OnError::Route { group, approvals }, approvals_pos))
+        }
+        Kind::Scalar(text, _) => {
+            cx.err(node.pos, format!("{what}: {expected}, found `{text}`"));
+            None
+        }
+        Kind::Seq(_) => {
+            cx.err(node.pos, format!("{what}: {expected}, found a list"));
+            None
+        }
+    }
 }
 
 impl RawRule {

@@ -11,8 +11,9 @@ use crate::error::PolicyErrors;
 use crate::eval::{
     EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
 };
-use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnTimeout, Rule, RuleAction};
+use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnError, OnTimeout, Rule, RuleAction};
 use crate::parse;
+use crate::schema::{ArgProblem, Schema};
 
 /// The source of [`Policy::builtin_default`].
 pub const BUILTIN_SOURCE: &str = "# Built-in default policy: every request goes to a person.\n\
@@ -34,6 +35,7 @@ struct Inner {
     groups: BTreeMap<String, Group>,
     defaults: Defaults,
     rules: Vec<Rule>,
+    actions: BTreeMap<String, Schema>,
     env: Arc<Env>,
 }
 
@@ -63,6 +65,7 @@ impl Policy {
                 groups: parsed.groups,
                 defaults: parsed.defaults,
                 rules: parsed.rules,
+                actions: parsed.actions,
                 env,
             }),
         })
@@ -134,8 +137,25 @@ impl Policy {
         self.approver(approver_id).is_some_and(|a| a.groups.iter().any(|g| g == group))
     }
 
+    /// Checks a request's `args` against the `actions:` schema for `action`. An action without a
+    /// schema accepts any args. On failure, every problem is returned, in a stable order.
+    pub fn check_args(&self, action: &str, args: &serde_json::Value) -> Result<(), Vec<ArgProblem>> {
+        let Some(schema) = self.inner.actions.get(action) else {
+            return Ok(());
+        };
+        let mut problems = Vec::new();
+        schema.check(args, "$", &mut problems);
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The actions that have an argument schema, in name order.
+    pub fn schema_actions(&self) -> impl Iterator<Item = &str> {
+        self.inner.actions.keys().map(String::as_str)
+    }
+
     /// Decides a request: the first matching rule wins; no match routes to the defaults; a
-    /// condition that fails to evaluate routes to the defaults with `eval_error` set.
+    /// condition that fails to evaluate follows `defaults.on_error`: a deny (the default) or a
+    /// route to its group, either carrying the error (see [`Verdict::eval_error`]).
     pub fn evaluate(&self, input: &EvalInput) -> Verdict {
         self.run(input, None)
     }
@@ -181,21 +201,24 @@ impl Policy {
                     let message = format!("rule `{}` could not be evaluated: {e}", rule.name);
                     record(TraceStatus::Error(e));
                     let d = &inner.defaults;
-                    return Verdict::Route(Route {
-                        rule: Some(rule.name.clone()),
-                        group: d.route.clone(),
-                        approvals: 1,
-                        allow_edit: true,
-                        reject_reasons: Vec::new(),
-                        timeout: d.timeout,
-                        // An unevaluable condition never lets an action through.
-                        on_timeout: match d.on_timeout {
-                            OnTimeout::Approve => OnTimeout::Reject,
-                            other => other,
-                        },
-                        escalate: Vec::new(),
-                        eval_error: Some(message),
-                    });
+                    return match &d.on_error {
+                        OnError::Deny => Verdict::Deny { rule: rule.name.clone(), error: Some(message) },
+                        OnError::Route { group, approvals } => Verdict::Route(Route {
+                            rule: Some(rule.name.clone()),
+                            group: group.clone(),
+                            approvals: *approvals,
+                            allow_edit: true,
+                            reject_reasons: Vec::new(),
+                            timeout: d.timeout,
+                            // An unevaluable condition never lets an action through.
+                            on_timeout: match d.on_timeout {
+                                OnTimeout::Approve => OnTimeout::Reject,
+                                other => other,
+                            },
+                            escalate: Vec::new(),
+                            eval_error: Some(message),
+                        }),
+                    };
                 }
             }
         }
@@ -216,7 +239,7 @@ impl Policy {
     fn verdict_for(&self, rule: &Rule, input: &EvalInput) -> Verdict {
         match &rule.action {
             RuleAction::Decide(Decision::Approve) => Verdict::Approve { rule: rule.name.clone() },
-            RuleAction::Decide(Decision::Deny) => Verdict::Deny { rule: rule.name.clone() },
+            RuleAction::Decide(Decision::Deny) => Verdict::Deny { rule: rule.name.clone(), error: None },
             RuleAction::Route(spec) => Verdict::Route(Route {
                 rule: Some(rule.name.clone()),
                 group: spec.group.clone(),

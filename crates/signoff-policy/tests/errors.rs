@@ -71,7 +71,7 @@ fn unknown_fields() {
     expect(
         "version: 1\nrulez: []\n",
         &[
-            "line 2, column 1: policy: unknown field `rulez` (did you mean `rules`?); expected one of `version`, `approvers`, `groups`, `defaults`, `rules`",
+            "line 2, column 1: policy: unknown field `rulez` (did you mean `rules`?); expected one of `version`, `approvers`, `groups`, `defaults`, `rules`, `actions`",
         ],
     );
     let got = errors(&with_rules("  - name: a\n    whn: action == \"x\"\n    decide: approve\n"));
@@ -327,4 +327,35 @@ fn all_problems_are_reported_at_once_sorted() {
     assert!(got[1].starts_with("line 13, column 16: rule `a`: approvals must be at least 1"));
     assert!(got[2].starts_with("line 14, column 11: rule `a`: duplicate rule name"));
     assert!(got[3].starts_with("line 15, column 1"), "{got:?}");
+}
+
+#[test]
+fn an_approver_without_a_name_is_named_by_its_id() {
+    let p = Policy::parse(&with_rules("  - name: ok\n    route: cfo\n").replace("name: Carl, ", "")).unwrap();
+    assert_eq!(p.approver("carl").unwrap().name, "carl");
+    assert_eq!(p.approver("dana").unwrap().name, "Dana");
+    expect(&HEAD.replace("name: Carl", "name: \"\""), &["line 4, column 23: approver `carl`: name: must not be empty"]);
+}
+
+#[test]
+fn a_broken_approver_does_not_leave_its_groups_without_members() {
+    // cfo's only valid members are carl and cleo; break both: the groups they list still count.
+    let yaml = HEAD
+        .replace("{ id: carl, name: Carl,", "{ id: carl, name: [Carl],")
+        .replace("{ id: cleo, name: Cleo,", "{ id: [cleo], name: Cleo,");
+    expect(
+        &format!("{yaml}rules:\n  - name: x\n    route: cfo\n"),
+        &[
+            "line 4, column 23: approver `carl`: name: expected a string, found a list",
+            "line 5, column 11: approvers[2]: id: expected a string, found a list",
+        ],
+    );
+    // An entry without an id is broken too.
+    expect(
+        &format!(
+            "{}rules:\n  - name: x\n    route: cfo\n",
+            HEAD.replace("{ id: carl, name: Carl", "{ name: Carl").replace("{ id: cleo, name: Cleo", "{ name: Cleo")
+        ),
+        &["line 4, column 5: approvers[1]: missing field `id`", "line 5, column 5: approvers[2]: missing field `id`"],
+    );
 }

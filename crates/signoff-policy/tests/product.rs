@@ -313,11 +313,11 @@ rules:
 
     let mut r = Req::new("refund", json!({"items": [{"price": 3}, {"price": 200}]}));
     r.context = json!({"customer": {"tier": "silver"}});
-    assert_eq!(p.evaluate(&r.input()), Verdict::Deny { rule: "nested".into() });
+    assert_eq!(p.evaluate(&r.input()), Verdict::Deny { rule: "nested".into(), error: None });
 
     let mut r = Req::new("delete_rows", json!({"items": []}));
     r.context = json!({"customer": {"tier": "silver"}});
-    assert_eq!(p.evaluate(&r.input()), Verdict::Deny { rule: "regex".into() });
+    assert_eq!(p.evaluate(&r.input()), Verdict::Deny { rule: "regex".into(), error: None });
 }
 
 #[test]
@@ -333,7 +333,7 @@ fn big_integers_and_unsigned() {
 #[test]
 fn on_timeout_approve_is_never_used_for_evaluation_errors() {
     let p = Policy::parse(
-        "version: 1\ndefaults: { route: everyone, timeout: 1h, on_timeout: approve }\nrules:\n  - name: r\n    when: args.amount < 5\n    decide: approve\n",
+        "version: 1\ndefaults: { route: everyone, timeout: 1h, on_timeout: approve, on_error: { route: everyone } }\nrules:\n  - name: r\n    when: args.amount < 5\n    decide: approve\n",
     )
     .unwrap();
     let r = route(p.evaluate(&Req::new("x", json!({})).input()));
@@ -417,4 +417,78 @@ fn approver_addresses_per_channel() {
     assert_eq!(dana.address(Channel::Dashboard), Some("dana"));
     assert_eq!(dana.address(Channel::Api), None);
     assert_eq!(serde_json::to_value(Channel::Api).unwrap(), json!("api"));
+}
+
+const ON_ERROR_BASE: &str = "version: 1
+approvers:
+  - { id: ada, name: Ada, groups: [admins] }
+  - { id: bo, name: Bo, groups: [admins] }
+groups:
+  admins: { notify: [email] }
+defaults: { route: everyone, timeout: 2h, on_timeout: approve";
+
+fn on_error_policy(on_error: &str) -> Policy {
+    let src = format!(
+        "{ON_ERROR_BASE}{on_error} }}\nrules:\n  - name: small\n    when: args.amount < 5\n    decide: approve\n"
+    );
+    Policy::parse(&src).unwrap_or_else(|e| panic!("{src}\n{e}"))
+}
+
+#[test]
+fn on_error_denies_by_default_and_carries_the_error() {
+    for on_error in ["", ", on_error: deny"] {
+        let p = on_error_policy(on_error);
+        assert_eq!(p.defaults().on_error, signoff_policy::OnError::Deny);
+        let v = p.evaluate(&Req::new("x", json!({})).input());
+        let Verdict::Deny { rule, error: Some(error) } = &v else { panic!("expected a deny with an error: {v:?}") };
+        assert_eq!(rule, "small");
+        assert!(error.contains("small") && error.contains("amount"), "{error}");
+        assert_eq!(v.eval_error(), Some(error.as_str()));
+        assert_eq!(v.outcome(), Outcome::AutoDeny);
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["kind"], "deny");
+        assert_eq!(j["error"], json!(error));
+        assert_eq!(serde_json::from_value::<Verdict>(j).unwrap(), v);
+        // evaluable requests are unaffected
+        assert_eq!(p.evaluate(&Req::new("x", json!({"amount": 1})).input()).eval_error(), None);
+    }
+}
+
+#[test]
+fn on_error_route_sends_to_its_group_with_its_quorum_and_never_approves_on_timeout() {
+    let p = on_error_policy(", on_error: { route: admins, approvals: 2 }");
+    let r = route(p.evaluate(&Req::new("x", json!({"amount": "lots"})).input()));
+    assert_eq!((r.group.as_str(), r.approvals, r.rule.as_deref()), ("admins", 2, Some("small")));
+    assert_eq!(r.on_timeout, OnTimeout::Reject, "defaults say approve, but never for an evaluation error");
+    assert_eq!(r.timeout, Duration::from_secs(7200));
+    assert!(r.eval_error.as_deref().unwrap().contains("small"));
+    let r = route(on_error_policy(", on_error: { route: admins }").evaluate(&Req::new("x", json!({})).input()));
+    assert_eq!(r.approvals, 1);
+}
+
+#[test]
+fn explanation_shows_the_error_path() {
+    let p = on_error_policy("");
+    let text = p.explain(&Req::new("x", json!({})).input()).to_string();
+    assert!(text.contains("small") && text.contains("error: "), "{text}");
+    assert!(text.contains("=> deny (defaults, on_error: rule `small` could not be evaluated"), "{text}");
+    let p = on_error_policy(", on_error: { route: admins }");
+    let text = p.explain(&Req::new("x", json!({})).input()).to_string();
+    assert!(text.contains("=> route to admins, timeout 2h then reject (defaults, on_error: rule `small`"), "{text}");
+}
+
+#[test]
+fn on_error_problems_are_policy_errors() {
+    let bad = |on_error: &str| match Policy::parse(&format!("{ON_ERROR_BASE}{on_error} }}\n")) {
+        Ok(_) => panic!("{on_error} should be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        bad(", on_error: approve"),
+        "line 7, column 74: defaults: on_error: expected `deny` or `{ route: GROUP, approvals: N }`, found `approve`"
+    );
+    assert!(bad(", on_error: { route: nobody }").contains("unknown group `nobody`"));
+    assert!(bad(", on_error: { route: admins, approvals: 3 }").contains("approvals 3 exceeds the 2 members"));
+    assert!(bad(", on_error: { route: admins, approvals: 0 }").contains("between 1 and 100"));
+    assert!(bad(", on_error: { approvals: 1 }").contains("missing field `route`"));
 }
