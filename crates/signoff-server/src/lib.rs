@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod checkpoints;
 mod error;
 mod events;
 mod extract;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub callbacks: CallbackSettings,
     pub field_limits: service::FieldLimits,
+    /// Signed audit checkpoints: written by a worker when set.
+    pub checkpoints: Option<checkpoints::CheckpointSettings>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -70,7 +73,7 @@ impl AppState {
         let waiters = Waiters::start(store.changes());
         let policy = PolicyCell::load(store.clone()).await?;
         let field_limits = service::FieldLimits::default();
-        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks, field_limits })
+        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks, field_limits, checkpoints: None })
     }
 }
 

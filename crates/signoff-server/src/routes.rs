@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/deliveries", get(request_deliveries))
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/audit/verify", get(crate::events::verify_route))
+        .route("/v1/audit/checkpoints", get(crate::checkpoints::list_route))
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
         .fallback(|| async { ApiError::not_found("route") })

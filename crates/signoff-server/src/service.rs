@@ -11,7 +11,7 @@ use signoff_domain::{
 };
 use signoff_policy::{EVERYONE, EvalInput};
 use signoff_store::{Created, NewRequestRecord};
-use signoff_wire::ErrorCode;
+use signoff_wire::{ErrorCode, ErrorItem};
 use uuid::Uuid;
 
 /// Caps on the fields of a new request, in bytes of their JSON (characters for `summary`).
@@ -130,7 +130,7 @@ pub async fn create(
         policy.check(url).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
     let active = state.policy.current();
-    // MERGE-PENDING check_args(&active.policy, &new)?;
+    check_args(&active.policy, &new)?;
     let fingerprint = new.fingerprint();
     let now = signoff_store::now();
     let mut request = Request::new(Uuid::now_v7(), new, Requester::of(by), now);
@@ -160,6 +160,22 @@ pub async fn create(
         state.metrics.created(&created.request);
     }
     Ok(created)
+}
+
+/// Refuses arguments that do not fit the action's schema in the policy (`400 invalid_args`, one detail per problem
+/// with its JSON path).
+fn check_args(policy: &signoff_policy::Policy, new: &NewRequest) -> Result<(), ApiError> {
+    let Err(problems) = policy.check_args(&new.action, &new.args) else { return Ok(()) };
+    let listed: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+    let mut error = ApiError::new(
+        ErrorCode::InvalidArgs,
+        format!("the arguments do not fit the policy's schema for `{}`: {}", new.action, listed.join("; ")),
+    );
+    error.details = problems
+        .into_iter()
+        .map(|p| ErrorItem { message: p.message, path: Some(p.path), line: None, column: None })
+        .collect();
+    Err(error)
 }
 
 /// A person's verdict on a request. Inside the request's update, after its due timers have fired: the person must

@@ -1,4 +1,5 @@
-//! Background workers: the stored-timer loop (escalations, deadlines) and the callback delivery loop.
+//! Background workers: the stored-timer loop (escalations, deadlines), the callback delivery loop, and (when
+//! configured) the audit checkpoint writer.
 //! Both are safe to run on every replica: the store hands each timer and each delivery to one of them.
 
 use crate::AppState;
@@ -21,6 +22,9 @@ const DELIVERY_CONCURRENCY: usize = 32;
 /// Starts both loops; they stop when `shutdown` turns true.
 pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) {
     tokio::spawn(run_timers(state.clone(), shutdown.clone()));
+    if let Some(settings) = state.checkpoints.clone() {
+        tokio::spawn(crate::checkpoints::run(state.clone(), settings, shutdown.clone()));
+    }
     tokio::spawn(run_deliveries(state.clone(), shutdown));
 }
 

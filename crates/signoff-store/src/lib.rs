@@ -10,6 +10,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, ApproverId, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
 };
@@ -152,6 +153,12 @@ pub trait Store: Send + Sync + 'static {
     async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// Events after `after_seq`, oldest first; with `owner`, only events about that key's requests.
     async fn events_after(&self, after_seq: i64, limit: u32, owner: Option<&str>) -> Result<Vec<Event>, StoreError>;
+    /// The newest event's sequence number and hash (`None`: the log is empty).
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// Stores a signed checkpoint of the chain (storing the same one again changes nothing).
+    async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError>;
+    /// Every stored checkpoint, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
     /// How many requests are pending (for the metrics gauge).
     async fn pending_count(&self) -> Result<u64, StoreError>;
 

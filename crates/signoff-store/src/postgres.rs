@@ -13,6 +13,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
     hash_key_secret,
@@ -710,6 +711,50 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO checkpoints (seq, head_hash, at, key_id, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (seq, key_id) DO NOTHING",
+        )
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.head_hash)
+        .bind(checkpoint.at.timestamp_micros())
+        .bind(&checkpoint.key_id)
+        .bind(&checkpoint.public_key)
+        .bind(&checkpoint.signature)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, head_hash, at, key_id, public_key, signature FROM checkpoints ORDER BY seq, key_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|row| SignedCheckpoint {
+                seq: row.get("seq"),
+                head_hash: row.get("head_hash"),
+                at: from_micros(row.get("at")),
+                key_id: row.get("key_id"),
+                public_key: row.get("public_key"),
+                signature: row.get("signature"),
+            })
+            .collect())
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {

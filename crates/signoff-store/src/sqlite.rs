@@ -10,6 +10,7 @@ use crate::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
 };
@@ -809,6 +810,63 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+                .map_err(db_err)?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO checkpoints (seq, head_hash, at, key_id, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (seq, key_id) DO NOTHING",
+            )
+            .map_err(db_err)?
+            .execute(params![
+                checkpoint.seq,
+                checkpoint.head_hash,
+                checkpoint.at.timestamp_micros(),
+                checkpoint.key_id,
+                checkpoint.public_key,
+                checkpoint.signature
+            ])
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, head_hash, at, key_id, public_key, signature FROM checkpoints ORDER BY seq, key_id",
+                )
+                .map_err(db_err)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(SignedCheckpoint {
+                        seq: row.get(0)?,
+                        head_hash: row.get(1)?,
+                        at: from_micros(row.get(2)?),
+                        key_id: row.get(3)?,
+                        public_key: row.get(4)?,
+                        signature: row.get(5)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.map(|row| row.map_err(db_err)).collect()
+        })
+        .await
+    }
+
     async fn pending_count(&self) -> Result<u64, StoreError> {
         self.read(|conn| {
             conn.prepare_cached("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
@@ -825,5 +883,43 @@ impl Store for SqliteStore {
 
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc as std_mpsc;
+
+    /// A job that runs `sql` and reports (by its index) whether it was acknowledged as committed.
+    fn job(index: usize, sql: &'static str, answers: std_mpsc::Sender<(usize, bool)>) -> Job {
+        Box::new(move |conn| {
+            let ran = conn.execute_batch(sql).map_err(db_err);
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = answers.send((index, committed.and(ran).is_ok()));
+            })
+        })
+    }
+
+    #[test]
+    fn a_transaction_rolled_back_mid_batch_fails_exactly_the_jobs_it_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        let (answers, answered) = std_mpsc::channel();
+        // Job 1 is written, then job 2's error takes the whole transaction with it (as SQLITE_FULL or an I/O error
+        // may); job 3 runs in a new transaction.
+        let batch = vec![
+            job(1, "INSERT INTO t VALUES (1)", answers.clone()),
+            job(2, "ROLLBACK; SELECT * FROM no_such_table", answers.clone()),
+            job(3, "INSERT INTO t VALUES (3)", answers),
+        ];
+        run_batch(&conn, batch.into_iter());
+        let mut results: Vec<_> = answered.try_iter().collect();
+        results.sort();
+        assert_eq!(results, [(1, false), (2, false), (3, true)]);
+        let rows: Vec<i64> =
+            conn.prepare("SELECT n FROM t").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(rows, [3], "nothing acknowledged is missing, nothing refused is there");
     }
 }

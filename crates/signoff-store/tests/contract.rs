@@ -19,6 +19,10 @@ on_every_backend!(
     keys_are_found_by_secret_and_revoked,
     updates_are_announced,
     events_form_a_hash_chain,
+    a_passed_deadline_wins_over_a_late_decision,
+    a_due_escalation_moves_the_request_before_a_decision,
+    keys_keep_the_person_they_act_for,
+    only_the_lease_holder_records_a_delivery_attempt,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -226,4 +230,111 @@ async fn events_form_a_hash_chain(backend: Backend) {
         assert!(event.verifies_after(&prev), "event {} breaks the chain", event.seq);
         prev = event.hash.clone();
     }
+}
+
+/// A routed request whose deadline (and, with `escalate_to`, an escalation) passed a second ago.
+fn overdue(escalate_to: Option<&str>) -> NewRequestRecord {
+    let mut record = record(refund(10), None);
+    let past = now() - chrono::Duration::seconds(1);
+    record.request.group = Some("finance".into());
+    match escalate_to {
+        Some(group) => {
+            record.request.deadline_at = Some(now() + chrono::Duration::hours(1));
+            record.request.escalations =
+                vec![signoff_domain::Escalation { due_at: past, to: group.into(), fired_at: None }];
+        }
+        None => {
+            record.request.deadline_at = Some(past);
+            record.request.on_timeout = Some(signoff_domain::OnTimeout::Reject);
+        }
+    }
+    record
+}
+
+async fn a_passed_deadline_wins_over_a_late_decision(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    // No timer loop runs here: the decision itself must see that the deadline passed.
+    let id = store.create_request(overdue(None)).await.unwrap().request.id;
+    let late = store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await;
+    assert_eq!(late.unwrap_err(), StoreError::Domain(DomainError::AlreadyDecided("rejected")));
+    let stored = store.request(id).await.unwrap();
+    assert_eq!(stored.status, Status::Rejected, "the deadline's outcome stands");
+    assert_eq!(stored.decision.unwrap().by, signoff_domain::DecidedBy::Timeout);
+    let kinds: Vec<_> = store.request_events(id).await.unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Created, EventKind::Decided]);
+}
+
+async fn a_due_escalation_moves_the_request_before_a_decision(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let id = store.create_request(overdue(Some("cfo"))).await.unwrap().request.id;
+    let seen_group = store
+        .update_request(
+            id,
+            Box::new(|r| {
+                // What a decider's membership check sees: the group after the due escalation.
+                let group = r.group.clone().unwrap_or_default();
+                if group != "finance" {
+                    return Err(DomainError::NotInGroup(group));
+                }
+                r.apply_human_verdict(approve("dana"), now())
+            }),
+        )
+        .await;
+    assert_eq!(seen_group.unwrap_err(), StoreError::Domain(DomainError::NotInGroup("cfo".into())));
+    let stored = store.request(id).await.unwrap();
+    assert_eq!((stored.status, stored.group.as_deref()), (Status::Pending, Some("cfo")), "the escalation stands");
+}
+
+async fn keys_keep_the_person_they_act_for(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let person = signoff_testkit::person;
+    let admin = NewKey { approver_id: Some(person("ada")), ..NewKey::new("ada-laptop", Role::Admin) };
+    let admin = store.create_key(admin, "test").await.unwrap();
+    assert_eq!(store.key_by_secret(&admin.secret).await.unwrap().unwrap().approver_id, Some(person("ada")));
+    let agent = NewKey { owner_id: Some(person("carl")), ..NewKey::new("refund-bot", Role::Agent) };
+    let agent = store.create_key(agent, "test").await.unwrap();
+    let found = store.key_by_secret(&agent.secret).await.unwrap().unwrap();
+    assert_eq!((found.owner_id, found.approver_id), (Some(person("carl")), None));
+    for refused in [
+        NewKey { approver_id: Some(person("carl")), ..NewKey::new("bot", Role::Agent) },
+        NewKey { owner_id: Some(person("carl")), ..NewKey::new("ada", Role::Admin) },
+        NewKey { owner_id: Some(person("carl")), ..NewKey::approver(&person("dana")) },
+    ] {
+        assert!(matches!(store.create_key(refused, "test").await, Err(StoreError::Invalid(_))));
+    }
+    // The key events carry the role and the bound person.
+    let events = store.events_after(0, 100, None).await.unwrap();
+    let created: Vec<_> = events.iter().filter(|e| e.kind == EventKind::KeyCreated).map(|e| &e.data).collect();
+    assert_eq!((created[0]["role"].as_str(), created[0]["approver_id"].as_str()), (Some("admin"), Some("ada")));
+    assert_eq!((created[1]["role"].as_str(), created[1]["owner_id"].as_str()), (Some("agent"), Some("carl")));
+}
+
+async fn only_the_lease_holder_records_a_delivery_attempt(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let mut new = refund(10);
+    new.callback_url = Some("https://agent.example.com/hook".into());
+    let id = store.create_request(record(new, None)).await.unwrap().request.id;
+    store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
+    let lease = std::time::Duration::from_millis(1);
+    let first = store.claim_deliveries(now(), lease, 10).await.unwrap().remove(0);
+    // The first worker's lease runs out; a second worker claims the same delivery.
+    let later = now() + chrono::Duration::seconds(1);
+    let second = store.claim_deliveries(later, lease, 10).await.unwrap().remove(0);
+    assert_eq!(first.id, second.id);
+    let attempt = |at| signoff_store::DeliveryAttempt {
+        at,
+        state: signoff_store::DeliveryState::Delivered,
+        status: Some(200),
+        error: None,
+        elapsed_ms: 1,
+        next_attempt_at: None,
+    };
+    assert!(!store.record_delivery_attempt(&first, attempt(later)).await.unwrap(), "the stale claim records nothing");
+    assert!(store.record_delivery_attempt(&second, attempt(later)).await.unwrap());
+    let attempts = store.request_events(id).await.unwrap();
+    assert_eq!(attempts.iter().filter(|e| e.kind == EventKind::CallbackAttempted).count(), 1);
 }

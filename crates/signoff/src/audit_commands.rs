@@ -3,9 +3,10 @@
 use crate::config::Config;
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use signoff_domain::checkpoint::{SignedCheckpoint, check_chain_against_checkpoints};
 use signoff_domain::{ChainVerifier, Event};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -14,6 +15,21 @@ pub enum AuditCommand {
         /// Verify this JSON Lines export instead of the database (offline).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Also hold the chain against these signed checkpoints (JSON Lines, as `audit checkpoints` writes them, or
+        /// a witness's copy): detects deleted tail events and a rewritten, rehashed chain.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The public key (base64) checkpoints must be signed with. Default: the configured checkpoint key's.
+        #[arg(long)]
+        trusted_key: Option<String>,
+    },
+    /// Sign the chain's current head now and store the checkpoint; prints it as JSON.
+    Checkpoint,
+    /// Write every stored checkpoint as JSON Lines, oldest first.
+    Checkpoints {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Write the events as JSON Lines (one event per line, oldest first).
     Export {
@@ -28,8 +44,34 @@ pub enum AuditCommand {
 
 pub async fn run(command: AuditCommand, config: &Config) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { file: Some(file) } => verify_file(&file),
-        AuditCommand::Verify { file: None } => {
+        AuditCommand::Verify { file, checkpoints: Some(checkpoints), trusted_key } => {
+            verify_with_checkpoints(config, file.as_deref(), &checkpoints, trusted_key).await
+        }
+        AuditCommand::Verify { file: Some(file), .. } => verify_file(&file),
+        AuditCommand::Checkpoint => {
+            let key = config.audit.key(&config.database_url, true)?.expect("created when missing");
+            let store = signoff_store::open(&config.database_url).await?;
+            match signoff_server::checkpoints::write_checkpoint(store.as_ref(), &key).await? {
+                Some(checkpoint) => println!("{}", serde_json::to_string_pretty(&checkpoint)?),
+                None => bail!("the audit log is empty: there is nothing to checkpoint yet"),
+            }
+            Ok(())
+        }
+        AuditCommand::Checkpoints { output } => {
+            let store = signoff_store::open(&config.database_url).await?;
+            let mut out = output_to(output.as_ref())?;
+            let checkpoints = store.checkpoints().await?;
+            for checkpoint in &checkpoints {
+                serde_json::to_writer(&mut out, checkpoint)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            if let Some(path) = output {
+                eprintln!("exported {} checkpoints to {}", checkpoints.len(), path.display());
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { file: None, .. } => {
             let store = signoff_store::open(&config.database_url).await?;
             let verification = signoff_server::verify_audit_log(store.as_ref()).await?;
             match verification.problem {
@@ -77,12 +119,7 @@ async fn export(config: &Config, since: Option<String>, output: Option<PathBuf>)
         })
         .transpose()?;
     let store = signoff_store::open(&config.database_url).await?;
-    let mut out: Box<dyn Write> = match &output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = output_to(output.as_ref())?;
     let (mut after, mut written) = (0, 0u64);
     // The export is a contiguous slice of the chain: from the first event at or after `since`, everything.
     let mut started = since.is_none();
@@ -105,4 +142,78 @@ async fn export(config: &Config, since: Option<String>, output: Option<PathBuf>)
         eprintln!("exported {written} events to {}", path.display());
     }
     Ok(())
+}
+
+/// A buffered writer to `path`, or to standard output.
+fn output_to(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// Reads a JSON Lines file of `T`, naming the line of the first that does not parse.
+fn read_json_lines<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> anyhow::Result<Vec<T>> {
+    let reader =
+        std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
+    let mut items = Vec::new();
+    for (number, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {} is not {what}", file.display(), number + 1))?;
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// Holds the whole chain (the database's, or a full export) against signed checkpoints.
+async fn verify_with_checkpoints(
+    config: &Config,
+    file: Option<&Path>,
+    checkpoints: &Path,
+    trusted_key: Option<String>,
+) -> anyhow::Result<()> {
+    let checkpoints: Vec<SignedCheckpoint> = read_json_lines(checkpoints, "a checkpoint")?;
+    let trusted_key = match trusted_key {
+        Some(key) => Some(key),
+        None => config.audit.key(&config.database_url, false)?.map(|key| key.public_key_base64()),
+    };
+    let events: Vec<Event> = match file {
+        Some(file) => read_json_lines(file, "an event")?,
+        None => {
+            let store = signoff_store::open(&config.database_url).await?;
+            let (mut events, mut after) = (Vec::new(), 0);
+            loop {
+                let page = store.events_after(after, 5_000, None).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                events.extend(page);
+            }
+            events
+        }
+    };
+    if let Some(first) = events.first()
+        && first.seq != 1
+    {
+        bail!("checkpoints are checked against the whole chain: export it without --since");
+    }
+    let report = check_chain_against_checkpoints(events, &checkpoints, trusted_key.as_deref());
+    match &trusted_key {
+        Some(key) => eprintln!("trusting checkpoints signed with {key}"),
+        None => eprintln!(
+            "warning: no trusted key (--trusted-key, or the configured checkpoint key): signatures are checked \
+             against the key each checkpoint names, which a forger could replace"
+        ),
+    }
+    if report.ok() {
+        println!("{report}");
+        Ok(())
+    } else {
+        bail!("{report}")
+    }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use signoff_domain::checkpoint::CheckpointKey;
 use std::path::Path;
 
 /// Everything the binary reads at start.
@@ -14,6 +15,111 @@ pub struct Config {
     pub listen: String,
     /// Decision callbacks.
     pub callbacks: CallbacksConfig,
+    /// Signed audit checkpoints.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]` in the config file: signed checkpoints of the event chain.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The Ed25519 signing key's 32-byte seed, base64 (`SIGNOFF_CHECKPOINT_KEY`). Unset: the key in
+    /// `checkpoint_key_file`, generated there on first use.
+    pub checkpoint_key: Option<String>,
+    /// Where the generated key is kept. Default: beside the SQLite database (`signoff.db.checkpoint-key`), or
+    /// `./signoff-checkpoint.key` for PostgreSQL.
+    pub checkpoint_key_file: Option<String>,
+    /// Write a checkpoint once this many events were appended since the last one.
+    pub checkpoint_every_events: u64,
+    /// And at least this often while events are appended, e.g. `10m`.
+    pub checkpoint_every: String,
+    /// POST every checkpoint here (JSON) so a copy lives outside the database (`SIGNOFF_AUDIT_WITNESS_URL`).
+    pub witness_url: Option<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_key: None,
+            checkpoint_key_file: None,
+            checkpoint_every_events: 1_000,
+            checkpoint_every: "10m".into(),
+            witness_url: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("checkpoint_key", &self.checkpoint_key.as_ref().map(|_| "***"))
+            .field("checkpoint_key_file", &self.checkpoint_key_file)
+            .field("checkpoint_every_events", &self.checkpoint_every_events)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("witness_url", &self.witness_url)
+            .finish()
+    }
+}
+
+impl AuditConfig {
+    /// The file the generated key lives in, for the database at `database_url`.
+    pub fn key_file(&self, database_url: &str) -> std::path::PathBuf {
+        if let Some(file) = &self.checkpoint_key_file {
+            return file.into();
+        }
+        match database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
+            Some(path) => format!("{path}.checkpoint-key").into(),
+            None => "signoff-checkpoint.key".into(),
+        }
+    }
+
+    /// The signing key: configured, or read from its file; with `create`, generated into the file when missing.
+    pub fn key(&self, database_url: &str, create: bool) -> anyhow::Result<Option<CheckpointKey>> {
+        if let Some(seed) = &self.checkpoint_key {
+            return Ok(Some(CheckpointKey::from_seed_base64(seed).context("audit.checkpoint_key")?));
+        }
+        let file = self.key_file(database_url);
+        match std::fs::read_to_string(&file) {
+            Ok(seed) => Ok(Some(
+                CheckpointKey::from_seed_base64(&seed)
+                    .with_context(|| format!("the checkpoint key in {} is not valid", file.display()))?,
+            )),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
+                let key = CheckpointKey::generate();
+                write_secret_file(&file, &key.to_seed_base64())
+                    .with_context(|| format!("cannot write the checkpoint key to {}", file.display()))?;
+                Ok(Some(key))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read {}", file.display())),
+        }
+    }
+
+    /// The checkpoint writer's settings (the key is generated on first use).
+    pub fn settings(&self, database_url: &str) -> anyhow::Result<signoff_server::checkpoints::CheckpointSettings> {
+        let key = self.key(database_url, true)?.expect("created when missing");
+        let every = signoff_policy::parse_duration(&self.checkpoint_every)
+            .map_err(|e| anyhow::anyhow!("audit.checkpoint_every: {e}"))?;
+        if self.checkpoint_every_events == 0 {
+            bail!("audit.checkpoint_every_events must be at least 1");
+        }
+        Ok(signoff_server::checkpoints::CheckpointSettings {
+            key,
+            every_events: self.checkpoint_every_events,
+            every,
+            witness_url: self.witness_url.clone(),
+        })
+    }
+}
+
+/// Writes a secret readable by its owner only.
+fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }
 
 /// `[callbacks]` in the config file.
@@ -66,6 +172,7 @@ impl Default for Config {
             database_url: "sqlite://./signoff.db".into(),
             listen: "127.0.0.1:8700".into(),
             callbacks: CallbacksConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -77,6 +184,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &mask_password(&self.database_url))
             .field("listen", &self.listen)
             .field("callbacks", &self.callbacks)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -119,6 +227,15 @@ impl Config {
                 "0" | "false" | "no" | "off" | "" => false,
                 other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
             };
+        }
+        if let Some(seed) = var("SIGNOFF_CHECKPOINT_KEY") {
+            self.audit.checkpoint_key = Some(seed);
+        }
+        if let Some(file) = var("SIGNOFF_CHECKPOINT_KEY_FILE") {
+            self.audit.checkpoint_key_file = Some(file);
+        }
+        if let Some(url) = var("SIGNOFF_AUDIT_WITNESS_URL") {
+            self.audit.witness_url = Some(url);
         }
         if self.database_url.trim().is_empty() {
             bail!("the database URL is empty: set SIGNOFF_DATABASE_URL or database_url in the config file");

@@ -100,6 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     raise_open_file_limit();
+    let _only_server = claim_sqlite_file(&config.database_url)?;
     let store = signoff_store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config::mask_password(&config.database_url)))?;
@@ -113,7 +114,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("no API keys yet; create the first admin key with:");
         println!("  signoff keys create --role admin --name admin");
     }
-    let state = signoff_server::AppState::load(store, config.callbacks.settings()?).await?;
+    let mut state = signoff_server::AppState::load(store, config.callbacks.settings()?).await?;
+    let checkpoints = config.audit.settings(&config.database_url)?;
+    println!(
+        "audit checkpoints: every {} events or {}, key {}{}",
+        checkpoints.every_events,
+        config.audit.checkpoint_every,
+        checkpoints.key.key_id(),
+        checkpoints.witness_url.as_ref().map(|url| format!(", witness {url}")).unwrap_or_default()
+    );
+    state.checkpoints = Some(checkpoints);
     let active = state.policy.current();
     match &active.record {
         Some(record) => println!(
@@ -130,6 +140,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     signoff_server::serve(listener, state, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())
+}
+
+/// One server per SQLite file: a second `signoff serve` on the same database would fight the first for the writer
+/// lock and double the timers. The lock file is held (locked) for as long as the server runs; CLI commands do not
+/// take it. PostgreSQL takes several replicas, so nothing is claimed there.
+fn claim_sqlite_file(database_url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) else {
+        return Ok(None);
+    };
+    let lock_path = format!("{path}.serve-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `signoff serve` is already running on {path} (it holds {lock_path}); one server per SQLite \
+             database — stop it first, or use PostgreSQL for several replicas"
+        ),
+        Err(std::fs::TryLockError::Error(error)) => Err(error).with_context(|| format!("cannot lock {lock_path}")),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

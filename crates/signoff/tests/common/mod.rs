@@ -7,10 +7,14 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub const SIGNOFF: &str = env!("CARGO_BIN_EXE_signoff");
 
-/// `signoff` on `database_url`, with no configuration from the environment.
+/// `signoff` on `database_url`, with no configuration from the environment. A PostgreSQL database's checkpoint key
+/// is kept in the temporary directory (by default it would land in the working directory).
 pub fn signoff(database_url: &str) -> Command {
     let mut command = Command::new(SIGNOFF);
     command.env_remove("SIGNOFF_CONFIG").env("SIGNOFF_DATABASE_URL", database_url).env("SIGNOFF_LOG", "warn");
+    if let Some(name) = database_url.strip_prefix("postgres://").and_then(|rest| rest.rsplit('/').next()) {
+        command.env("SIGNOFF_CHECKPOINT_KEY_FILE", std::env::temp_dir().join(format!("{name}.checkpoint-key")));
+    }
     command
 }
 
