@@ -33,6 +33,7 @@
 pub mod duration;
 mod error;
 mod eval;
+mod lint;
 mod model;
 mod parse;
 mod policy;
@@ -41,7 +42,7 @@ mod schema;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
-pub use error::{PolicyError, PolicyErrors};
+pub use error::{PolicyError, PolicyErrors, PolicyWarning};
 pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 pub use model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
