@@ -1,4 +1,4 @@
-//! Policy validation errors, each with the line and column of the offending YAML node.
+//! Policy validation errors and warnings, each with the line and column of the offending YAML node.
 
 use std::fmt;
 
@@ -68,5 +68,24 @@ impl<'a> IntoIterator for &'a PolicyErrors {
     type IntoIter = std::slice::Iter<'a, PolicyError>;
     fn into_iter(self) -> Self::IntoIter {
         self.errors.iter()
+    }
+}
+
+/// Something in a valid policy that is probably a mistake (see `Policy::warnings`).
+///
+/// `Display` prints it like an error, labelled as a warning: `line 12, column 20: warning: ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyWarning {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What looks wrong, e.g. ``rule `x`: condition reads `args.amont` ...``.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: warning: {}", self.line, self.column, self.message)
     }
 }

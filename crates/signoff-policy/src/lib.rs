@@ -1,9 +1,13 @@
 //! Signoff's policy engine: parses, validates and evaluates approval policies. Pure: no I/O.
 //!
-//! A policy is a YAML document (`version: 1`) of approvers, groups, defaults and ordered rules
-//! whose `when` conditions are CEL expressions, compiled once by [`Policy::parse`]. For each
-//! request, [`Policy::evaluate`] returns a [`Verdict`]: approve, deny, route to people, or
-//! review (post-execution, sampled). See `docs/policy.md` for the format.
+//! A policy is a YAML document (`version: 1`) of approvers, groups, defaults, ordered rules
+//! whose `when` conditions are CEL expressions, compiled once by [`Policy::parse`], and optional
+//! per-action argument schemas. For each request, [`Policy::check_args`] checks its args against
+//! its action's schema and [`Policy::evaluate`] returns a [`Verdict`]: approve, deny, route to
+//! people, or review (post-execution, sampled). A condition that cannot be evaluated follows
+//! `defaults.on_error` ([`OnError`]). [`Policy::warnings`] lists likely mistakes in a valid policy.
+//! The vocabulary shared with the domain ([`Verdict`], [`Route`], [`Mode`], [`Channel`], ...) is
+//! defined in `signoff-domain` and re-exported here. See `docs/policy.md` for the format.
 //!
 //! ```
 //! use signoff_policy::{EvalInput, Mode, Policy, Verdict};
@@ -33,6 +37,7 @@
 pub mod duration;
 mod error;
 mod eval;
+mod lint;
 mod model;
 mod parse;
 mod policy;
@@ -41,7 +46,7 @@ mod schema;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
-pub use error::{PolicyError, PolicyErrors};
+pub use error::{PolicyError, PolicyErrors, PolicyWarning};
 pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 pub use model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,

@@ -9,7 +9,7 @@ use cel::{Context, Env, Value};
 use saphyr_parser::ScalarStyle;
 
 use crate::duration::parse_duration;
-use crate::error::{PolicyError, PolicyErrors};
+use crate::error::{PolicyError, PolicyErrors, PolicyWarning};
 use crate::model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
     RuleAction,
@@ -31,6 +31,7 @@ pub(crate) struct Parsed {
     pub defaults: Defaults,
     pub rules: Vec<Rule>,
     pub actions: BTreeMap<String, Schema>,
+    pub warnings: Vec<PolicyWarning>,
 }
 
 pub(crate) struct Cx<'s> {
@@ -223,7 +224,7 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (distance(name, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
@@ -640,6 +641,14 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
     if !cx.errors.is_empty() {
         return Err(finish(cx.errors));
     }
+    let mut warnings: Vec<PolicyWarning> = Vec::new();
+    for raw in &raw_rules {
+        if let (Some(name), Some((text, node)), Some(program)) = (&raw.name, &raw.when, &raw.program) {
+            let label = format!("rule `{name}`");
+            warnings.extend(crate::lint::rule_warnings(source, &label, node, text, program, &actions));
+        }
+    }
+    warnings.sort_by_key(|w| (w.line, w.column));
     let rules = raw_rules
         .into_iter()
         .map(|r| Rule {
@@ -650,7 +659,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             program: r.program,
         })
         .collect();
-    Ok(Parsed { approvers, groups, defaults, rules, actions })
+    Ok(Parsed { approvers, groups, defaults, rules, actions, warnings })
 }
 
 /// Decodes `defaults.on_error`: `deny` or `{ route: GROUP, approvals: N }` (`approvals` defaults to 1).
@@ -1053,7 +1062,7 @@ fn compile(cx: &mut Cx, env: &Arc<Env>, node: &Node, text: &str, label: &str) ->
     Some((program, constant))
 }
 
-fn offset_to_line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn offset_to_line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut line = 1;
     let mut col = 1;
     for (i, c) in text.chars().enumerate() {
@@ -1072,7 +1081,7 @@ fn offset_to_line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Maps a (1-based) position inside a `when` expression to the YAML file. When the mapping
 /// cannot be exact, returns the value's position and a suffix naming the expression position.
-fn expr_pos(source: &str, node: &Node, text: &str, line: usize, col: usize) -> (Pos, String) {
+pub(crate) fn expr_pos(source: &str, node: &Node, text: &str, line: usize, col: usize) -> (Pos, String) {
     let fallback = (node.pos, format!(" (at line {line}, column {col} of the condition)"));
     let Kind::Scalar(_, style) = &node.kind else {
         return fallback;

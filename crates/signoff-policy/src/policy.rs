@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use cel::{Context, Env, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::PolicyErrors;
+use crate::error::{PolicyErrors, PolicyWarning};
 use crate::eval::{
     EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
 };
@@ -36,6 +36,7 @@ struct Inner {
     defaults: Defaults,
     rules: Vec<Rule>,
     actions: BTreeMap<String, Schema>,
+    warnings: Vec<PolicyWarning>,
     env: Arc<Env>,
 }
 
@@ -66,6 +67,7 @@ impl Policy {
                 defaults: parsed.defaults,
                 rules: parsed.rules,
                 actions: parsed.actions,
+                warnings: parsed.warnings,
                 env,
             }),
         })
@@ -146,6 +148,12 @@ impl Policy {
         let mut problems = Vec::new();
         schema.check(args, "$", &mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// Warnings about this (valid) policy, sorted by position: conditions that read an `args`
+    /// field the action's `actions:` schema does not declare.
+    pub fn warnings(&self) -> &[PolicyWarning] {
+        &self.inner.warnings
     }
 
     /// The actions that have an argument schema, in name order.

@@ -224,7 +224,7 @@ impl fmt::Display for ReplayReport {
         if self.draft_errors > 0 {
             writeln!(
                 f,
-                "{} request{} hit an evaluation error in the draft (sent to the defaults).",
+                "{} request{} hit an evaluation error in the draft (handled by `defaults.on_error`).",
                 self.draft_errors,
                 if self.draft_errors == 1 { "" } else { "s" }
             )?;

@@ -492,3 +492,18 @@ fn on_error_problems_are_policy_errors() {
     assert!(bad(", on_error: { route: admins, approvals: 0 }").contains("between 1 and 100"));
     assert!(bad(", on_error: { approvals: 1 }").contains("missing field `route`"));
 }
+
+#[test]
+fn the_expense_schema_refuses_a_string_amount() {
+    let p = policy();
+    assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+    assert_eq!(p.check_args("expense", &json!({"amount": 120, "currency": "EUR"})), Ok(()));
+    assert_eq!(p.check_args("expense", &json!({"currency": "EUR"})), Ok(()), "amount is not required");
+    let problems = p.check_args("expense", &json!({"amount": "100000"})).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        (problems[0].path.as_str(), problems[0].message.as_str()),
+        ("$.amount", "expected number, found string")
+    );
+    assert_eq!(p.check_args("advance_candidate", &json!({"anything": true})), Ok(()));
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy file without applying it: YAML and CEL errors with line and column, unknown groups, ...
+    /// Warnings (e.g. a condition reading an `args` field the action's schema does not declare) follow an `ok`.
     Check { file: PathBuf },
     /// Store a policy file as the next version (atomically); running servers pick it up within a second.
     Apply { file: PathBuf },
@@ -71,6 +72,10 @@ pub async fn run(command: PolicyCommand, config: &Config) -> anyhow::Result<()> 
                 policy.approvers().len(),
                 policy.groups().filter(|group| group.name != signoff_policy::EVERYONE).count()
             );
+            // A valid policy may still hold likely mistakes: one line each, `file:line:column: warning: ...`.
+            for warning in policy.warnings() {
+                println!("{}:{}:{}: warning: {}", file.display(), warning.line, warning.column, warning.message);
+            }
         }
         PolicyCommand::Apply { file } => {
             let (source, policy) = read_policy(&file)?;

@@ -258,6 +258,25 @@ async fn policy_check_apply_and_test_from_the_cli() {
     assert!(explained.contains("large-expense") && explained.contains("route to cfo"), "{explained}");
 }
 
+#[tokio::test]
+async fn policy_check_prints_warnings_after_ok() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warned.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nactions:\n  expense: { args: { properties: { amount: { type: number } } } }\nrules:\n  - name: big\n    when: action == \"expense\" && args.amont > 100\n    decide: deny\n",
+    )
+    .unwrap();
+    let output = run_ok(signoff(&db.url).args(["policy", "check"]).arg(&file));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].ends_with("ok (1 rules, 0 approvers, 0 groups)"), "{stdout}");
+    let location = format!("{}:6:34: warning: rule `big`: condition reads `args.amont`", file.display());
+    assert!(lines[1].starts_with(&location), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_export_verify_and_tampering_on_sqlite() {
     audit_export_verify_and_tampering(Backend::Sqlite).await;
