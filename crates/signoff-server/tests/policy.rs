@@ -7,7 +7,7 @@ const PRODUCT_POLICY: &str = include_str!("../../../docs/examples/policy.yaml");
 
 on_every_backend!(
     finance_tiers_route_by_amount,
-    a_condition_that_cannot_be_evaluated_goes_to_a_person,
+    a_condition_that_cannot_be_evaluated_follows_on_error,
     quorum_needs_distinct_members_and_never_the_requester,
     hiring_escalates_only_the_borderline,
     post_execution_reports_are_sampled_and_flags_reach_the_agent,
@@ -61,15 +61,25 @@ async fn finance_tiers_route_by_amount(backend: Backend) {
     assert_eq!(events[1]["actor"], "policy:large-expense");
 }
 
-async fn a_condition_that_cannot_be_evaluated_goes_to_a_person(backend: Backend) {
+async fn a_condition_that_cannot_be_evaluated_follows_on_error(backend: Backend) {
     let (_db, app) = app_with_policy(backend, PRODUCT_POLICY).await;
-    let request = expense(&app, json!({"currency": "EUR"})).await;
-    assert_eq!(request["status"], "pending", "never approved when the amount is missing");
-    assert_eq!(request["group"], "admins");
-    let error = request["policy"]["error"].as_str().expect("the error is on the request");
-    assert!(error.contains("small-expense") && error.contains("amount"), "{error}");
+    // No confidence: `borderline-candidate` cannot compare null with 0.4. `on_error: deny` decides.
+    let (status, request) = app.create(json!({"action": "advance_candidate", "args": {"candidate": "c-9"}})).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["status"], "rejected", "never approved when a condition fails");
+    assert_eq!(request["decision"]["by"], json!({"kind": "policy", "rule": "borderline-candidate"}));
+    let comment = request["decision"]["comment"].as_str().unwrap();
+    assert!(comment.contains("borderline-candidate") && comment.contains("on_error"), "the agent sees why: {comment}");
+    assert!(request["policy"]["error"].as_str().unwrap().contains("borderline-candidate"));
+
+    // With `on_error: {route, approvals}`, the request goes to that group and quorum instead.
+    let routed = PRODUCT_POLICY.replace("  on_error: deny", "  on_error: { route: cfo, approvals: 2 }");
+    assert_eq!(app.apply_policy(&routed).await.0, 201);
+    let (_, request) = app.create(json!({"action": "advance_candidate", "args": {"candidate": "c-9"}})).await;
+    assert_eq!((request["status"].as_str(), request["group"].as_str()), (Some("pending"), Some("cfo")), "{request}");
+    assert_eq!(request["approvals_required"], 2);
     let (_, events) = send(app.get(&format!("/v1/requests/{}/events", id(&request)), &app.agent_key)).await;
-    assert!(events[1]["data"]["error"].as_str().unwrap().contains("amount"), "and in its events: {events}");
+    assert!(events[1]["data"]["error"].as_str().unwrap().contains("borderline-candidate"), "and in its events: {events}");
 }
 
 async fn quorum_needs_distinct_members_and_never_the_requester(backend: Backend) {
