@@ -33,8 +33,20 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidRequest, message)
     }
 
-    fn internal(cause: &str) -> Self {
-        tracing::error!(cause, "internal error");
+    /// An unexpected failure: the client gets an opaque 500, the log gets the whole cause chain.
+    fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // A wrapper that displays its cause would otherwise say it twice.
+            if !chain.ends_with(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
+            source = cause.source();
+        }
+        tracing::error!(cause = %chain, "internal error");
         ApiError::new(ErrorCode::Internal, "internal error; the cause is in the server log")
     }
 }
@@ -87,7 +99,7 @@ impl From<StoreError> for ApiError {
             StoreError::IdempotencyConflict => ApiError::new(ErrorCode::IdempotencyConflict, error.to_string()),
             StoreError::Domain(domain) => domain.into(),
             StoreError::Invalid(message) => ApiError::invalid(message),
-            StoreError::Other(cause) => ApiError::internal(&cause),
+            error @ StoreError::Other(_) => ApiError::internal(&error),
         }
     }
 }

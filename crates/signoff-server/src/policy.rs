@@ -97,7 +97,7 @@ fn compile(record: Option<PolicyVersion>) -> Result<ActivePolicy, StoreError> {
         None => Ok(ActivePolicy { policy: Policy::builtin_default(), record: None }),
         Some(record) => match Policy::parse(&record.source) {
             Ok(policy) => Ok(ActivePolicy { policy, record: Some(record) }),
-            Err(errors) => Err(StoreError::Other(format!(
+            Err(errors) => Err(StoreError::other(format!(
                 "stored policy version {} does not parse any more:\n{errors}",
                 record.version
             ))),

@@ -79,7 +79,10 @@ async fn a_condition_that_cannot_be_evaluated_follows_on_error(backend: Backend)
     assert_eq!((request["status"].as_str(), request["group"].as_str()), (Some("pending"), Some("cfo")), "{request}");
     assert_eq!(request["approvals_required"], 2);
     let (_, events) = send(app.get(&format!("/v1/requests/{}/events", id(&request)), &app.agent_key)).await;
-    assert!(events[1]["data"]["error"].as_str().unwrap().contains("borderline-candidate"), "and in its events: {events}");
+    assert!(
+        events[1]["data"]["error"].as_str().unwrap().contains("borderline-candidate"),
+        "and in its events: {events}"
+    );
 }
 
 async fn quorum_needs_distinct_members_and_never_the_requester(backend: Backend) {

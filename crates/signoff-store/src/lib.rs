@@ -22,8 +22,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage. Small on purpose: handlers branch on `NotFound`,
-/// `IdempotencyConflict` and domain refusals; everything else is an opaque failure.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// `IdempotencyConflict` and domain refusals; everything else is an opaque failure that keeps its cause.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
@@ -34,7 +34,57 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     #[error("storage failure: {0}")]
-    Other(String),
+    Other(#[source] Cause),
+}
+
+/// The cause of a storage failure: a database error, or a message where there is none.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl StoreError {
+    /// A failure described by `message` alone.
+    pub fn other(message: impl Into<String>) -> StoreError {
+        let message: Box<dyn std::error::Error + Send + Sync> = message.into().into();
+        StoreError::Other(Cause(Arc::from(message)))
+    }
+}
+
+/// Equal when they would branch the same way; two failures are equal when they say the same thing.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StoreError::NotFound, StoreError::NotFound)
+            | (StoreError::IdempotencyConflict, StoreError::IdempotencyConflict) => true,
+            (StoreError::Domain(a), StoreError::Domain(b)) => a == b,
+            (StoreError::Invalid(a), StoreError::Invalid(b)) => a == b,
+            (StoreError::Other(a), StoreError::Other(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Other(Cause(Arc::new(error)))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Other(Cause(Arc::new(error)))
+    }
 }
 
 /// A request about to be created, with its idempotency scope.
@@ -248,7 +298,7 @@ impl DeliveryState {
         [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Gone, DeliveryState::Failed]
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| StoreError::Other(format!("unknown delivery state `{s}`")))
+            .ok_or_else(|| StoreError::other(format!("unknown delivery state `{s}`")))
     }
 }
 
@@ -311,7 +361,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         Ok(Arc::new(SqliteStore::open(path).await?))
     } else {
-        Err(StoreError::Other(format!(
+        Err(StoreError::other(format!(
             "unsupported database URL `{url}`: use sqlite://PATH or postgres://USER@HOST/DB"
         )))
     }
@@ -327,17 +377,33 @@ fn from_micros(micros: i64) -> DateTime<Utc> {
 }
 
 fn role_from_db(role: &str) -> Result<Role, StoreError> {
-    role.parse().map_err(StoreError::Other)
+    role.parse().map_err(StoreError::other)
 }
 
 fn person_from_db(id: Option<String>) -> Result<Option<ApproverId>, StoreError> {
-    id.map(|id| ApproverId::parse(&id).map_err(|e| StoreError::Other(format!("corrupt approver id: {e}")))).transpose()
+    id.map(|id| ApproverId::parse(&id).map_err(|e| StoreError::other(format!("corrupt approver id: {e}")))).transpose()
 }
 
 fn decode_request(doc: &str) -> Result<Request, StoreError> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("corrupt request document: {e}")))
+    serde_json::from_str(doc).map_err(|e| StoreError::other(format!("corrupt request document: {e}")))
 }
 
 fn encode_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("domain types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_database_error_keeps_its_cause() {
+        let error = StoreError::from(rusqlite::Error::InvalidColumnName("doc".into()));
+        let cause = error.source().expect("the cause is kept");
+        assert!(cause.to_string().contains("doc"), "{cause}");
+        assert!(error.to_string().starts_with("storage failure: "), "{error}");
+        assert_eq!(StoreError::NotFound, StoreError::NotFound);
+        assert_ne!(StoreError::other("a"), StoreError::other("b"));
+    }
 }

@@ -49,11 +49,7 @@ const MAX_BATCH: usize = 256;
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 fn writer_stopped() -> StoreError {
-    StoreError::Other("the postgres writer has stopped".into())
-}
-
-fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Other(format!("postgres: {e}"))
+    StoreError::other("the postgres writer has stopped")
 }
 
 impl PostgresStore {
@@ -64,14 +60,14 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| StoreError::Other(format!("cannot connect to postgres: {e}")))?;
+            .map_err(|e| StoreError::other(format!("cannot connect to postgres: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Other(format!("postgres migration failed: {e}")))?;
+            .map_err(|e| StoreError::other(format!("postgres migration failed: {e}")))?;
         let (changes, _) = broadcast::channel(16_384);
-        let mut listener = PgListener::connect_with(&pool).await.map_err(db_err)?;
-        listener.listen(CHANGES_CHANNEL).await.map_err(db_err)?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
         tokio::spawn(forward_notifications(listener, changes.clone()));
         let (jobs, queue) = mpsc::channel(16 * MAX_BATCH);
         tokio::spawn(run_writer(pool.clone(), queue));
@@ -102,8 +98,8 @@ async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sen
 
 /// Begins a write transaction holding the chain lock (see the module doc).
 async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await.map_err(db_err)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
     Ok(tx)
 }
 
@@ -127,21 +123,21 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
                 job.fail(StoreError::clone(error));
                 continue;
             }
-            if let Err(error) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await.map_err(db_err) {
+            if let Err(error) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await.map_err(StoreError::from) {
                 job.fail(error.clone());
                 broken = Some(error);
                 continue;
             }
             let (completion, ok) = job.run(&mut tx).await;
             let end = if ok { "RELEASE SAVEPOINT job" } else { "ROLLBACK TO SAVEPOINT job" };
-            if let Err(error) = sqlx::query(end).execute(&mut *tx).await.map_err(db_err) {
-                broken = Some(error);
+            if let Err(error) = sqlx::query(end).execute(&mut *tx).await {
+                broken = Some(error.into());
             }
             completions.push(completion);
         }
         let committed = match broken {
             Some(error) => Err(error),
-            None => tx.commit().await.map_err(db_err),
+            None => tx.commit().await.map_err(StoreError::from),
         };
         for complete in completions {
             complete(committed.clone());
@@ -201,8 +197,7 @@ async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Re
     .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
     .bind(&request.group)
     .execute(&mut *conn)
-    .await
-    .map_err(db_err)?
+    .await?
     .rows_affected();
     if inserted == 0 {
         // The idempotency key was taken, perhaps by a concurrent create that has now committed.
@@ -210,8 +205,7 @@ async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Re
             .bind(&request.requested_by.key_id)
             .bind(&record.idempotency_key)
             .fetch_one(&mut *conn)
-            .await
-            .map_err(db_err)?;
+            .await?;
         let hash: Option<String> = row.get("idem_hash");
         if hash.as_deref() != Some(record.fingerprint.as_str()) {
             return Err(StoreError::IdempotencyConflict);
@@ -243,10 +237,8 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
     if events.is_empty() {
         return Ok(());
     }
-    let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
     let at = now();
     for event in events {
@@ -266,8 +258,7 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
         .bind(&event.hash)
         .bind(&event.owner_key_id)
         .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        .await?;
         prev_hash = event.hash;
     }
     Ok(())
@@ -293,8 +284,7 @@ async fn save_request(
         .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
         .bind(&request.group)
         .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        .await?;
     append_events(conn, events, Some(&request.requested_by.key_id)).await?;
     enqueue_callback(conn, was, request).await?;
     notify(conn, request.id).await
@@ -313,19 +303,13 @@ async fn enqueue_callback(conn: &mut PgConnection, was: Status, request: &Reques
     .bind(&delivery.body)
     .bind(now().timestamp_micros())
     .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    .await?;
     Ok(())
 }
 
 /// Tells every replica (this one too) that a request changed, once the transaction commits.
 async fn notify(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(id.to_string()).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -335,14 +319,13 @@ async fn load_request(conn: &mut PgConnection, id: RequestId, for_update: bool) 
     } else {
         "SELECT doc FROM requests WHERE id = $1"
     };
-    let doc: Option<String> =
-        sqlx::query_scalar(sql).bind(id.to_string()).fetch_optional(&mut *conn).await.map_err(db_err)?;
+    let doc: Option<String> = sqlx::query_scalar(sql).bind(id.to_string()).fetch_optional(&mut *conn).await?;
     decode_request(&doc.ok_or(StoreError::NotFound)?)
 }
 
 fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Event, StoreError> {
     let seq: i64 = row.get("seq");
-    let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
+    let corrupt = |what: &str| StoreError::other(format!("corrupt event {seq}: {what}"));
     let request_id: Option<String> = row.get("request_id");
     let kind: String = row.get("kind");
     let data: String = row.get("data");
@@ -397,7 +380,7 @@ impl Store for PostgresStore {
     }
 
     async fn request(&self, id: RequestId) -> Result<Request, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut conn = self.pool.acquire().await?;
         load_request(&mut conn, id, false).await
     }
 
@@ -425,7 +408,7 @@ impl Store for PostgresStore {
             query.push(" AND created_at >= ").push_bind(since.timestamp_micros());
         }
         query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
-        let docs: Vec<String> = query.build_query_scalar().fetch_all(&self.pool).await.map_err(db_err)?;
+        let docs: Vec<String> = query.build_query_scalar().fetch_all(&self.pool).await?;
         docs.iter().map(|doc| decode_request(doc)).collect()
     }
 
@@ -439,8 +422,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE request_id = $1 ORDER BY seq"))
             .bind(id.to_string())
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -462,8 +444,7 @@ impl Store for PostgresStore {
         .bind(&generated.webhook_secret)
         .bind(created_at.timestamp_micros())
         .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         let api_key = ApiKey {
             id: generated.id,
             name: key.name,
@@ -474,15 +455,14 @@ impl Store for PostgresStore {
             revoked_at: None,
         };
         append_events(&mut tx, vec![keys::created_event(&api_key, actor)], None).await?;
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
     }
 
     async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -490,8 +470,7 @@ impl Store for PostgresStore {
         let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"))
             .bind(hash_key_secret(secret))
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -500,8 +479,7 @@ impl Store for PostgresStore {
         let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"))
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
+            .await?
             .ok_or(StoreError::NotFound)?;
         let mut key = key_from_row(&row)?;
         if key.revoked_at.is_none() {
@@ -510,12 +488,11 @@ impl Store for PostgresStore {
                 .bind(id)
                 .bind(at.timestamp_micros())
                 .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .await?;
             key.revoked_at = Some(at);
             append_events(&mut tx, vec![keys::revoked_event(&key, actor)], None).await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(key)
     }
 
@@ -524,18 +501,15 @@ impl Store for PostgresStore {
         let mut tx = begin_write(&self.pool).await?;
         let current = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
+            .await?
             .map(|row| policy_from_row(&row));
         if let Some(current) = current
             && current.content_hash == content_hash
         {
             return Ok(AppliedPolicy { policy: current, created: false });
         }
-        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM policies")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM policies").fetch_one(&mut *tx).await?;
         let policy = PolicyVersion {
             version,
             content_hash: content_hash.to_string(),
@@ -552,30 +526,27 @@ impl Store for PostgresStore {
         .bind(policy.created_at.timestamp_micros())
         .bind(&policy.created_by)
         .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         append_events(&mut tx, vec![policy_applied_event(&policy)], None).await?;
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(AppliedPolicy { policy, created: true })
     }
 
     async fn current_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
         let row = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(row.as_ref().map(policy_from_row))
     }
 
     async fn current_policy_version(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM policies").fetch_one(&self.pool).await.map_err(db_err)
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM policies").fetch_one(&self.pool).await?)
     }
 
     async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC"))
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(rows.iter().map(policy_from_row).collect())
     }
 
@@ -589,8 +560,7 @@ impl Store for PostgresStore {
         .bind(at.timestamp_micros())
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         let mut changed = Vec::with_capacity(docs.len());
         for doc in docs {
             let mut request = decode_request(&doc)?;
@@ -599,7 +569,7 @@ impl Store for PostgresStore {
             save_request(&mut tx, &request, was, events).await?;
             changed.push(request);
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(changed)
     }
 
@@ -622,15 +592,14 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .bind(lease_until)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.get("id");
                 let request_id: String = row.get("request_id");
                 let attempts: i64 = row.get("attempts");
                 Ok(Delivery {
-                    request_id: request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?,
+                    request_id: request_id.parse().map_err(|_| StoreError::other(format!("corrupt delivery {id}")))?,
                     id,
                     lease: row.get("lease_token"),
                     url: row.get("url"),
@@ -660,13 +629,12 @@ impl Store for PostgresStore {
         .bind(&result.error)
         .bind(&delivery.lease)
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         // Only the claim that holds the lease records: a worker whose lease ran out (and was re-claimed) does not.
         let Some(owner) = owner else { return Ok(false) };
         let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
         append_events(&mut tx, vec![event], Some(&owner)).await?;
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -677,8 +645,7 @@ impl Store for PostgresStore {
         )
         .bind(request_id.to_string())
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter()
             .map(|row| {
                 let state = DeliveryState::parse(row.get("state"))?;
@@ -708,16 +675,12 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .bind(owner)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter().map(event_from_row).collect()
     }
 
     async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
+        Ok(sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?)
     }
 
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
@@ -732,8 +695,7 @@ impl Store for PostgresStore {
         .bind(&checkpoint.public_key)
         .bind(&checkpoint.signature)
         .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -742,8 +704,7 @@ impl Store for PostgresStore {
             "SELECT seq, head_hash, at, key_id, public_key, signature FROM checkpoints ORDER BY seq, key_id",
         )
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(rows
             .iter()
             .map(|row| SignedCheckpoint {
@@ -758,15 +719,13 @@ impl Store for PostgresStore {
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE status = 'pending'").fetch_one(&self.pool).await?;
         Ok(count as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 

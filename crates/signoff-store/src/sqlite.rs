@@ -49,10 +49,6 @@ struct Inner {
     changes: broadcast::Sender<Change>,
 }
 
-fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Other(format!("sqlite: {e}"))
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -60,12 +56,12 @@ impl SqliteStore {
         let writer_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path))
             .await
-            .map_err(|e| StoreError::Other(e.to_string()))??;
+            .map_err(|e| StoreError::other(e.to_string()))??;
         let (jobs, rx) = mpsc::channel(16 * MAX_BATCH);
         std::thread::Builder::new()
             .name("signoff-sqlite-writer".into())
             .spawn(move || run_writer(conn, rx))
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+            .map_err(|e| StoreError::other(e.to_string()))?;
         let (changes, _) = broadcast::channel(16_384);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -90,29 +86,24 @@ impl SqliteStore {
                 Ok(()) => {
                     let result = f(conn);
                     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                    conn.execute_batch(end).map_err(db_err).and(result)
+                    conn.execute_batch(end).map_err(StoreError::from).and(result)
                 }
-                Err(e) => Err(db_err(e)),
+                Err(e) => Err(e.into()),
             };
             Box::new(move |committed: Result<(), StoreError>| {
                 let _ = reply.send(committed.and(result));
             })
         });
-        self.inner.jobs.send(job).await.map_err(|_| StoreError::Other("the sqlite writer has stopped".into()))?;
+        self.inner.jobs.send(job).await.map_err(|_| StoreError::other("the sqlite writer has stopped"))?;
         answer.await.map_err(|_| {
-            StoreError::Other("the write was not carried out: the database is busy or the writer stopped".into())
+            StoreError::other("the write was not carried out: the database is busy or the writer stopped")
         })?
     }
 
     /// Whether `sql` (a query taking a time as `?1`) finds a row due at `at`.
     async fn any_due(&self, sql: &'static str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.read(move |conn| {
-            conn.prepare_cached(sql)
-                .map_err(db_err)?
-                .query_row([at.timestamp_micros()], |_| Ok(()))
-                .optional()
-                .map(|row| row.is_some())
-                .map_err(db_err)
+            Ok(conn.prepare_cached(sql)?.query_row([at.timestamp_micros()], |_| Ok(())).optional()?.is_some())
         })
         .await
     }
@@ -123,7 +114,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        let _permit = self.inner.read_permits.acquire().await.map_err(|e| StoreError::Other(e.to_string()))?;
+        let _permit = self.inner.read_permits.acquire().await.map_err(|e| StoreError::other(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool").pop();
             let conn = match pooled {
@@ -135,34 +126,32 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Other(e.to_string()))?
+        .map_err(|e| StoreError::other(e.to_string()))?
     }
 }
 
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
-        .map_err(|e| StoreError::Other(format!("cannot open sqlite database {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::other(format!("cannot open sqlite database {}: {e}", path.display())))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-    )
-    .map_err(db_err)?;
+    )?;
     migrate(&conn)?;
     Ok(conn)
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(db_err)?;
-    conn.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     Ok(conn)
 }
 
 /// Applies the migrations newer than `PRAGMA user_version`, each in its own transaction.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let applied: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db_err)?;
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", index + 1))
-            .map_err(|e| StoreError::Other(format!("migration {} failed: {e}", index + 1)))?;
+            .map_err(|e| StoreError::other(format!("migration {} failed: {e}", index + 1)))?;
     }
     Ok(())
 }
@@ -188,13 +177,13 @@ fn run_writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
 }
 
 fn run_batch(conn: &Connection, batch: impl Iterator<Item = Job>) {
-    let lost = || StoreError::Other("sqlite rolled the transaction back; the write was not carried out".into());
+    let lost = || StoreError::other("sqlite rolled the transaction back; the write was not carried out");
     let mut pending: Vec<Completion> = Vec::new();
     let mut in_transaction = false;
     for job in batch {
         if !in_transaction {
             if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                let error = db_err(e);
+                let error = StoreError::from(e);
                 tracing::error!(%error, "sqlite writer could not begin a transaction");
                 // Dropped unrun: its caller is told the write was not carried out.
                 drop(job);
@@ -213,7 +202,7 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = Job>) {
     if !in_transaction {
         return;
     }
-    let committed = conn.execute_batch("COMMIT").map_err(db_err);
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
     if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -228,35 +217,29 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) 
         return Ok(());
     }
     let (mut seq, mut prev_hash) = conn
-        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        .map_err(db_err)?
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
         .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
-        .optional()
-        .map_err(db_err)?
+        .optional()?
         .unwrap_or((0, GENESIS_HASH.to_string()));
     let at = now();
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(db_err)?;
+    )?;
     for event in events {
         seq += 1;
         let event = event.seal(seq, at, prev_hash, owner.map(String::from));
-        insert
-            .execute(params![
-                event.seq,
-                event.request_id.map(|id| id.to_string()),
-                event.kind.as_str(),
-                event.actor,
-                event.data.to_string(),
-                event.at.timestamp_micros(),
-                event.prev_hash,
-                event.hash,
-                event.owner_key_id,
-            ])
-            .map_err(db_err)?;
+        insert.execute(params![
+            event.seq,
+            event.request_id.map(|id| id.to_string()),
+            event.kind.as_str(),
+            event.actor,
+            event.data.to_string(),
+            event.at.timestamp_micros(),
+            event.prev_hash,
+            event.hash,
+            event.owner_key_id,
+        ])?;
         prev_hash = event.hash;
     }
     Ok(())
@@ -269,8 +252,7 @@ fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<N
     }
     conn.prepare_cached(
         "UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5, route_group = ?6 WHERE id = ?1",
-    )
-        .map_err(db_err)?
+    )?
         .execute(params![
             request.id.to_string(),
             request.status.as_str(),
@@ -278,8 +260,7 @@ fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<N
             encode_json(request),
             request.next_timer_at().map(|at| at.timestamp_micros()),
             request.group,
-        ])
-        .map_err(db_err)?;
+        ])?;
     append_events(conn, events, Some(&request.requested_by.key_id))?;
     enqueue_callback(conn, was, request)
 }
@@ -290,20 +271,23 @@ fn enqueue_callback(conn: &Connection, was: Status, request: &Request) -> Result
     conn.prepare_cached(
         "INSERT INTO deliveries (id, request_id, key_id, url, body, state, created_at, next_attempt_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
-    )
-    .map_err(db_err)?
-    .execute(params![delivery.id, request.id.to_string(), request.requested_by.key_id, delivery.url, delivery.body, at])
-    .map_err(db_err)?;
+    )?
+    .execute(params![
+        delivery.id,
+        request.id.to_string(),
+        request.requested_by.key_id,
+        delivery.url,
+        delivery.body,
+        at
+    ])?;
     Ok(())
 }
 
 fn load_request(conn: &Connection, id: RequestId) -> Result<Request, StoreError> {
     let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM requests WHERE id = ?1")
-        .map_err(db_err)?
+        .prepare_cached("SELECT doc FROM requests WHERE id = ?1")?
         .query_row([id.to_string()], |row| row.get(0))
-        .optional()
-        .map_err(db_err)?;
+        .optional()?;
     decode_request(&doc.ok_or(StoreError::NotFound)?)
 }
 
@@ -330,7 +314,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 fn event_from_row(
     (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id): EventRow,
 ) -> Result<Event, StoreError> {
-    let corrupt = |what: &str| StoreError::Other(format!("corrupt event {seq}: {what}"));
+    let corrupt = |what: &str| StoreError::other(format!("corrupt event {seq}: {what}"));
     Ok(Event {
         seq,
         request_id: request_id.map(|id| id.parse()).transpose().map_err(|_| corrupt("request id"))?,
@@ -373,11 +357,10 @@ fn policy_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersion> {
 }
 
 fn current_policy(conn: &Connection) -> Result<Option<PolicyVersion>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
-        .map_err(db_err)?
+    Ok(conn
+        .prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))?
         .query_row([], policy_from_row)
-        .optional()
-        .map_err(db_err)
+        .optional()?)
 }
 
 const KEY_COLUMNS: &str = "id, name, role, approver_id, owner_id, created_at, revoked_at";
@@ -389,11 +372,9 @@ impl Store for SqliteStore {
             let request = record.request;
             if let Some(idem_key) = &record.idempotency_key {
                 let existing: Option<(String, String)> = conn
-                    .prepare_cached("SELECT doc, idem_hash FROM requests WHERE key_id = ?1 AND idem_key = ?2")
-                    .map_err(db_err)?
+                    .prepare_cached("SELECT doc, idem_hash FROM requests WHERE key_id = ?1 AND idem_key = ?2")?
                     .query_row([&request.requested_by.key_id, idem_key], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-                    .map_err(db_err)?;
+                    .optional()?;
                 if let Some((doc, hash)) = existing {
                     if hash != record.fingerprint {
                         return Err(StoreError::IdempotencyConflict);
@@ -405,8 +386,7 @@ impl Store for SqliteStore {
                 "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
                  next_timer_at, route_group)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .map_err(db_err)?
+            )?
             .execute(params![
                 request.id.to_string(),
                 request.requested_by.key_id,
@@ -420,8 +400,7 @@ impl Store for SqliteStore {
                 encode_json(&request),
                 request.next_timer_at().map(|at| at.timestamp_micros()),
                 request.group,
-            ])
-            .map_err(db_err)?;
+            ])?;
             append_events(conn, record.events, Some(&request.requested_by.key_id))?;
             enqueue_callback(conn, Status::Pending, &request)?;
             Ok(Created { request, created: true })
@@ -453,10 +432,9 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND created_at >= {}", since.timestamp_micros()));
             }
             sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit));
-            let mut statement = conn.prepare_cached(&sql).map_err(db_err)?;
-            let docs =
-                statement.query_map(params_from_iter(values.iter()), |row| row.get::<_, String>(0)).map_err(db_err)?;
-            docs.map(|doc| decode_request(&doc.map_err(db_err)?)).collect()
+            let mut statement = conn.prepare_cached(&sql)?;
+            let docs = statement.query_map(params_from_iter(values.iter()), |row| row.get::<_, String>(0))?;
+            docs.map(|doc| decode_request(&doc?)).collect()
         })
         .await
     }
@@ -483,11 +461,10 @@ impl Store for SqliteStore {
 
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
         self.read(move |conn| {
-            let mut statement = conn
-                .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE request_id = ?1 ORDER BY seq"))
-                .map_err(db_err)?;
-            let rows = statement.query_map([id.to_string()], row_to_event).map_err(db_err)?;
-            rows.map(|row| event_from_row(row.map_err(db_err)?)).collect()
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE request_id = ?1 ORDER BY seq"))?;
+            let rows = statement.query_map([id.to_string()], row_to_event)?;
+            rows.map(|row| event_from_row(row?)).collect()
         })
         .await
     }
@@ -501,8 +478,7 @@ impl Store for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO api_keys (id, name, role, approver_id, owner_id, secret_hash, webhook_secret, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(db_err)?
+            )?
             .execute(params![
                 generated.id,
                 key.name,
@@ -512,8 +488,7 @@ impl Store for SqliteStore {
                 generated.secret_hash,
                 generated.webhook_secret,
                 created_at.timestamp_micros()
-            ])
-            .map_err(db_err)?;
+            ])?;
             let api_key = ApiKey {
                 id: generated.id,
                 name: key.name,
@@ -531,11 +506,10 @@ impl Store for SqliteStore {
 
     async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))
-                .map_err(db_err)?;
-            let rows = statement.query_map([], key_from_row).map_err(db_err)?;
-            rows.map(|row| api_key(row.map_err(db_err)?)).collect()
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))?;
+            let rows = statement.query_map([], key_from_row)?;
+            rows.map(|row| api_key(row?)).collect()
         })
         .await
     }
@@ -543,11 +517,9 @@ impl Store for SqliteStore {
     async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
         let hash = hash_key_secret(secret);
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"))
-                .map_err(db_err)?
+            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?1"))?
                 .query_row([hash], key_from_row)
-                .optional()
-                .map_err(db_err)?
+                .optional()?
                 .map(api_key)
                 .transpose()
         })
@@ -558,17 +530,14 @@ impl Store for SqliteStore {
         let (id, actor) = (id.to_string(), actor.to_string());
         self.write(move |conn| {
             let row = conn
-                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
-                .map_err(db_err)?
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?
                 .query_row([&id], key_from_row)
-                .optional()
-                .map_err(db_err)?
+                .optional()?
                 .ok_or(StoreError::NotFound)?;
             let mut key = api_key(row)?;
             if key.revoked_at.is_none() {
                 let at = now();
-                conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", params![id, at.timestamp_micros()])
-                    .map_err(db_err)?;
+                conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", params![id, at.timestamp_micros()])?;
                 key.revoked_at = Some(at);
                 append_events(conn, vec![keys::revoked_event(&key, &actor)], None)?;
             }
@@ -586,13 +555,12 @@ impl Store for SqliteStore {
                 return Ok(AppliedPolicy { policy: current, created: false });
             }
             let version: i64 =
-                conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM policies", [], |row| row.get(0)).map_err(db_err)?;
+                conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM policies", [], |row| row.get(0))?;
             let policy = PolicyVersion { version, content_hash, source, created_at: now(), created_by: actor };
             conn.execute(
                 "INSERT INTO policies (version, content_hash, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![policy.version, policy.content_hash, policy.source, policy.created_at.timestamp_micros(), policy.created_by],
-            )
-            .map_err(db_err)?;
+            )?;
             append_events(conn, vec![policy_applied_event(&policy)], None)?;
             Ok(AppliedPolicy { policy, created: true })
         })
@@ -605,21 +573,19 @@ impl Store for SqliteStore {
 
     async fn current_policy_version(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM policies")
-                .map_err(db_err)?
-                .query_row([], |row| row.get(0))
-                .map_err(db_err)
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM policies")?
+                .query_row([], |row| row.get(0))?)
         })
         .await
     }
 
     async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC"))
-                .map_err(db_err)?;
-            let rows = statement.query_map([], policy_from_row).map_err(db_err)?;
-            rows.map(|row| row.map_err(db_err)).collect()
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC"))?;
+            let rows = statement.query_map([], policy_from_row)?;
+            rows.map(|row| row.map_err(StoreError::from)).collect()
         })
         .await
     }
@@ -634,12 +600,9 @@ impl Store for SqliteStore {
                 let docs: Vec<String> = conn
                     .prepare_cached(
                         "SELECT doc FROM requests WHERE next_timer_at <= ?1 ORDER BY next_timer_at LIMIT ?2",
-                    )
-                    .map_err(db_err)?
-                    .query_map(params![at.timestamp_micros(), limit], |row| row.get(0))
-                    .map_err(db_err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(db_err)?;
+                    )?
+                    .query_map(params![at.timestamp_micros(), limit], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
                 let mut changed = Vec::with_capacity(docs.len());
                 for doc in docs {
                     let mut request = decode_request(&doc)?;
@@ -676,8 +639,7 @@ impl Store for SqliteStore {
                     "SELECT d.id, d.request_id, d.url, d.body, COALESCE(k.webhook_secret, ''), d.attempts, d.first_attempt_at
                      FROM deliveries d LEFT JOIN api_keys k ON k.id = d.key_id
                      WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
-                )
-                .map_err(db_err)?;
+                )?;
             let rows = statement
                 .query_map(params![at.timestamp_micros(), limit], |row| {
                     Ok((
@@ -689,19 +651,15 @@ impl Store for SqliteStore {
                         row.get::<_, u32>(5)?,
                         row.get::<_, Option<i64>>(6)?,
                     ))
-                })
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             let mut claimed = Vec::with_capacity(rows.len());
             for (id, request_id, url, body, secret, attempts, first_attempt_at) in rows {
                 let lease = new_lease_token();
-                conn.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2, lease_token = ?3 WHERE id = ?1")
-                    .map_err(db_err)?
-                    .execute(params![id, lease_until, lease])
-                    .map_err(db_err)?;
+                conn.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2, lease_token = ?3 WHERE id = ?1")?
+                    .execute(params![id, lease_until, lease])?;
                 let request_id =
-                    request_id.parse().map_err(|_| StoreError::Other(format!("corrupt delivery {id}")))?;
+                    request_id.parse().map_err(|_| StoreError::other(format!("corrupt delivery {id}")))?;
                 claimed.push(Delivery {
                     id,
                     lease,
@@ -728,8 +686,7 @@ impl Store for SqliteStore {
                     "UPDATE deliveries SET state = ?2, attempts = ?3, first_attempt_at = COALESCE(first_attempt_at, ?4),
                      next_attempt_at = ?5, last_status = ?6, last_error = ?7, updated_at = ?4, lease_token = NULL
                      WHERE id = ?1 AND lease_token = ?8 RETURNING key_id",
-                )
-                .map_err(db_err)?
+                )?
                 .query_row(
                     params![
                         delivery.id,
@@ -743,8 +700,7 @@ impl Store for SqliteStore {
                     ],
                     |row| row.get(0),
                 )
-                .optional()
-                .map_err(db_err)?;
+                .optional()?;
             let Some(owner) = owner else { return Ok(false) };
             let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
             append_events(conn, vec![event], Some(&owner))?;
@@ -755,12 +711,10 @@ impl Store for SqliteStore {
 
     async fn deliveries(&self, request_id: RequestId) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.read(move |conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT id, url, state, attempts, created_at, next_attempt_at, last_status, last_error
+            let mut statement = conn.prepare_cached(
+                "SELECT id, url, state, attempts, created_at, next_attempt_at, last_status, last_error
                      FROM deliveries WHERE request_id = ?1 ORDER BY created_at",
-                )
-                .map_err(db_err)?;
+            )?;
             let rows = statement
                 .query_map([request_id.to_string()], |row| {
                     Ok((
@@ -773,10 +727,8 @@ impl Store for SqliteStore {
                         row.get::<_, Option<u16>>(6)?,
                         row.get::<_, Option<String>>(7)?,
                     ))
-                })
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|(webhook_id, url, state, attempts, created_at, next_attempt_at, last_status, last_error)| {
                     let state = DeliveryState::parse(&state)?;
@@ -802,21 +754,19 @@ impl Store for SqliteStore {
             let mut statement = conn
                 .prepare_cached(
                     &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND (?3 IS NULL OR owner_key_id = ?3) ORDER BY seq LIMIT ?2"),
-                )
-                .map_err(db_err)?;
-            let rows = statement.query_map(params![after_seq, limit, owner], row_to_event).map_err(db_err)?;
-            rows.map(|row| event_from_row(row.map_err(db_err)?)).collect()
+                )?;
+            let rows = statement.query_map(params![after_seq, limit, owner], row_to_event)?;
+            rows.map(|row| event_from_row(row?)).collect()
         })
         .await
     }
 
     async fn chain_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-                .map_err(db_err)?
+            Ok(conn
+                .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
-                .map_err(db_err)
+                .optional()?)
         })
         .await
     }
@@ -827,8 +777,7 @@ impl Store for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO checkpoints (seq, head_hash, at, key_id, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (seq, key_id) DO NOTHING",
-            )
-            .map_err(db_err)?
+            )?
             .execute(params![
                 checkpoint.seq,
                 checkpoint.head_hash,
@@ -836,8 +785,7 @@ impl Store for SqliteStore {
                 checkpoint.key_id,
                 checkpoint.public_key,
                 checkpoint.signature
-            ])
-            .map_err(db_err)?;
+            ])?;
             Ok(())
         })
         .await
@@ -845,40 +793,35 @@ impl Store for SqliteStore {
 
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT seq, head_hash, at, key_id, public_key, signature FROM checkpoints ORDER BY seq, key_id",
-                )
-                .map_err(db_err)?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok(SignedCheckpoint {
-                        seq: row.get(0)?,
-                        head_hash: row.get(1)?,
-                        at: from_micros(row.get(2)?),
-                        key_id: row.get(3)?,
-                        public_key: row.get(4)?,
-                        signature: row.get(5)?,
-                    })
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, head_hash, at, key_id, public_key, signature FROM checkpoints ORDER BY seq, key_id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(SignedCheckpoint {
+                    seq: row.get(0)?,
+                    head_hash: row.get(1)?,
+                    at: from_micros(row.get(2)?),
+                    key_id: row.get(3)?,
+                    public_key: row.get(4)?,
+                    signature: row.get(5)?,
                 })
-                .map_err(db_err)?;
-            rows.map(|row| row.map_err(db_err)).collect()
+            })?;
+            rows.map(|row| row.map_err(StoreError::from)).collect()
         })
         .await
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
-                .map_err(db_err)?
-                .query_row([], |row| row.get(0))
-                .map_err(db_err)
+            Ok(conn
+                .prepare_cached("SELECT COUNT(*) FROM requests WHERE status = 'pending'")?
+                .query_row([], |row| row.get(0))?)
         })
         .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {
@@ -894,7 +837,7 @@ mod tests {
     /// A job that runs `sql` and reports (by its index) whether it was acknowledged as committed.
     fn job(index: usize, sql: &'static str, answers: std_mpsc::Sender<(usize, bool)>) -> Job {
         Box::new(move |conn| {
-            let ran = conn.execute_batch(sql).map_err(db_err);
+            let ran = conn.execute_batch(sql).map_err(StoreError::from);
             Box::new(move |committed: Result<(), StoreError>| {
                 let _ = answers.send((index, committed.and(ran).is_ok()));
             })
