@@ -27,10 +27,24 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-# Architecture invariants: the pure crates know nothing of HTTP or SQL.
+# Architecture invariants: the pure crates know nothing of HTTP or SQL; dependencies point one way (the domain knows
+# nothing of the policy engine, and the client compiles no CEL).
 for pure in signoff-domain signoff-policy; do
   if cargo tree -p "$pure" -e normal --prefix none | grep -E '^(axum|hyper|reqwest|sqlx|rusqlite|tokio) '; then
     echo "invariant broken: $pure depends on I/O crates (above)" >&2
+    exit 1
+  fi
+done
+# Dependencies point one way: the domain knows nothing of the policy engine, and the client compiles no CEL.
+for crate in signoff-domain signoff-wire signoff-client; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -E '^(signoff-policy|cel) '; then
+    echo "invariant broken: $crate depends on the policy engine (above)" >&2
+    exit 1
+  fi
+done
+for crate in signoff-domain signoff-wire signoff-client; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -E '^(signoff-policy|cel) '; then
+    echo "invariant broken: $crate depends on the policy engine (above)" >&2
     exit 1
   fi
 done
