@@ -156,8 +156,11 @@ impl ChainVerifier {
     pub fn check(&mut self, event: &Event) -> Result<(), ChainBreak> {
         let broken = |reason: String| Err(ChainBreak { seq: event.seq, reason });
         if let Some((prev_seq, prev_hash)) = &self.prev {
-            if event.seq != prev_seq + 1 {
-                return broken(format!("expected event {} next; an event is missing or out of order", prev_seq + 1));
+            let Some(expected) = prev_seq.checked_add(1) else {
+                return broken(format!("no event can follow event {prev_seq}, the largest sequence number"));
+            };
+            if event.seq != expected {
+                return broken(format!("expected event {expected} next; an event is missing or out of order"));
             }
             if &event.prev_hash != prev_hash {
                 return broken("its prev_hash does not match the hash of the event before it".into());

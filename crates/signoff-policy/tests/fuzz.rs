@@ -1,7 +1,22 @@
-//! Property tests: `Policy::parse` never panics, on random text or plausible YAML.
+//! Property tests: `Policy::parse` never panics, on random text, random bytes or plausible YAML, and
+//! `parse_duration` never panics and never wraps.
+//!
+//! Set `PROPTEST_CASES` (e.g. `PROPTEST_CASES=100000`) to run more cases than the default.
 
 use proptest::prelude::*;
-use signoff_policy::Policy;
+use signoff_policy::{Policy, format_duration, parse_duration};
+use std::time::Duration;
+
+/// `default` cases, or `PROPTEST_CASES` when it is set.
+fn config(default: u32) -> ProptestConfig {
+    match std::env::var_os("PROPTEST_CASES") {
+        Some(_) => ProptestConfig::default(),
+        None => ProptestConfig::with_cases(default),
+    }
+}
+
+/// The longest duration a policy accepts: 365 days.
+const MAX_SECS: u64 = 365 * 86_400;
 
 const PRODUCT: &str = include_str!("fixtures/product.yaml");
 
@@ -85,12 +100,56 @@ fn document() -> impl Strategy<Value = String> {
     })
 }
 
+/// A count for one part of a duration: mostly small, sometimes near or past every limit.
+fn part() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => 0u64..400, 1 => any::<u64>(), 1 => Just(u64::MAX), 1 => Just(u64::MAX / 60 + 1)]
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+    #![proptest_config(config(400))]
 
     #[test]
     fn random_text_never_panics(s in "\\PC{0,200}") {
         let _ = Policy::parse(&s);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Policy::parse(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn durations_never_panic(s in "\\PC{0,40}") {
+        if let Ok(d) = parse_duration(&s) {
+            prop_assert!(d.as_secs() >= 1 && d.as_secs() <= MAX_SECS, "{}: {:?}", s, d);
+        }
+    }
+
+    #[test]
+    fn duration_like_text_never_panics(s in "[0-9dhms ]{0,40}") {
+        if let Ok(d) = parse_duration(&s) {
+            prop_assert!(d.as_secs() >= 1 && d.as_secs() <= MAX_SECS, "{}: {:?}", s, d);
+        }
+    }
+
+    #[test]
+    fn durations_add_up_exactly_or_are_refused(d in part(), h in part(), m in part(), s in part()) {
+        let text = format!("{d}d{h}h{m}m{s}s");
+        let exact = [(d, 86_400u64), (h, 3_600), (m, 60), (s, 1)]
+            .iter()
+            .try_fold(0u64, |total, &(n, unit)| n.checked_mul(unit).and_then(|secs| total.checked_add(secs)));
+        match (parse_duration(&text), exact) {
+            (Ok(parsed), Some(total)) => prop_assert_eq!(parsed.as_secs(), total),
+            (Ok(parsed), None) => prop_assert!(false, "{} overflows u64 but parsed as {:?}", text, parsed),
+            (Err(error), Some(total)) => prop_assert!(total == 0 || total > MAX_SECS, "{}: {}", text, error),
+            (Err(error), None) => prop_assert!(error.contains("too long"), "{}: {}", text, error),
+        }
+    }
+
+    #[test]
+    fn formatted_durations_parse_back(secs in 1..=MAX_SECS) {
+        let d = Duration::from_secs(secs);
+        prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
     }
 
     #[test]
@@ -127,6 +186,12 @@ proptest! {
 fn deep_nesting_and_alias_bombs_are_rejected() {
     let deep = format!("version: 1\nrules: {}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(Policy::parse(&deep).is_err());
+    let deep_maps = format!("version: 1\nrules: {}1{}", "{a: ".repeat(10_000), "}".repeat(10_000));
+    assert!(Policy::parse(&deep_maps).is_err());
+    let deep_block: String = (0..10_000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+    assert!(Policy::parse(&format!("version: 1\nrules:\n{deep_block}")).is_err());
+    let deep_block_maps: String = (0..10_000).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+    assert!(Policy::parse(&format!("version: 1\nrules:\n{deep_block_maps}")).is_err());
     let mut bomb = String::from("version: 1\nx0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n");
     for i in 1..12 {
         let p = i - 1;

@@ -95,20 +95,39 @@ pub async fn run(command: AuditCommand, config: &Config) -> anyhow::Result<()> {
 fn verify_file(file: &PathBuf) -> anyhow::Result<()> {
     let reader =
         std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
+    let checked = check_export(reader).map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
+    println!("ok: {} events, chain head {}", checked.events, checked.head.as_deref().unwrap_or("none"));
+    Ok(())
+}
+
+/// What a JSON Lines export that checks out holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedExport {
+    /// The number of events.
+    pub events: u64,
+    /// The hash of the last event, `None` for an export without events.
+    pub head: Option<String>,
+}
+
+/// Checks a JSON Lines export (one event per line, blank lines ignored) as one contiguous slice of the hash chain.
+/// The error is a sentence that names the first line at fault.
+pub fn check_export(mut reader: impl BufRead) -> Result<CheckedExport, String> {
     let mut verifier = ChainVerifier::from_first();
-    for (number, line) in reader.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for number in 1u64.. {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|e| format!("line {number} cannot be read: {e}"))?;
+        if read == 0 {
+            break;
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| format!("line {number} is not UTF-8 text"))?;
+        if text.trim().is_empty() {
             continue;
         }
-        let event: Event =
-            serde_json::from_str(&line).with_context(|| format!("line {} is not an event", number + 1))?;
-        if let Err(broken) = verifier.check(&event) {
-            bail!("{} is broken at {broken} (line {})", file.display(), number + 1);
-        }
+        let event: Event = serde_json::from_str(text).map_err(|e| format!("line {number} is not an event: {e}"))?;
+        verifier.check(&event).map_err(|broken| format!("broken at {broken} (line {number})"))?;
     }
-    println!("ok: {} events, chain head {}", verifier.checked(), verifier.head().unwrap_or("none"));
-    Ok(())
+    Ok(CheckedExport { events: verifier.checked(), head: verifier.head().map(String::from) })
 }
 
 async fn export(config: &Config, since: Option<String>, output: Option<PathBuf>) -> anyhow::Result<()> {
@@ -215,5 +234,192 @@ async fn verify_with_checkpoints(
         Ok(())
     } else {
         bail!("{report}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use signoff_domain::{EventKind, NewEvent};
+
+    /// `default` cases, or `PROPTEST_CASES` when it is set.
+    fn config(default: u32) -> ProptestConfig {
+        let config = match std::env::var_os("PROPTEST_CASES") {
+            Some(_) => ProptestConfig::default(),
+            None => ProptestConfig::with_cases(default),
+        };
+        ProptestConfig { failure_persistence: None, ..config }
+    }
+
+    /// A well-formed slice of the chain: `count` events from `first_seq` on (fewer if the sequence would overflow).
+    fn chain(first_seq: i64, count: usize, amounts: &[f64]) -> Vec<Event> {
+        let mut prev = "f".repeat(64);
+        let mut events = Vec::new();
+        for i in 0..count {
+            let Some(seq) = first_seq.checked_add(i as i64) else { break };
+            let at = DateTime::from_timestamp_micros(1_780_000_000_000_000 + seq.rem_euclid(1 << 40)).unwrap();
+            let amount = amounts.get(i).copied().unwrap_or(1.0);
+            let data = json!({"action": "refund", "args": {"amount": amount, "note": "ünïcode \u{0}"}});
+            let request = Some(uuid::Uuid::from_u128(seq as u128));
+            let owner = (i % 2 == 0).then(|| "key_1".to_string());
+            let event = NewEvent::new(request, EventKind::Created, "agent:bot", data).seal(seq, at, prev, owner);
+            prev = event.hash.clone();
+            events.push(event);
+        }
+        events
+    }
+
+    fn lines(events: &[Event]) -> Vec<String> {
+        events.iter().map(|e| serde_json::to_string(e).unwrap()).collect()
+    }
+
+    fn check(lines: &[String]) -> Result<CheckedExport, String> {
+        check_export((lines.join("\n") + "\n").as_bytes())
+    }
+
+    fn first_seq() -> impl Strategy<Value = i64> {
+        prop_oneof![1i64..1_000_000, (i64::MAX - 8)..=i64::MAX, Just(i64::MIN), Just(0)]
+    }
+
+    fn a_chain() -> impl Strategy<Value = Vec<Event>> {
+        a_chain_of(1)
+    }
+
+    /// A chain of at least `min` events.
+    fn a_chain_of(min: usize) -> impl Strategy<Value = Vec<Event>> {
+        let first = first_seq().prop_map(move |seq| seq.min(i64::MAX - (min as i64 - 1)));
+        (first, min..8, prop::collection::vec(any::<f64>().prop_filter("finite", |f| f.is_finite()), 8))
+            .prop_map(|(first, count, amounts)| chain(first, count, &amounts))
+    }
+
+    /// The line an error names, `(line N)` or `line N …`.
+    fn named_line(error: &str) -> Option<usize> {
+        let at = error.find("line ")? + "line ".len();
+        error[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+    }
+
+    const FIELDS: [&str; 9] = ["seq", "request_id", "kind", "actor", "data", "owner_key_id", "at", "prev_hash", "hash"];
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            Just(json!(i64::MAX)),
+            "\\PC{0,16}".prop_map(Value::String),
+            Just(json!("2026-01-01T00:00:00Z")),
+            Just(json!("created")),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| prop::collection::vec(inner, 0..3).prop_map(Value::Array))
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn a_real_export_verifies(events in a_chain()) {
+            let checked = check(&lines(&events)).unwrap();
+            prop_assert_eq!(checked.events, events.len() as u64);
+            prop_assert_eq!(checked.head.as_deref(), events.last().map(|e| e.hash.as_str()));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_errors_name_a_line(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            if let Err(error) = check_export(bytes.as_slice()) {
+                prop_assert!(named_line(&error).is_some(), "{}", error);
+            }
+        }
+
+        #[test]
+        fn arbitrary_lines_after_a_real_export_are_named(events in a_chain(), extra in "\\PC{0,80}") {
+            let mut text = lines(&events);
+            text.push(extra.replace(['\n', '\r'], " "));
+            match check(&text) {
+                Ok(checked) => prop_assert!(checked.events >= events.len() as u64),
+                Err(error) => prop_assert_eq!(named_line(&error), Some(text.len()), "{}", error),
+            }
+        }
+
+        #[test]
+        fn any_event_after_the_last_is_checked_without_overflow(events in a_chain(), seq in prop_oneof![any::<i64>(), Just(i64::MAX), Just(i64::MIN)]) {
+            let last = events.last().unwrap();
+            let next = NewEvent::new(None, EventKind::Routed, "system", json!({})).seal(seq, last.at, last.hash.clone(), None);
+            let mut text = lines(&events);
+            text.push(serde_json::to_string(&next).unwrap());
+            match check(&text) {
+                Ok(_) => prop_assert_eq!(Some(seq), last.seq.checked_add(1)),
+                Err(error) => {
+                    prop_assert_ne!(Some(seq), last.seq.checked_add(1));
+                    prop_assert_eq!(named_line(&error), Some(text.len()), "{}", error);
+                }
+            }
+        }
+
+        #[test]
+        fn a_truncated_export_fails_at_the_cut_line_or_verifies_what_is_whole(events in a_chain(), cut in any::<prop::sample::Index>()) {
+            let text = lines(&events).join("\n");
+            let mut at = cut.index(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let cut_text = &text[..at];
+            let line = cut_text.matches('\n').count() + 1;
+            match check_export(cut_text.as_bytes()) {
+                Ok(checked) => {
+                    // A cut verifies only where it leaves whole lines, and then it holds just those.
+                    let pieces: Vec<&str> = cut_text.split('\n').filter(|piece| !piece.is_empty()).collect();
+                    prop_assert_eq!(checked.events as usize, pieces.len());
+                    prop_assert!(pieces.iter().zip(lines(&events)).all(|(piece, whole)| *piece == whole));
+                }
+                Err(error) => prop_assert_eq!(named_line(&error), Some(line), "{}", error),
+            }
+        }
+
+        #[test]
+        fn an_altered_field_is_named_by_its_line(events in a_chain(), which in any::<prop::sample::Index>(), field in prop::sample::select(FIELDS.to_vec()), value in any_json()) {
+            let mut text = lines(&events);
+            let index = which.index(text.len());
+            let mut event: Value = serde_json::from_str(&text[index]).unwrap();
+            prop_assume!(event[field] != value);
+            event[field] = value;
+            text[index] = event.to_string();
+            let error = check(&text).unwrap_err();
+            prop_assert_eq!(named_line(&error), Some(index + 1), "{}", error);
+        }
+
+        #[test]
+        fn reordered_lines_are_named(events in a_chain_of(2), a in any::<prop::sample::Index>(), b in any::<prop::sample::Index>()) {
+            let mut text = lines(&events);
+            // Two different lines: `i`, and `j` somewhere after it.
+            let i = a.index(text.len() - 1);
+            let j = i + 1 + b.index(text.len() - 1 - i);
+            text.swap(i, j);
+            let error = check(&text).unwrap_err();
+            // The first line is trusted as the start of the slice, so a swap with it shows on the second line.
+            let expected = if i == 0 { 2 } else { i + 1 };
+            prop_assert_eq!(named_line(&error), Some(expected), "{}", error);
+        }
+    }
+
+    #[test]
+    fn an_empty_export_verifies_with_no_head() {
+        assert_eq!(check_export(&b"\n \n"[..]), Ok(CheckedExport { events: 0, head: None }));
+    }
+
+    #[test]
+    fn an_event_after_the_largest_sequence_number_is_refused() {
+        let events = chain(i64::MAX, 1, &[]);
+        let last = &events[0];
+        let next = NewEvent::new(None, EventKind::Routed, "system", json!({})).seal(
+            i64::MIN,
+            last.at,
+            last.hash.clone(),
+            None,
+        );
+        let error = check(&[lines(&events)[0].clone(), serde_json::to_string(&next).unwrap()]).unwrap_err();
+        assert!(error.contains("(line 2)") && error.contains("no event can follow"), "{error}");
     }
 }

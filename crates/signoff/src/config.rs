@@ -275,3 +275,134 @@ mod tests {
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests: the config file and its durations never panic the loader, whatever the text.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `default` cases, or `PROPTEST_CASES` when it is set.
+    fn config(default: u32) -> ProptestConfig {
+        let config = match std::env::var_os("PROPTEST_CASES") {
+            Some(_) => ProptestConfig::default(),
+            None => ProptestConfig::with_cases(default),
+        };
+        ProptestConfig { failure_persistence: None, ..config }
+    }
+
+    fn duration_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,12}",
+            "[0-9dhms]{0,12}",
+            Just("365d".to_string()),
+            Just("366d".to_string()),
+            Just("18446744073709551615s".to_string()),
+            Just("213503982334601d".to_string()),
+            Just("0s".to_string()),
+        ]
+    }
+
+    fn toml_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            duration_text().prop_map(|s| format!("{s:?}")),
+            Just("true".to_string()),
+            Just("9223372036854775808".to_string()),
+            Just("-1".to_string()),
+            Just("1e999".to_string()),
+            Just("nan".to_string()),
+            Just("1979-05-27T07:32:00Z".to_string()),
+            Just("'''x'''".to_string()),
+            Just("\"\\u0000\"".to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(", "))),
+                prop::collection::vec(inner, 0..3).prop_map(|v| {
+                    let pairs: Vec<String> = v.into_iter().enumerate().map(|(i, v)| format!("k{i} = {v}")).collect();
+                    format!("{{ {} }}", pairs.join(", "))
+                }),
+            ]
+        })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "database_url",
+            "listen",
+            "allow_private",
+            "retry_for",
+            "first_retry",
+            "timeout",
+            "[callbacks]",
+            "[[callbacks]]",
+            "[database_url]",
+            "callbacks.timeout",
+            "bogus",
+        ]);
+        prop::collection::vec((key, toml_value()), 0..6).prop_map(|lines| {
+            lines
+                .into_iter()
+                .map(|(key, value)| if key.starts_with('[') { key.to_string() } else { format!("{key} = {value}") })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// Loads `text` as the config file would be, then the callback settings; never panics.
+    fn load(text: &str) {
+        if let Ok(config) = toml::from_str::<Config>(text) {
+            let _ = config.callbacks.settings();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            load(&text);
+        }
+
+        #[test]
+        fn toml_like_text_never_panics(text in "[a-z_\\[\\]{}=\"'., \n0-9]{0,200}") {
+            load(&text);
+        }
+
+        #[test]
+        fn plausible_documents_never_panic(text in document()) {
+            load(&text);
+        }
+
+        #[test]
+        fn callback_durations_are_checked_and_named(retry_for in duration_text(), first_retry in duration_text(), timeout in duration_text()) {
+            let callbacks = CallbacksConfig { allow_private: false, retry_for, first_retry, timeout };
+            let parsed = [&callbacks.first_retry, &callbacks.retry_for, &callbacks.timeout]
+                .map(|text| signoff_policy::parse_duration(text));
+            match callbacks.settings() {
+                Ok(settings) => {
+                    prop_assert_eq!(Ok(settings.retry.first_retry), parsed[0].clone());
+                    prop_assert_eq!(Ok(settings.retry.max_age), parsed[1].clone());
+                    prop_assert_eq!(Ok(settings.timeout), parsed[2].clone());
+                }
+                Err(error) => {
+                    let names = ["first_retry", "retry_for", "timeout"];
+                    let first_bad = parsed.iter().position(Result::is_err).expect("an error comes from a bad duration");
+                    prop_assert!(error.to_string().starts_with(&format!("callbacks.{}: ", names[first_bad])), "{}", error);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        for deep in [
+            format!("listen = {}{}", "[".repeat(10_000), "]".repeat(10_000)),
+            format!("listen = {}1{}", "{ a = ".repeat(10_000), " }".repeat(10_000)),
+            format!("{} = 1", vec!["a"; 10_000].join(".")),
+        ] {
+            assert!(toml::from_str::<Config>(&deep).is_err());
+        }
+    }
+}
