@@ -243,10 +243,10 @@ fn is_long_lived(method: &Method, path: &str) -> bool {
 }
 
 /// The address a rate-limit bucket is kept for: IPv4 addresses one by one, IPv6 by /64 (one site's prefix).
-fn address_group(ip: IpAddr) -> u128 {
+fn address_group(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1) | (1u128 << 32),
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::from(u64::MAX))).into()),
     }
 }
 
@@ -490,7 +490,7 @@ pub(crate) async fn serve(
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let graceful = GracefulShutdown::new();
     let (metrics_listener, metrics_router) = metrics.unzip();

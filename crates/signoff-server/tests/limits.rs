@@ -14,6 +14,7 @@ on_every_backend!(
     calls_without_an_accepted_key_are_limited_by_client_address,
     nul_bytes_and_invalid_utf8_in_any_query_are_bad_requests,
     list_pages_stop_past_the_byte_limit_and_the_cursor_reaches_the_rest,
+    the_event_stream_reads_byte_bounded_pages_without_losing_events,
     a_wait_longer_than_the_request_timeout_is_not_cut,
 );
 
@@ -282,6 +283,38 @@ async fn list_pages_stop_past_the_byte_limit_and_the_cursor_reaches_the_rest(bac
     }
     created.reverse();
     assert_eq!(seen, created, "every request once, newest first");
+}
+
+async fn the_event_stream_reads_byte_bounded_pages_without_losing_events(backend: Backend) {
+    let (_db, app) = TestApp::on_with(backend, limits(|l| l.page_bytes = 1000)).await;
+    for i in 0..5 {
+        let (status, _) = app.create(json!({"action": "bulk", "args": {"i": i}})).await;
+        assert_eq!(status, 201);
+    }
+    let logged = app.state.store.events_after(0, 1000, None).await.unwrap();
+    let logged_bytes: usize = logged.iter().map(|event| serde_json::to_vec(event).unwrap().len()).sum();
+    assert!(logged_bytes > 3 * 1000, "the log spans several pages: {logged_bytes} bytes");
+    let expected: Vec<String> = logged.iter().map(|event| event.seq.to_string()).collect();
+
+    let mut response = app.get("/v1/events", &app.admin_key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let streamed = loop {
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")))
+            .map(|id| id.trim().to_string())
+            .collect();
+        if ids.len() >= expected.len() {
+            break ids;
+        }
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("the stream stopped after ids {ids:?}: {other:?}"),
+        }
+    };
+    assert_eq!(streamed, expected, "every event once, in order");
 }
 
 async fn a_wait_longer_than_the_request_timeout_is_not_cut(backend: Backend) {
