@@ -59,12 +59,18 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// A Signoff API client bound to one key. Cheap to clone.
-#[derive(Debug, Clone)]
+/// A Signoff API client bound to one key. Cheap to clone. Its `Debug` shows the server, never the key.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     key: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("key", &"***").finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -165,5 +171,18 @@ impl Client {
 
     pub async fn events(&self, id: Uuid) -> Result<Vec<Event>, ClientError> {
         Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}/events"))).await?.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let client = Client::new("http://127.0.0.1:8700/", "so_agent_s3cret").unwrap();
+        let printed = format!("{client:?} {client:#?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("http://127.0.0.1:8700"), "{printed}");
     }
 }

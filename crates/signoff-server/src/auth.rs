@@ -37,7 +37,12 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|secret| !secret.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <key>`"))?;
-        match state.store.key_by_secret(secret).await? {
+        let found = state.store.key_by_secret(secret).await?;
+        // The rate limiter counts accepted keys by key, everything else by client address.
+        if let Some(verdict) = parts.extensions.get::<crate::limits::KeyVerdict>() {
+            verdict.record(found.as_ref().is_some_and(|key| !key.is_revoked()));
+        }
+        match found {
             Some(key) if !key.is_revoked() => Ok(Caller(key, secret.to_string())),
             Some(_) => Err(unauthorized("this API key has been revoked")),
             None => Err(unauthorized("unknown API key")),

@@ -104,8 +104,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The answer when a body did not arrive within the body timeout.
+fn body_timeout() -> ApiError {
+    ApiError::new(ErrorCode::Timeout, "the request body did not arrive within the body timeout")
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if crate::limits::is_body_timeout(&rejection) {
+            return body_timeout();
+        }
         let code = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
@@ -124,6 +132,9 @@ impl From<JsonRejection> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
+        if crate::limits::is_body_timeout(&rejection) {
+            return body_timeout();
+        }
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,

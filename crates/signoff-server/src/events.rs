@@ -96,7 +96,9 @@ impl Cursor {
             // Subscribe before reading, so an event committed in between still wakes us.
             let changes = self.changes.get_or_insert_with(|| self.state.store.changes());
             match self.state.store.events_after(self.after, PAGE, self.owner.as_deref()).await {
-                Ok(page) if !page.is_empty() => {
+                Ok(mut page) if !page.is_empty() => {
+                    // Held while the client reads, so bounded in bytes too; the rest is read again later.
+                    crate::limits::fit_page(&mut page, self.state.limits.page_bytes);
                     self.buffered = page.into_iter();
                     continue;
                 }

@@ -9,6 +9,7 @@ pub mod checkpoints;
 mod error;
 mod events;
 mod extract;
+mod limits;
 mod metrics;
 mod policy;
 mod routes;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use events::{Verification, verify as verify_audit_log};
+pub use limits::{Limits, MetricsToken};
 pub use metrics::Metrics;
 pub use policy::{ActivePolicy, PolicyCell};
 pub use signoff_webhooks::RetryPolicy;
@@ -45,6 +47,10 @@ pub struct AppState {
     pub field_limits: service::FieldLimits,
     /// Signed audit checkpoints: written by a worker when set.
     pub checkpoints: Option<checkpoints::CheckpointSettings>,
+    /// Timeouts, the connection cap, rate limits and page sizes; [`Limits::default`] unless set before serving.
+    pub limits: Limits,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -72,14 +78,23 @@ impl AppState {
     pub async fn load(store: Arc<dyn Store>, callbacks: CallbackSettings) -> Result<Self, signoff_store::StoreError> {
         let waiters = Waiters::start(store.changes());
         let policy = PolicyCell::load(store.clone()).await?;
-        let field_limits = service::FieldLimits::default();
-        Ok(AppState { store, waiters, policy, metrics: Metrics::default(), callbacks, field_limits, checkpoints: None })
+        Ok(AppState {
+            store,
+            waiters,
+            policy,
+            metrics: Metrics::default(),
+            callbacks,
+            limits: Limits::default(),
+            metrics_token: None,
+            field_limits: service::FieldLimits::default(),
+            checkpoints: None,
+        })
     }
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application, `/metrics` included, with the per-call limits of `state.limits`.
 pub fn app(state: AppState) -> Router {
-    routes::router(state)
+    limits::router(state, limits::MetricsRoute::Served)
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then in-flight calls finish and waiters are answered.
@@ -88,16 +103,32 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_metrics(listener, None, state, shutdown).await
+}
+
+/// Like [`serve`]; with `metrics_listener`, `/metrics` is served only there (every other path answers 404 on it)
+/// and `listener` answers 404 for `/metrics`.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let waiters = state.waiters.clone();
+    let limits = state.limits.clone();
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     workers::spawn(&state, workers_stopped);
-    // A make-service clones the built router per connection (an Arc); serving the `Router` itself would
-    // rebuild its route table for every connection, about 10 KiB each, which adds up with idle waiters.
-    axum::serve(listener, app(state).into_make_service())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_workers.send(true);
-            waiters.shut_down();
-        })
-        .await
+    // Each router is built once; connections clone it (an Arc). Building one per connection would cost about
+    // 10 KiB each, which adds up with idle waiters.
+    let metrics =
+        metrics_listener.map(|listener| (listener, limits::router(state.clone(), limits::MetricsRoute::Only)));
+    let main_metrics = if metrics.is_some() { limits::MetricsRoute::Hidden } else { limits::MetricsRoute::Served };
+    let main = limits::router(state, main_metrics);
+    limits::serve(listener, main, metrics, &limits, async move {
+        shutdown.await;
+        let _ = stop_workers.send(true);
+        waiters.shut_down();
+    })
+    .await;
+    Ok(())
 }

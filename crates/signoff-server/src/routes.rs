@@ -158,8 +158,9 @@ async fn list_requests(
         created_since: None,
         limit,
     };
-    let items = state.store.list_requests(filter).await?;
-    let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|r| r.id.to_string())).flatten();
+    let mut items = state.store.list_requests(filter).await?;
+    let cut = crate::limits::fit_page(&mut items, state.limits.page_bytes);
+    let next_cursor = (cut || items.len() == limit as usize).then(|| items.last().map(|r| r.id.to_string())).flatten();
     Ok(Json(Page { items, next_cursor }))
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use signoff_domain::{ApproverId, Role};
-use signoff_server::{AppState, CallbackSettings, RetryPolicy};
+use signoff_server::{AppState, CallbackSettings, Limits, RetryPolicy};
 use signoff_store::{NewKey, Store};
 use sqlx::Connection;
 use std::sync::Arc;
@@ -22,6 +22,12 @@ pub fn test_callbacks() -> CallbackSettings {
         timeout: std::time::Duration::from_secs(2),
         retry: RetryPolicy { first_retry: std::time::Duration::from_millis(200), ..RetryPolicy::default() },
     }
+}
+
+/// The limits tests serve with: [`Limits::default`] without rate limits, since scenario tests send bursts of
+/// hundreds of calls on one key. Tests of the limits themselves set their own with [`TestApp::on_with`].
+pub fn test_limits() -> Limits {
+    Limits { rate_limit: 0, ip_rate_limit: 0, ..Limits::default() }
 }
 
 /// Runs each named scenario, an `async fn(Backend)` in the calling module, as one test per backend:
@@ -123,6 +129,15 @@ impl TestApp {
         (db, app)
     }
 
+    /// Like [`TestApp::on`], with `configure` applied to the state before serving (to set limits, say).
+    pub async fn on_with(backend: Backend, configure: impl FnOnce(&mut AppState)) -> (TestDatabase, TestApp) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.open().await;
+        let keys = Keys::create(store.as_ref()).await;
+        let app = Self::serve(store, test_callbacks(), keys, configure).await;
+        (db, app)
+    }
+
     /// Serves a new app over `store`, with callbacks allowed to loopback and quick retries.
     pub async fn spawn(store: Arc<dyn Store>) -> TestApp {
         Self::spawn_with(store, test_callbacks()).await
@@ -130,18 +145,8 @@ impl TestApp {
 
     /// Serves a new app over `store` with these callback settings.
     pub async fn spawn_with(store: Arc<dyn Store>, callbacks: CallbackSettings) -> TestApp {
-        let agent = store.create_key(NewKey::new("bot", Role::Agent), "test").await.expect("agent key");
-        let approver = store.create_key(NewKey::approver(&person("dana")), "test").await.expect("approver key");
-        let admin = NewKey { approver_id: Some(person("ada")), ..NewKey::new("root", Role::Admin) };
-        let admin = store.create_key(admin, "test").await.expect("admin key");
-        let keys = Keys {
-            agent: agent.secret,
-            agent_id: agent.key.id,
-            agent_webhook_secret: agent.webhook_secret.unwrap_or_default(),
-            approver: approver.secret,
-            admin: admin.secret,
-        };
-        Self::serve(store, callbacks, keys).await
+        let keys = Keys::create(store.as_ref()).await;
+        Self::serve(store, callbacks, keys, |_| {}).await
     }
 
     /// Serves another app (a second replica) over `store`, reusing `keys_from`'s keys.
@@ -153,13 +158,25 @@ impl TestApp {
             approver: keys_from.approver_key.clone(),
             admin: keys_from.admin_key.clone(),
         };
-        Self::serve(store, keys_from.state.callbacks.clone(), keys).await
+        let (limits, token) = (keys_from.state.limits.clone(), keys_from.state.metrics_token.clone());
+        Self::serve(store, keys_from.state.callbacks.clone(), keys, |state| {
+            state.limits = limits;
+            state.metrics_token = token;
+        })
+        .await
     }
 
-    async fn serve(store: Arc<dyn Store>, callbacks: CallbackSettings, keys: Keys) -> TestApp {
+    async fn serve(
+        store: Arc<dyn Store>,
+        callbacks: CallbackSettings,
+        keys: Keys,
+        configure: impl FnOnce(&mut AppState),
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let state = AppState::load(store, callbacks).await.expect("load app state");
+        let mut state = AppState::load(store, callbacks).await.expect("load app state");
+        state.limits = test_limits();
+        configure(&mut state);
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(signoff_server::serve(listener, state.clone(), async move {
             let _ = stop.await;
@@ -228,6 +245,23 @@ struct Keys {
     agent_webhook_secret: String,
     approver: String,
     admin: String,
+}
+
+impl Keys {
+    /// One key per role: agent `bot`, approver `dana`, admin `root` (bound to the person `ada`).
+    async fn create(store: &dyn Store) -> Keys {
+        let agent = store.create_key(NewKey::new("bot", Role::Agent), "test").await.expect("agent key");
+        let approver = store.create_key(NewKey::approver(&person("dana")), "test").await.expect("approver key");
+        let admin = NewKey { approver_id: Some(person("ada")), ..NewKey::new("root", Role::Admin) };
+        let admin = store.create_key(admin, "test").await.expect("admin key");
+        Keys {
+            agent: agent.secret,
+            agent_id: agent.key.id,
+            agent_webhook_secret: agent.webhook_secret.unwrap_or_default(),
+            approver: approver.secret,
+            admin: admin.secret,
+        }
+    }
 }
 
 /// One callback POST as a receiver saw it.

@@ -40,6 +40,12 @@ pub enum ErrorCode {
     InvalidPolicy,
     OutcomeAlreadyReported,
     NotDecided,
+    /// Too many calls for one API key (or, for calls without an accepted key, one client address); see `Retry-After`.
+    RateLimited,
+    /// The call did not finish within the server's request timeout, or its body did not arrive within the body timeout.
+    Timeout,
+    /// The server is at its connection cap; the connection was answered and closed. See `Retry-After`.
+    TooManyConnections,
     Unavailable,
     Internal,
 }
@@ -66,8 +72,9 @@ impl ErrorCode {
             | ErrorCode::NotDecided => 409,
             ErrorCode::PayloadTooLarge | ErrorCode::FieldTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::TooManyConnections => 503,
         }
     }
 }

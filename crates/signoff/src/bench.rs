@@ -157,6 +157,10 @@ impl Target {
             .env("SIGNOFF_DATABASE_URL", &self.database)
             .env("SIGNOFF_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("SIGNOFF_LOG", "warn")
+            // The bench drives one key and tens of thousands of parked waiters at full speed.
+            .env("SIGNOFF_RATE_LIMIT", "0")
+            .env("SIGNOFF_IP_RATE_LIMIT", "0")
+            .env("SIGNOFF_MAX_CONNECTIONS", "1000000")
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start `signoff serve`")?;

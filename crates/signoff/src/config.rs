@@ -15,8 +15,104 @@ pub struct Config {
     pub listen: String,
     /// Decision callbacks.
     pub callbacks: CallbacksConfig,
+    /// Limits on abuse: timeouts, the connection cap, rate limits, page sizes.
+    pub limits: LimitsConfig,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsConfig,
     /// Signed audit checkpoints.
     pub audit: AuditConfig,
+}
+
+/// `[limits]` in the config file; each default is [`signoff_server::Limits::default`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Time allowed for a request's head, e.g. `5s`.
+    pub header_timeout: String,
+    /// Time allowed for a request's whole body, e.g. `30s`.
+    pub body_timeout: String,
+    /// How long a keep-alive connection may sit idle, e.g. `60s`.
+    pub idle_timeout: String,
+    /// Time allowed for an answer, on every route but `wait` and the event stream, e.g. `30s`.
+    pub request_timeout: String,
+    /// Open connections at most; over it, new connections are answered `503 too_many_connections`.
+    pub max_connections: usize,
+    /// Calls per second per API key (burst: one second's worth); 0 disables.
+    pub rate_limit: u32,
+    /// Calls per second per client address for calls without an accepted key; 0 disables.
+    pub ip_rate_limit: u32,
+    /// A list page or event-stream read stops adding items past this many bytes of JSON.
+    pub page_bytes: usize,
+}
+
+/// Formats a duration the way the config file writes them (`90s`, `5m`), for the defaults.
+fn seconds(duration: std::time::Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = signoff_server::Limits::default();
+        LimitsConfig {
+            header_timeout: seconds(limits.header_timeout),
+            body_timeout: seconds(limits.body_timeout),
+            idle_timeout: seconds(limits.idle_timeout),
+            request_timeout: seconds(limits.request_timeout),
+            max_connections: limits.max_connections,
+            rate_limit: limits.rate_limit,
+            ip_rate_limit: limits.ip_rate_limit,
+            page_bytes: limits.page_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits the server runs with.
+    pub fn limits(&self) -> anyhow::Result<signoff_server::Limits> {
+        let duration = |name: &str, text: &str| {
+            let duration = signoff_policy::parse_duration(text).map_err(|e| anyhow::anyhow!("limits.{name}: {e}"))?;
+            if duration.is_zero() {
+                bail!("limits.{name} must be longer than 0s");
+            }
+            Ok(duration)
+        };
+        if self.max_connections == 0 {
+            bail!("limits.max_connections must be at least 1");
+        }
+        if self.page_bytes < 1024 {
+            bail!("limits.page_bytes must be at least 1024");
+        }
+        Ok(signoff_server::Limits {
+            header_timeout: duration("header_timeout", &self.header_timeout)?,
+            body_timeout: duration("body_timeout", &self.body_timeout)?,
+            idle_timeout: duration("idle_timeout", &self.idle_timeout)?,
+            request_timeout: duration("request_timeout", &self.request_timeout)?,
+            max_connections: self.max_connections,
+            rate_limit: self.rate_limit,
+            ip_rate_limit: self.ip_rate_limit,
+            page_bytes: self.page_bytes,
+        })
+    }
+}
+
+/// `[metrics]` in the config file.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// When set, `/metrics` is served only on this address (and the API's listener answers 404 for it).
+    pub listen: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    /// The token is a secret: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 /// `[audit]` in the config file: signed checkpoints of the event chain.
@@ -173,6 +269,8 @@ impl Default for Config {
             listen: "127.0.0.1:8700".into(),
             callbacks: CallbacksConfig::default(),
             audit: AuditConfig::default(),
+            limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -185,18 +283,90 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("callbacks", &self.callbacks)
             .field("audit", &self.audit)
+            .field("limits", &self.limits)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// The database URL with its password masked, in every form PostgreSQL takes: `postgres://user:secret@host/db`
+/// (or `postgresql://`) → `postgres://user:***@host/db`; a `password=` query parameter → `password=***`; and a
+/// key=value connection string `host=h password=secret` (quoted or not) → `host=h password=***`.
 pub fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_string() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (before_query, query) = match rest.find(['?', '#']) {
+                Some(at) => rest.split_at(at),
+                None => (rest, ""),
+            };
+            let authority_masked = match before_query.rfind('@') {
+                Some(at) => {
+                    let (credentials, host) = before_query.split_at(at);
+                    match credentials.split_once(':') {
+                        Some((user, _)) => format!("{user}:***{host}"),
+                        None => before_query.to_string(),
+                    }
+                }
+                None => before_query.to_string(),
+            };
+            format!("{scheme}://{authority_masked}{}", mask_query_passwords(query))
+        }
+        None => mask_keyword_passwords(url),
     }
+}
+
+/// Whether a connection parameter name carries a password (`password`, `sslpassword`, any case).
+fn is_password_key(key: &str) -> bool {
+    key.trim().to_ascii_lowercase().ends_with("password")
+}
+
+/// `?sslmode=require&password=secret` → `?sslmode=require&password=***`.
+fn mask_query_passwords(query: &str) -> String {
+    let Some(lead) = query.chars().next() else { return String::new() };
+    let pairs: Vec<String> = query[1..]
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_password_key(key) => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{lead}{}", pairs.join("&"))
+}
+
+/// `host=h password='se cret' dbname=d` → `host=h password=*** dbname=d`; quoted values may hold spaces and
+/// `\'` escapes.
+fn mask_keyword_passwords(text: &str) -> String {
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq].trim_end().rfind(char::is_whitespace).map_or(0, |at| at + 1);
+        let key = &rest[key_start..eq];
+        let value_start = eq + 1 + (rest[eq + 1..].len() - rest[eq + 1..].trim_start().len());
+        let value = &rest[value_start..];
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            let end = quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map_or(quoted.len(), |(at, _)| at + 1);
+            1 + end
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        masked.push_str(&rest[..value_start]);
+        if is_password_key(key) {
+            masked.push_str("***");
+        } else {
+            masked.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+    masked.push_str(rest);
+    masked
 }
 
 impl Config {
@@ -237,11 +407,46 @@ impl Config {
         if let Some(url) = var("SIGNOFF_AUDIT_WITNESS_URL") {
             self.audit.witness_url = Some(url);
         }
+        let limits = &mut self.limits;
+        for (name, field) in [
+            ("SIGNOFF_HEADER_TIMEOUT", &mut limits.header_timeout),
+            ("SIGNOFF_BODY_TIMEOUT", &mut limits.body_timeout),
+            ("SIGNOFF_IDLE_TIMEOUT", &mut limits.idle_timeout),
+            ("SIGNOFF_REQUEST_TIMEOUT", &mut limits.request_timeout),
+        ] {
+            if let Some(value) = var(name) {
+                *field = value;
+            }
+        }
+        if let Some(value) = var("SIGNOFF_MAX_CONNECTIONS") {
+            limits.max_connections = number("SIGNOFF_MAX_CONNECTIONS", &value)?;
+        }
+        if let Some(value) = var("SIGNOFF_RATE_LIMIT") {
+            limits.rate_limit = number("SIGNOFF_RATE_LIMIT", &value)?;
+        }
+        if let Some(value) = var("SIGNOFF_IP_RATE_LIMIT") {
+            limits.ip_rate_limit = number("SIGNOFF_IP_RATE_LIMIT", &value)?;
+        }
+        if let Some(token) = var("SIGNOFF_METRICS_TOKEN") {
+            self.metrics.token = Some(token);
+        }
+        if let Some(listen) = var("SIGNOFF_METRICS_LISTEN") {
+            self.metrics.listen = Some(listen);
+        }
+        if self.metrics.token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+            bail!("the metrics token is empty: unset SIGNOFF_METRICS_TOKEN, or give it a value");
+        }
+        self.limits.limits()?;
         if self.database_url.trim().is_empty() {
             bail!("the database URL is empty: set SIGNOFF_DATABASE_URL or database_url in the config file");
         }
         Ok(())
     }
+}
+
+/// A whole number from an environment variable.
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
+    value.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number, not `{value}`"))
 }
 
 #[cfg(test)]
@@ -273,6 +478,67 @@ mod tests {
     #[test]
     fn unknown_keys_in_the_file_are_refused() {
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn limits_default_to_the_documented_values_and_are_set_by_file_and_environment() {
+        let defaults = Config::default().limits.limits().unwrap();
+        assert_eq!(defaults, signoff_server::Limits::default());
+        assert_eq!(defaults.header_timeout, std::time::Duration::from_secs(5));
+        assert_eq!((defaults.max_connections, defaults.rate_limit), (10_000, 100));
+
+        let mut config: Config =
+            toml::from_str("[limits]\nheader_timeout = \"2s\"\nrate_limit = 7\npage_bytes = 4096").unwrap();
+        let env = |name: &str| match name {
+            "SIGNOFF_REQUEST_TIMEOUT" => Some("1m".to_string()),
+            "SIGNOFF_MAX_CONNECTIONS" => Some("50".to_string()),
+            "SIGNOFF_IP_RATE_LIMIT" => Some("0".to_string()),
+            "SIGNOFF_METRICS_TOKEN" => Some("tok3n".to_string()),
+            "SIGNOFF_METRICS_LISTEN" => Some("127.0.0.1:9100".to_string()),
+            _ => None,
+        };
+        config.apply_env(env).unwrap();
+        let limits = config.limits.limits().unwrap();
+        assert_eq!(limits.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(limits.request_timeout, std::time::Duration::from_secs(60));
+        assert_eq!((limits.rate_limit, limits.ip_rate_limit, limits.max_connections), (7, 0, 50));
+        assert_eq!(limits.page_bytes, 4096);
+        assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert!(!format!("{config:?}").contains("tok3n"), "the metrics token is never printed");
+
+        for (name, value) in [
+            ("SIGNOFF_RATE_LIMIT", "lots"),
+            ("SIGNOFF_HEADER_TIMEOUT", "0s"),
+            ("SIGNOFF_BODY_TIMEOUT", "soon"),
+            ("SIGNOFF_MAX_CONNECTIONS", "0"),
+            ("SIGNOFF_METRICS_TOKEN", " "),
+        ] {
+            let result = Config::default().apply_env(|n| (n == name).then(|| value.to_string()));
+            assert!(result.is_err(), "{name}={value} is refused");
+        }
+        assert!(toml::from_str::<Config>("[limits]\nrate_limt = 1").is_err());
+    }
+
+    #[test]
+    fn database_passwords_are_masked_in_every_url_form() {
+        for (url, masked) in [
+            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+            ("postgresql://u:pw@h:5432/db?sslmode=require", "postgresql://u:***@h:5432/db?sslmode=require"),
+            ("postgres://u:p@ss/w@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db?sslmode=require&password=pw", "postgres://u@h/db?sslmode=require&password=***"),
+            ("postgres://h/db?PASSWORD=pw&user=u", "postgres://h/db?PASSWORD=***&user=u"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://./signoff.db", "sqlite://./signoff.db"),
+            ("host=h user=u password=pw dbname=db", "host=h user=u password=*** dbname=db"),
+            ("host=h password = pw dbname=db", "host=h password = *** dbname=db"),
+            ("host=h password='p w\\'x' dbname=db", "host=h password=*** dbname=db"),
+            ("password=pw", "password=***"),
+            ("host=h sslpassword=pw", "host=h sslpassword=***"),
+        ] {
+            let got = mask_password(url);
+            assert_eq!(got, masked, "{url}");
+            assert!(!got.contains("pw") && !got.contains("p w"), "{url} → {got}");
+        }
     }
 }
 

@@ -114,7 +114,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("no API keys yet; create the first admin key with:");
         println!("  signoff keys create --role admin --name admin");
     }
+    let metrics_listener = match &config.metrics.listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {listen}"))?;
+            println!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
     let mut state = signoff_server::AppState::load(store, config.callbacks.settings()?).await?;
+    state.limits = config.limits.limits()?;
+    state.metrics_token = config.metrics.token.as_deref().map(signoff_server::MetricsToken::new);
     let checkpoints = config.audit.settings(&config.database_url)?;
     println!(
         "audit checkpoints: every {} events or {}, key {}{}",
@@ -137,7 +149,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             println!("  apply one with: signoff policy apply policy.yaml");
         }
     }
-    signoff_server::serve(listener, state, shutdown_signal()).await?;
+    signoff_server::serve_with_metrics(listener, metrics_listener, state, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())
 }

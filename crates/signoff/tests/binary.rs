@@ -424,3 +424,28 @@ async fn the_readme_walkthrough_runs_as_written() {
     let kinds: Vec<_> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["created", "routed", "decided"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_applies_the_limits_and_metrics_settings_from_the_environment() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let agent = create_key(&db.url, "agent", &[])["key"].as_str().unwrap().to_string();
+    let mut command = signoff(&db.url);
+    command
+        .env("SIGNOFF_METRICS_LISTEN", "127.0.0.1:0")
+        .env("SIGNOFF_METRICS_TOKEN", "m3trics")
+        .env("SIGNOFF_IP_RATE_LIMIT", "1");
+    let server = Server::start_reading(&mut command, 3);
+    let metrics_line = server.first_lines.iter().find(|line| line.starts_with("metrics on ")).expect("metrics line");
+    let metrics_url = metrics_line.trim_start_matches("metrics on ").to_string();
+    let http = reqwest::Client::new();
+
+    assert_eq!(call(http.get(format!("{}/v1/requests", server.url)).bearer_auth(&agent)).await.0, 200);
+    assert_eq!(call(http.get(&metrics_url)).await.0, 401, "the token is required");
+    assert_eq!(call(http.get(&metrics_url).bearer_auth("m3trics")).await.0, 200);
+    // The API's listener does not serve /metrics; its one call without a key per second is then used up.
+    assert_eq!(call(http.get(format!("{}/metrics", server.url)).bearer_auth("m3trics")).await.0, 404);
+    let (status, body) = call(http.get(format!("{}/healthz", server.url))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(call(http.get(format!("{}/v1/requests", server.url)).bearer_auth(&agent)).await.0, 200);
+    server.kill();
+}
