@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod limits;
 mod metrics;
+mod observe;
 mod policy;
 mod routes;
 pub mod service;

@@ -131,7 +131,7 @@ pub(crate) fn router(state: AppState, metrics: MetricsRoute) -> Router {
         keys: Buckets::new(state.limits.rate_limit),
         addresses: Buckets::new(state.limits.ip_rate_limit),
     });
-    crate::routes::router(state).layer(axum::middleware::from_fn_with_state(guard, guard_call))
+    crate::observe::layer(crate::routes::router(state).layer(axum::middleware::from_fn_with_state(guard, guard_call)))
 }
 
 /// Set by [`crate::auth::Caller`]'s extractor: whether the call's key was accepted (0 while not checked).

@@ -2,11 +2,11 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiBytes, ApiJson, ApiQuery};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::service::{self, Decider, DecisionInput};
 use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -167,7 +167,7 @@ async fn list_requests(
 async fn get_request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Request>, ApiError> {
     Ok(Json(visible_request(&state, &caller, request_id(&id)?).await?))
 }
@@ -182,7 +182,7 @@ struct WaitParams {
 async fn wait_request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<WaitParams>,
 ) -> Result<Json<Request>, ApiError> {
     let id = request_id(&id)?;
@@ -218,7 +218,7 @@ async fn wait_request(
 async fn decide_request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<Request>, ApiError> {
     let decider = Decider::from_key(&caller.0, Channel::Api)?;
@@ -236,7 +236,7 @@ async fn decide_request(
 async fn cancel_request(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<Request>, ApiError> {
     let id = request_id(&id)?;
@@ -252,7 +252,7 @@ async fn cancel_request(
 async fn report_outcome(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<Json<Request>, ApiError> {
     let id = request_id(&id)?;
@@ -262,7 +262,7 @@ async fn report_outcome(
 async fn request_events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
@@ -286,7 +286,7 @@ struct DeliveryView {
 async fn request_deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;

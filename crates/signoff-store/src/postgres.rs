@@ -373,17 +373,20 @@ const EVENT_COLUMNS: &str = "seq, request_id, kind, actor, data, at, prev_hash, 
 
 #[async_trait]
 impl Store for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres", request_id = %record.request.id))]
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Create(Box::new(record), reply)).await.map_err(|_| writer_stopped())?;
         answer.await.map_err(|_| writer_stopped())?
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres", request_id = %id))]
     async fn request(&self, id: RequestId) -> Result<Request, StoreError> {
         let mut conn = self.pool.acquire().await?;
         load_request(&mut conn, id, false).await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres"))]
     async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError> {
         let mut query = sqlx::QueryBuilder::new("SELECT doc FROM requests WHERE TRUE");
         if let Some(status) = filter.status {
@@ -412,6 +415,7 @@ impl Store for PostgresStore {
         docs.iter().map(|doc| decode_request(doc)).collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres", request_id = %id))]
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Update(id, update, reply)).await.map_err(|_| writer_stopped())?;
@@ -550,6 +554,7 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(policy_from_row).collect())
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres"))]
     async fn fire_due_timers(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         // SKIP LOCKED: replicas firing at once take disjoint rows; the row lock also orders a timer against a
@@ -573,6 +578,7 @@ impl Store for PostgresStore {
         Ok(changed)
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres"))]
     async fn claim_deliveries(
         &self,
         at: DateTime<Utc>,

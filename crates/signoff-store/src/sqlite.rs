@@ -367,6 +367,7 @@ const KEY_COLUMNS: &str = "id, name, role, approver_id, owner_id, created_at, re
 
 #[async_trait]
 impl Store for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %record.request.id))]
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
         self.write(move |conn| {
             let request = record.request;
@@ -408,10 +409,12 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %id))]
     async fn request(&self, id: RequestId) -> Result<Request, StoreError> {
         self.read(move |conn| load_request(conn, id)).await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite"))]
     async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError> {
         self.read(move |conn| {
             let mut sql = String::from("SELECT doc FROM requests WHERE 1 = 1");
@@ -439,6 +442,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %id))]
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
         let (request, changed, refusal) = self
             .write(move |conn| {
@@ -590,6 +594,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite"))]
     async fn fire_due_timers(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError> {
         // Most ticks find nothing due: look on a reader before taking a turn of the single writer.
         if !self.any_due("SELECT 1 FROM requests WHERE next_timer_at <= ?1 LIMIT 1", at).await? {
@@ -620,6 +625,7 @@ impl Store for SqliteStore {
         Ok(changed)
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite"))]
     async fn claim_deliveries(
         &self,
         at: DateTime<Utc>,
