@@ -13,6 +13,11 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
+/// Path parameters; a value that is not UTF-8 once percent-decoded becomes an [`ApiError`] (`bad_request`).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
 /// A raw body (for routes whose body is optional); an oversized one becomes an [`ApiError`].
 pub struct ApiBytes(pub axum::body::Bytes);
 

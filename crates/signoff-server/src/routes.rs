@@ -2,11 +2,12 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiBytes, ApiJson, ApiQuery};
+// `Path` is our extractor, so a bad path answers with the JSON error body like every other error.
+use crate::extract::{ApiBytes, ApiJson, ApiPath as Path, ApiQuery};
 use crate::service::{self, Decider, DecisionInput};
 use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
