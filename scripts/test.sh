@@ -24,6 +24,12 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import standardwebhooks' 
   .venv/bin/pip install --quiet --disable-pip-version-check standardwebhooks
 fi
 
+# Schemathesis: checks the running server against docs/openapi.json (crates/signoff/tests/openapi.rs).
+schemathesis_version=4.32.5
+if ! .venv/bin/schemathesis --version 2>/dev/null | grep -qx "schemathesis, version $schemathesis_version"; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -5,6 +5,7 @@
 //! with the policy engine (verdicts, routes, modes, channels) lives here; `signoff-policy` depends on this crate.
 #![forbid(unsafe_code)]
 
+mod callback_url;
 pub mod checkpoint;
 mod event;
 mod identity;
@@ -13,6 +14,7 @@ mod policy_version;
 mod request;
 mod vocabulary;
 
+pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_callback_url};
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};

@@ -74,12 +74,27 @@ pub struct NewRequest {
     pub callback_url: Option<String>,
     #[serde(default)]
     pub state: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub timeout_s: Option<u64>,
 }
 
 fn empty_object() -> Value {
     Value::Object(Map::new())
+}
+
+/// `timeout_s` as JSON Schema reads an integer: `30`, or the same number written `30.0`; never a fraction.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // 2^64: every whole float below it is a u64.
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    let whole = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|v| v.fract() == 0.0 && (0.0..U64_END).contains(v)).map(|v| v as u64));
+    whole.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("timeout_s: expected a whole number of seconds, found {number}"))
+    })
 }
 
 impl NewRequest {
@@ -143,9 +158,14 @@ impl NewRequest {
             return invalid("call_id", "needs run_id: the pair (run_id, call_id) is the idempotency key");
         }
         if let Some(url) = &self.callback_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !crate::is_valid_callback_url(url)
         {
-            return invalid("callback_url", "must be an http:// or https:// URL");
+            return invalid(
+                "callback_url",
+                "must be an http:// or https:// URL of at most 2048 characters: a host name, IPv4 address or \
+                 [IPv6] address, an optional port, path and query; no user info, fragment, spaces or non-ASCII \
+                 characters (percent-encode them)",
+            );
         }
         if self.timeout_s == Some(0) {
             return invalid("timeout_s", "must be at least 1 second");
@@ -831,6 +851,18 @@ mod tests {
         let again = request.apply_human_verdict(verdict(false, "carl"), Utc::now());
         assert_eq!(again, Err(DomainError::AlreadyDecided("approved")));
         assert_eq!(request.cancel("k_agent", None, Utc::now()), Err(DomainError::AlreadyDecided("approved")));
+    }
+
+    #[test]
+    fn timeout_s_is_a_whole_number_written_either_way() {
+        let parse = |json: &str| serde_json::from_str::<NewRequest>(json).map(|new| new.timeout_s);
+        assert_eq!(parse(r#"{"action": "a", "timeout_s": 30}"#).unwrap(), Some(30));
+        assert_eq!(parse(r#"{"action": "a", "timeout_s": 30.0}"#).unwrap(), Some(30));
+        assert_eq!(parse(r#"{"action": "a", "timeout_s": null}"#).unwrap(), None);
+        assert_eq!(parse(r#"{"action": "a"}"#).unwrap(), None);
+        for refused in ["30.5", "-1", "-1.0", "18446744073709551616", "\"30\""] {
+            assert!(parse(&format!(r#"{{"action": "a", "timeout_s": {refused}}}"#)).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// Path parameters; ones that do not decode (not UTF-8) become an [`ApiError`].
+/// Path parameters; a value that is not UTF-8 once percent-decoded becomes an [`ApiError`] (`bad_request`).
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
