@@ -380,7 +380,7 @@ pub enum DomainError {
     EditNotAllowed,
     #[error("a rejection of this request needs a `reason`, one of: {0}")]
     InvalidReason(String),
-    #[error("only members of the group `{0}` (or an admin) may decide this request")]
+    #[error("only members of the group `{0}` may decide this request")]
     NotInGroup(String),
     #[error("an outcome was already reported for this request")]
     OutcomeAlreadyReported,

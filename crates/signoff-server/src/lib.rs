@@ -45,7 +45,6 @@ pub struct AppState {
     pub policy: PolicyCell,
     pub metrics: Metrics,
     pub callbacks: CallbackSettings,
-    pub field_limits: service::FieldLimits,
     /// Signed audit checkpoints: written by a worker when set.
     pub checkpoints: Option<checkpoints::CheckpointSettings>,
     /// Timeouts, the connection cap, rate limits and page sizes; [`Limits::default`] unless set before serving.
@@ -87,7 +86,6 @@ impl AppState {
             callbacks,
             limits: Limits::default(),
             metrics_token: None,
-            field_limits: service::FieldLimits::default(),
             checkpoints: None,
         })
     }

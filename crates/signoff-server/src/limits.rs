@@ -58,6 +58,8 @@ pub struct Limits {
     /// A list page (and an event-stream read) stops adding items once their JSON passes this many bytes, and
     /// returns a cursor for the rest; a page always holds at least one item. Default 1 MiB.
     pub page_bytes: usize,
+    /// Caps on the fields of a new request (`413 field_too_large`).
+    pub fields: crate::service::FieldLimits,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            fields: crate::service::FieldLimits::default(),
             max_connections: 10_000,
             rate_limit: 100,
             ip_rate_limit: 100,

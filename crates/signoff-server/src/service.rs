@@ -124,7 +124,7 @@ pub async fn create(
         return Err(ApiError::forbidden(format!("a key with role `{}` cannot create requests", by.role)));
     }
     new.validate()?;
-    state.field_limits.check(&new)?;
+    state.limits.fields.check(&new)?;
     if let Some(url) = &new.callback_url {
         let policy = signoff_webhooks::CallbackUrlPolicy { allow_private: state.callbacks.allow_private };
         policy.check(url).map_err(|e| ApiError::invalid(e.to_string()))?;

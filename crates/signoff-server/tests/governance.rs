@@ -16,6 +16,7 @@ on_every_backend!(
     an_unbound_admin_key_manages_but_never_decides,
     an_agents_owner_never_approves_its_requests,
     the_audit_record_keeps_the_proposal_and_every_approval,
+    an_oversized_field_is_refused_and_named,
 );
 
 async fn app_with_policy(backend: Backend) -> (TestDatabase, TestApp) {
@@ -159,4 +160,25 @@ async fn the_audit_record_keeps_the_proposal_and_every_approval(backend: Backend
     assert_eq!(approval["data"]["approval"]["edited"], true);
     // Which key owns the events is part of what the hash covers.
     assert!(events.iter().all(|e| e["owner_key_id"] == app.agent_key_id.as_str()), "{events:?}");
+}
+
+async fn an_oversized_field_is_refused_and_named(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let big = "x".repeat(70 * 1024);
+    for (body, field) in [
+        (json!({"action": "refund", "args": {"note": big}}), "args"),
+        (json!({"action": "refund", "state": {"note": big}}), "state"),
+        (json!({"action": "refund", "reasoning": "r".repeat(17 * 1024)}), "reasoning"),
+        (json!({"action": "refund", "summary": "s".repeat(2001)}), "summary"),
+    ] {
+        let (status, answer) = app.create(body).await;
+        assert_eq!((status, error_code(&answer)), (413, "field_too_large"), "{field}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(&format!("`{field}`")), "{answer}");
+    }
+    let (status, _) = app.create(json!({"action": "refund", "context": {"note": "c".repeat(200 * 1024)}})).await;
+    assert_eq!(status, 201, "context may be larger");
+    // Each cap is configurable.
+    let (_db, small) = TestApp::on_with(backend, |state| state.limits.fields.context_bytes = 1024).await;
+    let (status, answer) = small.create(json!({"action": "refund", "context": {"note": "c".repeat(2048)}})).await;
+    assert_eq!((status, error_code(&answer)), (413, "field_too_large"), "{answer}");
 }

@@ -123,7 +123,7 @@ pub struct RequestFilter {
 }
 
 /// A change to one request, applied under the store's lock on that request. It returns the events to append,
-/// or a domain refusal that rolls everything back.
+/// or a domain refusal that rolls back everything it did (the request's due timers, fired first, still take effect).
 pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, DomainError> + Send>;
 
 /// Applies `update` to `request` after firing the request's timers that are due at `now`, so no transition acts on

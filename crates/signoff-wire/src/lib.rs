@@ -185,7 +185,7 @@ pub struct CreatedKey {
     pub owner_id: Option<signoff_domain::ApproverId>,
     /// The bearer secret: shown once, stored only as a hash.
     pub key: String,
-    /// For agent keys: the Standard Webhooks secret that signs this agent's callbacks.
+    /// For agent and admin keys: the Standard Webhooks secret that signs the callbacks of the requests they create.
     pub webhook_secret: Option<String>,
 }
 

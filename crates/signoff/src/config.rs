@@ -43,6 +43,13 @@ pub struct LimitsConfig {
     pub ip_rate_limit: u32,
     /// A list page or event-stream read stops adding items past this many bytes of JSON.
     pub page_bytes: usize,
+    /// Caps on a new request's fields: `args`, `context` and `state` in bytes of JSON, `reasoning` in bytes,
+    /// `summary` in characters.
+    pub max_args_bytes: usize,
+    pub max_context_bytes: usize,
+    pub max_state_bytes: usize,
+    pub max_summary_chars: usize,
+    pub max_reasoning_bytes: usize,
 }
 
 /// Formats a duration the way the config file writes them (`90s`, `5m`), for the defaults.
@@ -62,6 +69,11 @@ impl Default for LimitsConfig {
             rate_limit: limits.rate_limit,
             ip_rate_limit: limits.ip_rate_limit,
             page_bytes: limits.page_bytes,
+            max_args_bytes: limits.fields.args_bytes,
+            max_context_bytes: limits.fields.context_bytes,
+            max_state_bytes: limits.fields.state_bytes,
+            max_summary_chars: limits.fields.summary_chars,
+            max_reasoning_bytes: limits.fields.reasoning_bytes,
         }
     }
 }
@@ -91,6 +103,13 @@ impl LimitsConfig {
             rate_limit: self.rate_limit,
             ip_rate_limit: self.ip_rate_limit,
             page_bytes: self.page_bytes,
+            fields: signoff_server::service::FieldLimits {
+                args_bytes: self.max_args_bytes,
+                context_bytes: self.max_context_bytes,
+                state_bytes: self.max_state_bytes,
+                summary_chars: self.max_summary_chars,
+                reasoning_bytes: self.max_reasoning_bytes,
+            },
         })
     }
 }
