@@ -14,9 +14,10 @@
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
-use signoff_wire::{CancelBody, DecisionBody, ErrorBody, ErrorCode, Event, NewRequest, OutcomeBody, Page, Request};
+use signoff_wire::{
+    CancelBody, DecisionBody, ErrorBody, ErrorCode, Event, NewRequest, OutcomeBody, Page, Request, RequestId,
+};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// What a call can fail with. API errors carry the server's stable code.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ impl Client {
         Ok(CreatedRequest { request, created: status == StatusCode::CREATED })
     }
 
-    pub async fn request(&self, id: Uuid) -> Result<Request, ClientError> {
+    pub async fn request(&self, id: RequestId) -> Result<Request, ClientError> {
         Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}"))).await?.1)
     }
 
@@ -148,7 +149,7 @@ impl Client {
     }
 
     /// Blocks until the request is decided or `timeout_s` (at most 300) passes; returns it either way.
-    pub async fn wait(&self, id: Uuid, timeout_s: u64) -> Result<Request, ClientError> {
+    pub async fn wait(&self, id: RequestId, timeout_s: u64) -> Result<Request, ClientError> {
         let builder = self
             .call(Method::GET, &format!("/v1/requests/{id}/wait"))
             .query(&[("timeout_s", timeout_s)])
@@ -156,20 +157,20 @@ impl Client {
         Ok(Self::send(builder).await?.1)
     }
 
-    pub async fn decide(&self, id: Uuid, decision: &DecisionBody) -> Result<Request, ClientError> {
+    pub async fn decide(&self, id: RequestId, decision: &DecisionBody) -> Result<Request, ClientError> {
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/decision")).json(decision)).await?.1)
     }
 
-    pub async fn cancel(&self, id: Uuid, reason: Option<String>) -> Result<Request, ClientError> {
+    pub async fn cancel(&self, id: RequestId, reason: Option<String>) -> Result<Request, ClientError> {
         let body = CancelBody { reason };
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/cancel")).json(&body)).await?.1)
     }
 
-    pub async fn report_outcome(&self, id: Uuid, outcome: &OutcomeBody) -> Result<Request, ClientError> {
+    pub async fn report_outcome(&self, id: RequestId, outcome: &OutcomeBody) -> Result<Request, ClientError> {
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/outcome")).json(outcome)).await?.1)
     }
 
-    pub async fn events(&self, id: Uuid) -> Result<Vec<Event>, ClientError> {
+    pub async fn events(&self, id: RequestId) -> Result<Vec<Event>, ClientError> {
         Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}/events"))).await?.1)
     }
 }

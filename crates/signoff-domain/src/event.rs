@@ -1,10 +1,10 @@
 //! Audit events: every state change appends one, hash-chained to the one before.
 
+use crate::request::RequestId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 /// The `prev_hash` of the first event in the log.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -49,14 +49,14 @@ impl EventKind {
 /// An event about to be appended; the store gives it its place in the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    pub request_id: Option<Uuid>,
+    pub request_id: Option<RequestId>,
     pub kind: EventKind,
     pub actor: String,
     pub data: Value,
 }
 
 impl NewEvent {
-    pub fn new(request_id: Option<Uuid>, kind: EventKind, actor: impl Into<String>, data: Value) -> Self {
+    pub fn new(request_id: Option<RequestId>, kind: EventKind, actor: impl Into<String>, data: Value) -> Self {
         NewEvent { request_id, kind, actor: actor.into(), data }
     }
 
@@ -83,7 +83,7 @@ impl NewEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: i64,
-    pub request_id: Option<Uuid>,
+    pub request_id: Option<RequestId>,
     pub kind: EventKind,
     pub actor: String,
     pub data: Value,

@@ -11,8 +11,48 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Requests are identified by UUIDv7, so ids sort by creation time.
-pub type RequestId = Uuid;
+/// A request's id: a UUIDv7, so ids sort by creation time. Written as the lowercase hyphenated UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(Uuid);
+
+impl RequestId {
+    /// A new id, ordered after every id made before it.
+    pub fn new() -> RequestId {
+        RequestId(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId::new()
+    }
+}
+
+impl From<Uuid> for RequestId {
+    fn from(uuid: Uuid) -> Self {
+        RequestId(uuid)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl std::str::FromStr for RequestId {
+    type Err = uuid::Error;
+
+    /// Any UUID spelling `uuid` accepts; an id that cannot exist fails to parse.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(RequestId)
+    }
+}
 
 /// Where a request is in its life. Only `pending` can change, and only once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -827,7 +867,7 @@ mod tests {
     fn pending() -> Request {
         let mut new = NewRequest::action("refund");
         new.args = json!({"amount": 10});
-        Request::new(Uuid::now_v7(), new, requester(), Utc::now())
+        Request::new(RequestId::new(), new, requester(), Utc::now())
     }
 
     fn verdict(approve: bool, approver: &str) -> HumanVerdict {
@@ -962,7 +1002,7 @@ mod tests {
         new.summary = Some("Refund".into());
         new.reasoning = Some("broken".into());
         new.tags = vec!["vip".into()];
-        let request = Request::new(Uuid::now_v7(), new, requester(), Utc::now());
+        let request = Request::new(RequestId::new(), new, requester(), Utc::now());
         let event = request.created_event(&Actor::Key { role: crate::Role::Agent, name: "bot".into() });
         assert_eq!(event.actor, "agent:bot");
         for (field, value) in [

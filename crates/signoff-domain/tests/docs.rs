@@ -4,7 +4,6 @@ use chrono::DateTime;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use signoff_domain::{Event, EventKind};
-use uuid::Uuid;
 
 fn api_md() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
@@ -37,7 +36,7 @@ fn the_printf_example_hashes_what_compute_hash_hashes() {
     assert_eq!(keys, ["actor", "at_us", "data", "kind", "owner_key_id", "request_id", "seq"], "every hashed field");
     let event = Event {
         seq: fields["seq"].as_i64().unwrap(),
-        request_id: fields["request_id"].as_str().map(|id| Uuid::parse_str(id).unwrap()),
+        request_id: fields["request_id"].as_str().map(|id| id.parse().unwrap()),
         kind: serde_json::from_value::<EventKind>(fields["kind"].clone()).unwrap(),
         actor: fields["actor"].as_str().unwrap().to_string(),
         data: fields["data"].clone(),

@@ -20,7 +20,6 @@ use signoff_wire::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 const DEFAULT_WAIT_SECONDS: u64 = 30;
@@ -80,7 +79,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
 
 /// Parses a request id from the path; an id that cannot exist is simply not found.
 fn request_id(raw: &str) -> Result<RequestId, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("request"))
+    raw.parse().map_err(|_| ApiError::not_found("request"))
 }
 
 /// Loads a request the caller may see; others' requests are not found, so their existence does not leak.
@@ -145,7 +144,7 @@ async fn list_requests(
     }
     let before = params
         .cursor
-        .map(|c| Uuid::parse_str(&c).map_err(|_| ApiError::invalid("cursor is not one this API returned")))
+        .map(|c| c.parse::<RequestId>().map_err(|_| ApiError::invalid("cursor is not one this API returned")))
         .transpose()?;
     let requested_by = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
     let filter = RequestFilter {

@@ -12,7 +12,6 @@ use signoff_domain::{
 use signoff_policy::{EVERYONE, EvalInput};
 use signoff_store::{Created, NewRequestRecord};
 use signoff_wire::{ErrorCode, ErrorItem};
-use uuid::Uuid;
 
 /// Caps on the fields of a new request, in bytes of their JSON (characters for `summary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +132,7 @@ pub async fn create(
     check_args(&active.policy, &new)?;
     let fingerprint = new.fingerprint();
     let now = signoff_store::now();
-    let mut request = Request::new(Uuid::now_v7(), new, Requester::of(by), now);
+    let mut request = Request::new(RequestId::new(), new, Requester::of(by), now);
     let mut events = vec![request.created_event(&by.actor())];
     let id = request.id.to_string();
     let verdict = active.policy.evaluate(&EvalInput {

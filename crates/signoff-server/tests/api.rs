@@ -129,7 +129,7 @@ async fn wait_times_out_with_the_pending_request(backend: Backend) {
     assert_eq!(app.state.waiters.parked(), 0, "a timed-out waiter leaves nothing parked");
     let (status, body) = send(app.get(&format!("/v1/requests/{id}/wait?timeout_s=301"), &app.agent_key)).await;
     assert_eq!((status, error_code(&body)), (400, "invalid_request"));
-    let unknown = uuid::Uuid::now_v7();
+    let unknown = signoff_domain::RequestId::new();
     let (status, _) = send(app.get(&format!("/v1/requests/{unknown}/wait?timeout_s=5"), &app.agent_key)).await;
     assert_eq!(status, 404);
     app.decide(&id, &app.approver_key, json!({"outcome": "approve"})).await;
@@ -168,7 +168,7 @@ async fn bad_input_gets_a_status_and_a_code(backend: Backend) {
         ),
         (
             "unknown id",
-            send(app.get(&format!("/v1/requests/{}", uuid::Uuid::now_v7()), &app.agent_key)).await,
+            send(app.get(&format!("/v1/requests/{}", signoff_domain::RequestId::new()), &app.agent_key)).await,
             404,
             "not_found",
         ),
@@ -176,7 +176,7 @@ async fn bad_input_gets_a_status_and_a_code(backend: Backend) {
         (
             "cancel body over 1 MiB",
             send(
-                app.post(&format!("/v1/requests/{}/cancel", uuid::Uuid::now_v7()), &app.agent_key)
+                app.post(&format!("/v1/requests/{}/cancel", signoff_domain::RequestId::new()), &app.agent_key)
                     .body(vec![b' '; 2 << 20]),
             )
             .await,

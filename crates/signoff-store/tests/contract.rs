@@ -2,12 +2,12 @@
 
 use serde_json::json;
 use signoff_domain::{
-    Actor, Channel, DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, Requester, Role, Status,
+    Actor, Channel, DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, RequestId, Requester,
+    Role, Status,
 };
 use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
 use signoff_testkit::{Backend, TestDatabase, on_every_backend};
 use std::sync::Arc;
-use uuid::Uuid;
 
 on_every_backend!(
     create_then_read_with_its_event,
@@ -28,7 +28,7 @@ on_every_backend!(
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
     let requester = Requester { key_id: "key_agent".into(), key_name: "bot".into(), responsible: None };
     let fingerprint = new.fingerprint();
-    let request = Request::new(Uuid::now_v7(), new, requester, now());
+    let request = Request::new(RequestId::new(), new, requester, now());
     let events = vec![request.created_event(&Actor::Key { role: Role::Agent, name: "bot".into() })];
     NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events }
 }
@@ -61,7 +61,7 @@ async fn create_then_read_with_its_event(backend: Backend) {
     let events = store.request_events(read.id).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::Created);
-    assert_eq!(store.request(Uuid::now_v7()).await, Err(StoreError::NotFound));
+    assert_eq!(store.request(RequestId::new()).await, Err(StoreError::NotFound));
 }
 
 async fn idempotent_retry_returns_the_original(backend: Backend) {

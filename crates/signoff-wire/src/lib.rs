@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use signoff_domain::{
     ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, Event, EventKind, Mode, NewRequest, Outcome, PolicyVersion,
-    Request, Requester, Role, Status,
+    Request, RequestId, Requester, Role, Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.

@@ -263,7 +263,7 @@ mod tests {
             let at = DateTime::from_timestamp_micros(1_780_000_000_000_000 + seq.rem_euclid(1 << 40)).unwrap();
             let amount = amounts.get(i).copied().unwrap_or(1.0);
             let data = json!({"action": "refund", "args": {"amount": amount, "note": "ünïcode \u{0}"}});
-            let request = Some(uuid::Uuid::from_u128(seq as u128));
+            let request = Some(uuid::Uuid::from_u128(seq as u128).into());
             let owner = (i % 2 == 0).then(|| "key_1".to_string());
             let event = NewEvent::new(request, EventKind::Created, "agent:bot", data).seal(seq, at, prev, owner);
             prev = event.hash.clone();

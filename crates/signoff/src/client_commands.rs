@@ -7,7 +7,6 @@ use serde_json::Value;
 use signoff_client::{Client, ListQuery};
 use signoff_wire::{DecisionBody, Mode, NewRequest, Request, Verdict};
 use std::io::Read;
-use uuid::Uuid;
 
 /// Where the server is and which key to call with.
 #[derive(Debug, Args)]
@@ -85,8 +84,8 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_id(id: &str) -> anyhow::Result<Uuid> {
-    Uuid::parse_str(id).with_context(|| format!("`{id}` is not a request id"))
+fn parse_id(id: &str) -> anyhow::Result<signoff_domain::RequestId> {
+    id.parse().with_context(|| format!("`{id}` is not a request id"))
 }
 
 impl RequestArgs {

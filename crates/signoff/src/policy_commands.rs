@@ -35,7 +35,7 @@ pub struct TestArgs {
     agent: String,
     /// With --request: the request id, which seeds review sampling (to reproduce a stored request's draw).
     #[arg(long)]
-    id: Option<uuid::Uuid>,
+    id: Option<signoff_domain::RequestId>,
 }
 
 /// What policy sees of a request.
@@ -99,7 +99,7 @@ async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let new: NewRequest = serde_json::from_str(&text).context("not a valid request body")?;
         let requester = Requester { key_id: String::new(), key_name: args.agent, responsible: None };
-        let id = args.id.unwrap_or_else(uuid::Uuid::now_v7);
+        let id = args.id.unwrap_or_default();
         let record = replay_record(Request::new(id, new, requester, signoff_store::now()));
         println!("{}", draft.explain(&record.input()));
         return Ok(());
