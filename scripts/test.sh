@@ -19,9 +19,10 @@ if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
 fi
 
 # Python: the independent Standard Webhooks verifier that checks our callback signatures.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import standardwebhooks' 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check standardwebhooks
+standardwebhooks_version=1.1.0
+if [ ! -x .venv/bin/python ] || [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("standardwebhooks"))' 2>/dev/null)" != "$standardwebhooks_version" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "standardwebhooks==$standardwebhooks_version"
 fi
 
 # Schemathesis: checks the running server against docs/openapi.json (crates/signoff/tests/openapi.rs).

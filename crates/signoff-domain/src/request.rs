@@ -305,6 +305,7 @@ pub struct Approval {
     /// The arguments this person approved: the proposed ones, or their edit.
     pub args: Value,
     /// Whether `args` differ from the proposed arguments.
+    #[serde(default)]
     pub edited: bool,
     pub at: DateTime<Utc>,
 }

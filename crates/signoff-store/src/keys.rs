@@ -85,31 +85,21 @@ pub(crate) fn validate(key: &NewKey) -> Result<(), crate::StoreError> {
 }
 
 pub(crate) fn created_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEvent {
-    signoff_domain::NewEvent::new(
-        None,
-        signoff_domain::EventKind::KeyCreated,
-        actor,
-        serde_json::json!({
-            "key_id": key.id,
-            "name": key.name,
-            "role": key.role,
-            "approver_id": key.approver_id,
-            "owner_id": key.owner_id,
-        }),
-    )
+    key_event(signoff_domain::EventKind::KeyCreated, key, actor)
 }
 
 pub(crate) fn revoked_event(key: &ApiKey, actor: &str) -> signoff_domain::NewEvent {
-    signoff_domain::NewEvent::new(
-        None,
-        signoff_domain::EventKind::KeyRevoked,
-        actor,
-        serde_json::json!({
-            "key_id": key.id,
-            "name": key.name,
-            "role": key.role,
-            "approver_id": key.approver_id,
-            "owner_id": key.owner_id,
-        }),
-    )
+    key_event(signoff_domain::EventKind::KeyRevoked, key, actor)
+}
+
+/// A key event: which key, its role, and the people it is bound to.
+fn key_event(kind: signoff_domain::EventKind, key: &ApiKey, actor: &str) -> signoff_domain::NewEvent {
+    let data = serde_json::json!({
+        "key_id": key.id,
+        "name": key.name,
+        "role": key.role,
+        "approver_id": key.approver_id,
+        "owner_id": key.owner_id,
+    });
+    signoff_domain::NewEvent::new(None, kind, actor, data)
 }
