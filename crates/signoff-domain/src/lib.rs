@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod event;
 mod identity;
 mod key;
+mod notification;
 mod policy_version;
 mod request;
 mod vocabulary;
@@ -18,6 +19,7 @@ pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_call
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
+pub use notification::{NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 pub use policy_version::PolicyVersion;
 pub use request::{
     Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, NewRequest, Outcome,

@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod limits;
 mod metrics;
+pub mod notify;
 mod observe;
 mod policy;
 mod routes;
@@ -47,6 +48,10 @@ pub struct AppState {
     pub callbacks: CallbackSettings,
     /// Signed audit checkpoints: written by a worker when set.
     pub checkpoints: Option<checkpoints::CheckpointSettings>,
+    /// Where people reach this server (`SIGNOFF_PUBLIC_URL`, no trailing slash): links in messages point here.
+    pub public_url: String,
+    /// The channels that notify people, with their senders; none by default.
+    pub senders: notify::Senders,
     /// Timeouts, the connection cap, rate limits and page sizes; [`Limits::default`] unless set before serving.
     pub limits: Limits,
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
@@ -87,6 +92,8 @@ impl AppState {
             limits: Limits::default(),
             metrics_token: None,
             checkpoints: None,
+            public_url: "http://127.0.0.1:8700".into(),
+            senders: notify::Senders::default(),
         })
     }
 }

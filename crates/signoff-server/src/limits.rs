@@ -189,6 +189,10 @@ async fn guard_call(State(guard): State<Arc<Guard>>, mut request: Request, next:
         return error.into_response();
     }
 
+    if declared_length(&request).is_some_and(|length| length > crate::MAX_BODY_BYTES as u64) {
+        return refuse_oversized(request, guard.limits.body_timeout).await;
+    }
+
     let verdict = KeyVerdict::default();
     request.extensions_mut().insert(verdict.clone());
     let deadline = Instant::now() + guard.limits.body_timeout;
@@ -764,6 +768,36 @@ impl hyper::body::Body for AnsweringBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The body length a request declares (`Content-Length`), if it does.
+fn declared_length(request: &Request) -> Option<u64> {
+    request.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The most of an oversized body read (and thrown away) before answering, so the client, still sending, reads our
+/// `413` instead of a reset connection.
+const DRAIN_AT_MOST: usize = 16 * 1024 * 1024;
+
+/// Answers `413 payload_too_large` to a request that declares a body over the limit, after draining what it sends
+/// (up to [`DRAIN_AT_MOST`], within the body timeout); the connection is closed after the answer.
+async fn refuse_oversized(request: Request, body_timeout: Duration) -> Response {
+    use http_body_util::BodyExt as _;
+    let mut body = request.into_body();
+    let drain = async {
+        let mut read = 0usize;
+        while read <= DRAIN_AT_MOST {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len()),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(body_timeout, drain).await;
+    let message = format!("the body is larger than the limit of {} bytes", crate::MAX_BODY_BYTES);
+    let mut response = ApiError::new(ErrorCode::PayloadTooLarge, message).into_response();
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/outcome", post(report_outcome))
         .route("/v1/requests/{id}/events", get(request_events))
         .route("/v1/requests/{id}/deliveries", get(request_deliveries))
+        .route("/v1/requests/{id}/notifications", get(request_notifications))
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/audit/verify", get(crate::events::verify_route))
         .route("/v1/audit/checkpoints", get(crate::checkpoints::list_route))
@@ -311,6 +312,50 @@ async fn request_deliveries(
                     })
                     .collect();
                 DeliveryView { record, history }
+            })
+            .collect(),
+    ))
+}
+
+/// A notification and every attempt made to send it.
+#[derive(Debug, serde::Serialize)]
+struct NotificationView {
+    #[serde(flatten)]
+    notification: signoff_domain::Notification,
+    /// The attempts, oldest first, from the `notification_attempted` events.
+    history: Vec<serde_json::Value>,
+}
+
+/// The notifications about a request (asks and the updates to them), with their attempts so far.
+async fn request_notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<NotificationView>>, ApiError> {
+    let id = request_id(&id)?;
+    visible_request(&state, &caller, id).await?;
+    let attempts: Vec<Event> = state
+        .store
+        .request_events(id)
+        .await?
+        .into_iter()
+        .filter(|event| event.kind == signoff_domain::EventKind::NotificationAttempted)
+        .collect();
+    let notifications = state.store.notifications(id).await?;
+    Ok(Json(
+        notifications
+            .into_iter()
+            .map(|notification| {
+                let history = attempts
+                    .iter()
+                    .filter(|event| event.data["notification_id"] == notification.id.as_str())
+                    .map(|event| {
+                        let mut attempt = event.data.clone();
+                        attempt["at"] = serde_json::json!(event.at);
+                        attempt
+                    })
+                    .collect();
+                NotificationView { notification, history }
             })
             .collect(),
     ))

@@ -22,6 +22,11 @@ const DELIVERY_CONCURRENCY: usize = 32;
 /// Starts both loops; they stop when `shutdown` turns true.
 pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) {
     tokio::spawn(run_timers(state.clone(), shutdown.clone()));
+    if !state.senders.is_empty() {
+        let planner = crate::notify::Planner::new(state.policy.clone(), state.senders.channels());
+        state.store.set_notification_planner(Arc::new(planner));
+        tokio::spawn(crate::notify::run(state.clone(), state.senders.clone(), shutdown.clone()));
+    }
     if let Some(settings) = state.checkpoints.clone() {
         tokio::spawn(crate::checkpoints::run(state.clone(), settings, shutdown.clone()));
     }

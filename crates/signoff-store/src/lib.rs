@@ -14,6 +14,7 @@ use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, ApproverId, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
 };
+use signoff_domain::{Notification, NotificationPlan, NotificationState};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -150,6 +151,148 @@ fn update_after_due_timers(
     }
 }
 
+/// Decides who is notified of a change to a request (it knows the policy; the store does not).
+pub trait NotificationPlanner: Send + Sync + 'static {
+    /// What the change from `before` (`None`: just created) to `after` means for the request's notifications.
+    fn plan(&self, before: Option<&Request>, after: &Request) -> NotificationPlan;
+}
+
+/// The planner slot of a store: set once by the server, read inside every write.
+#[derive(Clone, Default)]
+struct PlannerSlot(Arc<std::sync::OnceLock<Arc<dyn NotificationPlanner>>>);
+
+impl PlannerSlot {
+    fn set(&self, planner: Arc<dyn NotificationPlanner>) {
+        let _ = self.0.set(planner);
+    }
+
+    fn plan(&self, before: Option<&Request>, after: &Request) -> NotificationPlan {
+        self.0.get().map(|planner| planner.plan(before, after)).unwrap_or_default()
+    }
+}
+
+/// A notification claimed for sending, with what sending it needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotification {
+    pub notification: Notification,
+    /// This claim's lease: only it may record the attempt.
+    pub lease: String,
+    /// For an update: the ask it changes, as it stands (state and where its message lives).
+    pub ask: Option<(NotificationState, Option<String>)>,
+}
+
+/// What became of one claimed notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationAttempt {
+    pub at: DateTime<Utc>,
+    pub outcome: NotificationOutcome,
+    pub elapsed_ms: u64,
+}
+
+/// The result of sending (or not yet sending) a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationOutcome {
+    /// Delivered; `provider_ref` is where the message lives (for later updates).
+    Sent { provider_ref: Option<String> },
+    /// Failed for now: try again at `next_attempt_at`.
+    Retry { error: String, next_attempt_at: DateTime<Utc> },
+    /// Given up.
+    Failed { error: String },
+    /// An update whose ask is not sent yet: look again at `next_attempt_at` (not an attempt; no event).
+    Deferred { next_attempt_at: DateTime<Utc> },
+}
+
+impl NotificationOutcome {
+    fn state(&self) -> NotificationState {
+        match self {
+            NotificationOutcome::Sent { .. } => NotificationState::Sent,
+            NotificationOutcome::Failed { .. } => NotificationState::Failed,
+            NotificationOutcome::Retry { .. } | NotificationOutcome::Deferred { .. } => NotificationState::Pending,
+        }
+    }
+
+    fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            NotificationOutcome::Retry { next_attempt_at, .. } | NotificationOutcome::Deferred { next_attempt_at } => {
+                Some(*next_attempt_at)
+            }
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            NotificationOutcome::Retry { error, .. } | NotificationOutcome::Failed { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The event recording one attempt to send a notification.
+fn notification_event(claimed: &ClaimedNotification, attempt: &NotificationAttempt) -> NewEvent {
+    let n = &claimed.notification;
+    NewEvent::new(
+        Some(n.request_id),
+        EventKind::NotificationAttempted,
+        "notifications",
+        serde_json::json!({
+            "notification_id": n.id,
+            "channel": n.channel,
+            "purpose": n.purpose,
+            "approver_id": n.approver_id,
+            "attempt": n.attempts + 1,
+            "state": attempt.outcome.state(),
+            "error": attempt.outcome.error(),
+            "elapsed_ms": attempt.elapsed_ms,
+            "next_attempt_at": attempt.outcome.next_attempt_at(),
+        }),
+    )
+}
+
+/// A notification row about to be written.
+struct OutboxRow {
+    approver_id: Option<String>,
+    channel: String,
+    address: String,
+    purpose: &'static str,
+    group: String,
+    updates_id: Option<String>,
+}
+
+/// An ask already written, as read back for its update: id, approver id, channel, address, group.
+type WrittenAsk = (String, Option<String>, String, String, String);
+
+/// The rows `plan` writes: an update for every written ask still worth updating, then the new asks.
+fn outbox_rows(plan: NotificationPlan, written: Vec<WrittenAsk>) -> Vec<OutboxRow> {
+    let updates = written.into_iter().map(|(id, approver_id, channel, address, group)| OutboxRow {
+        approver_id,
+        channel,
+        address,
+        purpose: "update",
+        group,
+        updates_id: Some(id),
+    });
+    let asks = plan.asks.into_iter().map(|ask| OutboxRow {
+        approver_id: ask.approver_id.map(|id| id.to_string()),
+        channel: ask.channel.as_str().to_string(),
+        address: ask.address,
+        purpose: "ask",
+        group: ask.group,
+        updates_id: None,
+    });
+    updates.chain(asks).collect()
+}
+
+/// The asks of a request that an update should change: not failed, and with no update already waiting (an update
+/// renders the request as it is when sent, so one is enough). `$1`/`?1` is the request id.
+const ASKS_TO_UPDATE: &str = "SELECT id, approver_id, channel, address, group_name FROM notifications a
+     WHERE request_id = {id} AND purpose = 'ask' AND state != 'failed'
+     AND NOT EXISTS (SELECT 1 FROM notifications u WHERE u.updates_id = a.id AND u.state = 'pending')";
+
+fn new_notification_id() -> String {
+    format!("ntf_{}", uuid::Uuid::now_v7().simple())
+}
+
 /// A notice that something changed, for waking waiters (on PostgreSQL, across replicas).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -209,6 +352,25 @@ pub trait Store: Send + Sync + 'static {
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError>;
     /// Every stored checkpoint, oldest first.
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Who is notified of what: consulted inside every change to a request (create, update, timers), so the
+    /// notifications a change causes are written in its transaction. Without a planner nothing is notified.
+    fn set_notification_planner(&self, planner: Arc<dyn NotificationPlanner>);
+    /// Claims notifications due at `now` for `lease` (another worker will not take them meanwhile).
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNotification>, StoreError>;
+    /// Records what became of a claimed notification (an attempt is also an event), if the claim still holds the
+    /// lease; returns false when it ran out and another worker took it.
+    async fn record_notification_attempt(
+        &self,
+        claimed: &ClaimedNotification,
+        attempt: NotificationAttempt,
+    ) -> Result<bool, StoreError>;
+    /// A request's notifications, oldest first.
+    async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError>;
     /// How many requests are pending (for the metrics gauge).
     async fn pending_count(&self) -> Result<u64, StoreError>;
 

@@ -7,9 +7,11 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
-    RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, now, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
+    ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
+    DeliveryState, NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot,
+    RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request,
+    encode_json, from_micros, new_notification_id, notification_event, now, outbox_rows, person_from_db,
+    policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,8 +20,10 @@ use signoff_domain::{
     ApiKey, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
     hash_key_secret,
 };
+use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -34,6 +38,7 @@ pub struct PostgresStore {
     pool: PgPool,
     changes: broadcast::Sender<Change>,
     jobs: mpsc::Sender<Job>,
+    planner: PlannerSlot,
 }
 
 /// A create or update waiting for the writer's next transaction.
@@ -70,8 +75,9 @@ impl PostgresStore {
         listener.listen(CHANGES_CHANNEL).await?;
         tokio::spawn(forward_notifications(listener, changes.clone()));
         let (jobs, queue) = mpsc::channel(16 * MAX_BATCH);
-        tokio::spawn(run_writer(pool.clone(), queue));
-        Ok(PostgresStore { pool, changes, jobs })
+        let planner = PlannerSlot::default();
+        tokio::spawn(run_writer(pool.clone(), queue, planner.clone()));
+        Ok(PostgresStore { pool, changes, jobs, planner })
     }
 }
 
@@ -104,7 +110,7 @@ async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::P
 }
 
 /// The writer: takes every queued create and update (up to a batch), runs them in one transaction, commits once.
-async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
+async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: PlannerSlot) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut tx = match begin_write(&pool).await {
@@ -128,7 +134,7 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
                 broken = Some(error);
                 continue;
             }
-            let (completion, ok) = job.run(&mut tx).await;
+            let (completion, ok) = job.run(&mut tx, &planner).await;
             let end = if ok { "RELEASE SAVEPOINT job" } else { "ROLLBACK TO SAVEPOINT job" };
             if let Err(error) = sqlx::query(end).execute(&mut *tx).await {
                 broken = Some(error.into());
@@ -155,15 +161,15 @@ impl Job {
 
     /// Runs the job inside the current savepoint; returns how to answer once the transaction ends, and whether the
     /// job succeeded (else its savepoint is rolled back).
-    async fn run(self, conn: &mut PgConnection) -> (Completion, bool) {
+    async fn run(self, conn: &mut PgConnection, planner: &PlannerSlot) -> (Completion, bool) {
         match self {
             Job::Create(record, reply) => {
-                let result = insert_request(conn, *record).await;
+                let result = insert_request(conn, planner, *record).await;
                 let ok = result.is_ok();
                 (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
             }
             Job::Update(id, update, reply) => {
-                let result = apply_update(conn, id, update).await;
+                let result = apply_update(conn, planner, id, update).await;
                 let ok = result.is_ok();
                 let answer = result.and_then(|(request, refusal)| match refusal {
                     Some(refusal) => Err(StoreError::Domain(refusal)),
@@ -176,7 +182,11 @@ impl Job {
 }
 
 /// Inserts a request with its events, or finds the original of an idempotent retry.
-async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Result<Created, StoreError> {
+async fn insert_request(
+    conn: &mut PgConnection,
+    planner: &PlannerSlot,
+    record: NewRequestRecord,
+) -> Result<Created, StoreError> {
     let request = record.request;
     let inserted = sqlx::query(
         "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
@@ -214,6 +224,7 @@ async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Re
     }
     append_events(conn, record.events, Some(&request.requested_by.key_id)).await?;
     enqueue_callback(conn, Status::Pending, &request).await?;
+    enqueue_notifications(conn, planner.plan(None, &request), &request).await?;
     notify(conn, request.id).await?;
     Ok(Created { request, created: true })
 }
@@ -222,13 +233,14 @@ async fn insert_request(conn: &mut PgConnection, record: NewRequestRecord) -> Re
 /// returned beside the request, so the timers' effect still commits.
 async fn apply_update(
     conn: &mut PgConnection,
+    planner: &PlannerSlot,
     id: RequestId,
     update: RequestUpdate,
 ) -> Result<(Request, Option<DomainError>), StoreError> {
     let mut request = load_request(conn, id, true).await?;
-    let was = request.status;
+    let before = request.clone();
     let (events, refusal) = update_after_due_timers(&mut request, update, now());
-    save_request(conn, &request, was, events).await?;
+    save_request(conn, planner, &before, &request, events).await?;
     Ok((request, refusal))
 }
 
@@ -267,10 +279,12 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
 /// Writes a changed request with its events, enqueues its callback if it was just decided, and announces it.
 async fn save_request(
     conn: &mut PgConnection,
+    planner: &PlannerSlot,
+    before: &Request,
     request: &Request,
-    was: Status,
     events: Vec<NewEvent>,
 ) -> Result<(), StoreError> {
+    let was = before.status;
     if events.is_empty() && request.status == was {
         return Ok(());
     }
@@ -287,7 +301,76 @@ async fn save_request(
         .await?;
     append_events(conn, events, Some(&request.requested_by.key_id)).await?;
     enqueue_callback(conn, was, request).await?;
+    enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
     notify(conn, request.id).await
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \
+     attempts, next_attempt_at, provider_ref, last_error, created_at, updated_at";
+
+/// Writes the notifications `plan` asks for (see [`outbox_rows`]).
+async fn enqueue_notifications(
+    conn: &mut PgConnection,
+    plan: NotificationPlan,
+    request: &Request,
+) -> Result<(), StoreError> {
+    if !plan.update_sent && plan.asks.is_empty() {
+        return Ok(());
+    }
+    let mut written: Vec<WrittenAsk> = Vec::new();
+    if plan.update_sent {
+        written = sqlx::query_as(&ASKS_TO_UPDATE.replace("{id}", "$1"))
+            .bind(request.id.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+    }
+    let at = now().timestamp_micros();
+    for row in outbox_rows(plan, written) {
+        sqlx::query(
+            "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose, group_name,
+             updates_id, state, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10, $10)",
+        )
+        .bind(new_notification_id())
+        .bind(request.id.to_string())
+        .bind(&request.requested_by.key_id)
+        .bind(row.approver_id)
+        .bind(row.channel)
+        .bind(row.address)
+        .bind(row.purpose)
+        .bind(row.group)
+        .bind(row.updates_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn notification_from_row(row: &sqlx::postgres::PgRow) -> Result<Notification, StoreError> {
+    let id: String = row.get("id");
+    let corrupt = |what: &str| StoreError::other(format!("corrupt notification {id}: {what}"));
+    let request_id: String = row.get("request_id");
+    let channel: String = row.get("channel");
+    let purpose: String = row.get("purpose");
+    let state: String = row.get("state");
+    Ok(Notification {
+        request_id: request_id.parse().map_err(|_| corrupt("request id"))?,
+        approver_id: person_from_db(row.get("approver_id"))?,
+        channel: Channel::from_name(&channel).ok_or_else(|| corrupt("channel"))?,
+        address: row.get("address"),
+        purpose: Purpose::parse(&purpose).ok_or_else(|| corrupt("purpose"))?,
+        group: row.get("group_name"),
+        updates_id: row.get("updates_id"),
+        state: NotificationState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        attempts: row.get::<i64, _>("attempts") as u32,
+        next_attempt_at: row.get::<Option<i64>, _>("next_attempt_at").map(from_micros),
+        provider_ref: row.get("provider_ref"),
+        last_error: row.get("last_error"),
+        created_at: from_micros(row.get("created_at")),
+        updated_at: from_micros(row.get("updated_at")),
+        id,
+    })
 }
 
 async fn enqueue_callback(conn: &mut PgConnection, was: Status, request: &Request) -> Result<(), StoreError> {
@@ -569,9 +652,9 @@ impl Store for PostgresStore {
         let mut changed = Vec::with_capacity(docs.len());
         for doc in docs {
             let mut request = decode_request(&doc)?;
-            let was = request.status;
+            let before = request.clone();
             let events = request.fire_timers(at);
-            save_request(&mut tx, &request, was, events).await?;
+            save_request(&mut tx, &self.planner, &before, &request, events).await?;
             changed.push(request);
         }
         tx.commit().await?;
@@ -722,6 +805,96 @@ impl Store for PostgresStore {
                 signature: row.get("signature"),
             })
             .collect())
+    }
+
+    fn set_notification_planner(&self, planner: Arc<dyn NotificationPlanner>) {
+        self.planner.set(planner);
+    }
+
+    async fn claim_notifications(
+        &self,
+        at: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNotification>, StoreError> {
+        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        let columns =
+            NOTIFICATION_COLUMNS.split(", ").map(|c| format!("n.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "UPDATE notifications n SET next_attempt_at = $3, lease_token = md5(random()::text || n.id)
+             FROM (SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= $1
+                   ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+             WHERE n.id = due.id
+             RETURNING {columns}, n.lease_token,
+                       (SELECT a.state FROM notifications a WHERE a.id = n.updates_id) AS ask_state,
+                       (SELECT a.provider_ref FROM notifications a WHERE a.id = n.updates_id) AS ask_ref"
+        ))
+        .bind(at.timestamp_micros())
+        .bind(i64::from(limit))
+        .bind(lease_until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let ask_state: Option<String> = row.get("ask_state");
+                let ask = ask_state
+                    .map(|state| {
+                        NotificationState::parse(&state).ok_or_else(|| StoreError::other("corrupt notification state"))
+                    })
+                    .transpose()?
+                    .map(|state| (state, row.get::<Option<String>, _>("ask_ref")));
+                Ok(ClaimedNotification {
+                    notification: notification_from_row(row)?,
+                    lease: row.get("lease_token"),
+                    ask,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        claimed: &ClaimedNotification,
+        attempt: NotificationAttempt,
+    ) -> Result<bool, StoreError> {
+        let counted = !matches!(attempt.outcome, NotificationOutcome::Deferred { .. });
+        let provider_ref = match &attempt.outcome {
+            NotificationOutcome::Sent { provider_ref } => provider_ref.clone(),
+            _ => None,
+        };
+        let mut tx = begin_write(&self.pool).await?;
+        let owner: Option<String> = sqlx::query_scalar(
+            "UPDATE notifications SET state = $2, attempts = attempts + $3, next_attempt_at = $4,
+             provider_ref = COALESCE($5, provider_ref), last_error = COALESCE($6, last_error), updated_at = $7,
+             lease_token = NULL
+             WHERE id = $1 AND lease_token = $8 RETURNING owner_key_id",
+        )
+        .bind(&claimed.notification.id)
+        .bind(attempt.outcome.state().as_str())
+        .bind(i64::from(counted))
+        .bind(attempt.outcome.next_attempt_at().map(|at| at.timestamp_micros()))
+        .bind(provider_ref)
+        .bind(attempt.outcome.error())
+        .bind(attempt.at.timestamp_micros())
+        .bind(&claimed.lease)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(owner) = owner else { return Ok(false) };
+        if counted {
+            append_events(&mut tx, vec![notification_event(claimed, &attempt)], Some(&owner)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE request_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(request_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(notification_from_row).collect()
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {

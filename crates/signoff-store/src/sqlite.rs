@@ -3,9 +3,11 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    AppliedPolicy, Change, Created, Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, NewRequestRecord,
-    RequestFilter, RequestUpdate, Store, StoreError, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, new_lease_token, now, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
+    ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
+    DeliveryState, NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot,
+    RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request,
+    encode_json, from_micros, new_lease_token, new_notification_id, notification_event, now, outbox_rows,
+    person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +16,7 @@ use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
 };
+use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -24,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_timers_callbacks.sql"),
     include_str!("../migrations/sqlite/0004_queues.sql"),
     include_str!("../migrations/sqlite/0005_people_checkpoints.sql"),
+    include_str!("../migrations/sqlite/0006_notifications.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -47,6 +51,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     read_permits: tokio::sync::Semaphore,
     changes: broadcast::Sender<Change>,
+    planner: PlannerSlot,
 }
 
 impl SqliteStore {
@@ -70,6 +75,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(MAX_READERS),
                 changes,
+                planner: PlannerSlot::default(),
             }),
         })
     }
@@ -245,8 +251,16 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) 
     Ok(())
 }
 
-/// Writes a changed request with its events, and enqueues its callback if it was just decided.
-fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<NewEvent>) -> Result<(), StoreError> {
+/// Writes a changed request with its events, enqueues its callback if it was just decided, and the notifications the
+/// change causes.
+fn save_request(
+    conn: &Connection,
+    planner: &PlannerSlot,
+    before: &Request,
+    request: &Request,
+    events: Vec<NewEvent>,
+) -> Result<(), StoreError> {
+    let was = before.status;
     if events.is_empty() && request.status == was {
         return Ok(());
     }
@@ -262,7 +276,123 @@ fn save_request(conn: &Connection, request: &Request, was: Status, events: Vec<N
             request.group,
         ])?;
     append_events(conn, events, Some(&request.requested_by.key_id))?;
-    enqueue_callback(conn, was, request)
+    enqueue_callback(conn, was, request)?;
+    enqueue_notifications(conn, planner.plan(Some(before), request), request)
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \
+     attempts, next_attempt_at, provider_ref, last_error, created_at, updated_at";
+
+/// Writes the notifications `plan` asks for (see [`outbox_rows`]).
+fn enqueue_notifications(conn: &Connection, plan: NotificationPlan, request: &Request) -> Result<(), StoreError> {
+    if !plan.update_sent && plan.asks.is_empty() {
+        return Ok(());
+    }
+    let mut written: Vec<WrittenAsk> = Vec::new();
+    if plan.update_sent {
+        let mut asks = conn.prepare_cached(&ASKS_TO_UPDATE.replace("{id}", "?1"))?;
+        let found = asks.query_map([request.id.to_string()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })?;
+        written = found.collect::<Result<_, _>>()?;
+    }
+    let at = now().timestamp_micros();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose, group_name,
+         updates_id, state, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)",
+    )?;
+    for row in outbox_rows(plan, written) {
+        insert.execute(params![
+            new_notification_id(),
+            request.id.to_string(),
+            request.requested_by.key_id,
+            row.approver_id,
+            row.channel,
+            row.address,
+            row.purpose,
+            row.group,
+            row.updates_id,
+            at
+        ])?;
+    }
+    Ok(())
+}
+
+type NotificationRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    u32,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn row_to_notification(row: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+        row.get(12)?,
+        row.get(13)?,
+        row.get(14)?,
+    ))
+}
+
+fn notification_from_row(row: NotificationRow) -> Result<Notification, StoreError> {
+    let (
+        id,
+        request_id,
+        approver,
+        channel,
+        address,
+        purpose,
+        group,
+        updates_id,
+        state,
+        attempts,
+        next,
+        provider_ref,
+        last_error,
+        created,
+        updated,
+    ) = row;
+    let corrupt = |what: &str| StoreError::other(format!("corrupt notification {id}: {what}"));
+    Ok(Notification {
+        request_id: request_id.parse().map_err(|_| corrupt("request id"))?,
+        approver_id: person_from_db(approver)?,
+        channel: Channel::from_name(&channel).ok_or_else(|| corrupt("channel"))?,
+        address,
+        purpose: Purpose::parse(&purpose).ok_or_else(|| corrupt("purpose"))?,
+        group,
+        updates_id,
+        state: NotificationState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        attempts,
+        next_attempt_at: next.map(from_micros),
+        provider_ref,
+        last_error,
+        created_at: from_micros(created),
+        updated_at: from_micros(updated),
+        id,
+    })
 }
 
 fn enqueue_callback(conn: &Connection, was: Status, request: &Request) -> Result<(), StoreError> {
@@ -369,6 +499,7 @@ const KEY_COLUMNS: &str = "id, name, role, approver_id, owner_id, created_at, re
 impl Store for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %record.request.id))]
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
+        let planner = self.inner.planner.clone();
         self.write(move |conn| {
             let request = record.request;
             if let Some(idem_key) = &record.idempotency_key {
@@ -404,6 +535,7 @@ impl Store for SqliteStore {
             ])?;
             append_events(conn, record.events, Some(&request.requested_by.key_id))?;
             enqueue_callback(conn, Status::Pending, &request)?;
+            enqueue_notifications(conn, planner.plan(None, &request), &request)?;
             Ok(Created { request, created: true })
         })
         .await
@@ -444,13 +576,14 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %id))]
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+        let planner = self.inner.planner.clone();
         let (request, changed, refusal) = self
             .write(move |conn| {
                 let mut request = load_request(conn, id)?;
-                let was = request.status;
+                let before = request.clone();
                 let (events, refusal) = update_after_due_timers(&mut request, update, now());
                 let changed = !events.is_empty();
-                save_request(conn, &request, was, events)?;
+                save_request(conn, &planner, &before, &request, events)?;
                 Ok((request, changed, refusal))
             })
             .await?;
@@ -600,6 +733,7 @@ impl Store for SqliteStore {
         if !self.any_due("SELECT 1 FROM requests WHERE next_timer_at <= ?1 LIMIT 1", at).await? {
             return Ok(Vec::new());
         }
+        let planner = self.inner.planner.clone();
         let changed = self
             .write(move |conn| {
                 let docs: Vec<String> = conn
@@ -611,9 +745,9 @@ impl Store for SqliteStore {
                 let mut changed = Vec::with_capacity(docs.len());
                 for doc in docs {
                     let mut request = decode_request(&doc)?;
-                    let was = request.status;
+                    let before = request.clone();
                     let events = request.fire_timers(at);
-                    save_request(conn, &request, was, events)?;
+                    save_request(conn, &planner, &before, &request, events)?;
                     changed.push(request);
                 }
                 Ok(changed)
@@ -813,6 +947,112 @@ impl Store for SqliteStore {
                 })
             })?;
             rows.map(|row| row.map_err(StoreError::from)).collect()
+        })
+        .await
+    }
+
+    fn set_notification_planner(&self, planner: Arc<dyn NotificationPlanner>) {
+        self.inner.planner.set(planner);
+    }
+
+    async fn claim_notifications(
+        &self,
+        at: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNotification>, StoreError> {
+        if !self
+            .any_due("SELECT 1 FROM notifications WHERE state = 'pending' AND next_attempt_at <= ?1 LIMIT 1", at)
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        self.write(move |conn| {
+            let columns =
+                NOTIFICATION_COLUMNS.split(", ").map(|c| format!("n.{}", c.trim())).collect::<Vec<_>>().join(", ");
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {columns}, a.state, a.provider_ref FROM notifications n
+                 LEFT JOIN notifications a ON a.id = n.updates_id
+                 WHERE n.state = 'pending' AND n.next_attempt_at <= ?1 ORDER BY n.next_attempt_at LIMIT ?2"
+            ))?;
+            let rows = statement
+                .query_map(params![at.timestamp_micros(), limit], |row| {
+                    Ok((
+                        row_to_notification(row)?,
+                        row.get::<_, Option<String>>(15)?,
+                        row.get::<_, Option<String>>(16)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (row, ask_state, ask_ref) in rows {
+                let notification = notification_from_row(row)?;
+                let lease = new_lease_token();
+                conn.prepare_cached("UPDATE notifications SET next_attempt_at = ?2, lease_token = ?3 WHERE id = ?1")?
+                    .execute(params![notification.id, lease_until, lease])?;
+                let ask = ask_state
+                    .map(|state| {
+                        NotificationState::parse(&state).ok_or_else(|| StoreError::other("corrupt notification state"))
+                    })
+                    .transpose()?
+                    .map(|state| (state, ask_ref));
+                claimed.push(ClaimedNotification { notification, lease, ask });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        claimed: &ClaimedNotification,
+        attempt: NotificationAttempt,
+    ) -> Result<bool, StoreError> {
+        let claimed = claimed.clone();
+        self.write(move |conn| {
+            let counted = !matches!(attempt.outcome, NotificationOutcome::Deferred { .. });
+            let provider_ref = match &attempt.outcome {
+                NotificationOutcome::Sent { provider_ref } => provider_ref.clone(),
+                _ => None,
+            };
+            let owner: Option<String> = conn
+                .prepare_cached(
+                    "UPDATE notifications SET state = ?2, attempts = attempts + ?3, next_attempt_at = ?4,
+                     provider_ref = COALESCE(?5, provider_ref), last_error = COALESCE(?6, last_error), updated_at = ?7,
+                     lease_token = NULL
+                     WHERE id = ?1 AND lease_token = ?8 RETURNING owner_key_id",
+                )?
+                .query_row(
+                    params![
+                        claimed.notification.id,
+                        attempt.outcome.state().as_str(),
+                        u32::from(counted),
+                        attempt.outcome.next_attempt_at().map(|at| at.timestamp_micros()),
+                        provider_ref,
+                        attempt.outcome.error(),
+                        attempt.at.timestamp_micros(),
+                        claimed.lease,
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(owner) = owner else { return Ok(false) };
+            if counted {
+                append_events(conn, vec![notification_event(&claimed, &attempt)], Some(&owner))?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE request_id = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = statement.query_map([request_id.to_string()], row_to_notification)?;
+            rows.map(|row| notification_from_row(row?)).collect()
         })
         .await
     }

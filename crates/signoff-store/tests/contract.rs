@@ -23,6 +23,7 @@ on_every_backend!(
     a_due_escalation_moves_the_request_before_a_decision,
     keys_keep_the_person_they_act_for,
     only_the_lease_holder_records_a_delivery_attempt,
+    notifications_are_written_with_the_change_and_updated_after_it,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -337,4 +338,88 @@ async fn only_the_lease_holder_records_a_delivery_attempt(backend: Backend) {
     assert!(store.record_delivery_attempt(&second, attempt(later)).await.unwrap());
     let attempts = store.request_events(id).await.unwrap();
     assert_eq!(attempts.iter().filter(|e| e.kind == EventKind::CallbackAttempted).count(), 1);
+}
+
+/// Asks `dana` by email whenever a request lands in a group; updates every message once it moves on.
+struct AskDana;
+
+impl signoff_store::NotificationPlanner for AskDana {
+    fn plan(&self, before: Option<&Request>, after: &Request) -> signoff_domain::NotificationPlan {
+        let routed = after.group.is_some() && before.is_none_or(|b| b.group != after.group);
+        let asks = routed
+            .then(|| signoff_domain::NewAsk {
+                approver_id: Some(signoff_testkit::person("dana")),
+                channel: Channel::Email,
+                address: "dana@example.com".into(),
+                group: after.group.clone().unwrap_or_default(),
+            })
+            .into_iter()
+            .collect();
+        signoff_domain::NotificationPlan { asks, update_sent: before.is_some_and(|b| b.status != after.status) }
+    }
+}
+
+async fn notifications_are_written_with_the_change_and_updated_after_it(backend: Backend) {
+    use signoff_domain::{NotificationState, Purpose};
+    use signoff_store::{NotificationAttempt, NotificationOutcome};
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    store.set_notification_planner(Arc::new(AskDana));
+    let mut routed = record(refund(10), None);
+    routed.request.group = Some("finance".into());
+    let id = store.create_request(routed).await.unwrap().request.id;
+    let written = store.notifications(id).await.unwrap();
+    assert_eq!(written.len(), 1, "the ask is written with the create");
+    assert_eq!((written[0].purpose, written[0].state), (Purpose::Ask, NotificationState::Pending));
+
+    let lease = std::time::Duration::from_secs(60);
+    let ask = store.claim_notifications(now(), lease, 10).await.unwrap().remove(0);
+    assert!(store.claim_notifications(now(), lease, 10).await.unwrap().is_empty(), "claimed once");
+    let sent = |provider_ref: &str| NotificationAttempt {
+        at: now(),
+        outcome: NotificationOutcome::Sent { provider_ref: Some(provider_ref.into()) },
+        elapsed_ms: 3,
+    };
+    assert!(store.record_notification_attempt(&ask, sent("<m1@example.com>")).await.unwrap());
+
+    // The decision writes one update for the ask, which knows where the ask's message lives.
+    store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("carl"), now()))).await.unwrap();
+    let update = store.claim_notifications(now(), lease, 10).await.unwrap().remove(0);
+    assert_eq!(update.notification.purpose, Purpose::Update);
+    assert_eq!(update.notification.updates_id.as_deref(), Some(ask.notification.id.as_str()));
+    assert_eq!(update.ask, Some((NotificationState::Sent, Some("<m1@example.com>".to_string()))));
+    // Not yet: looked at again later, and that is no attempt.
+    let later = now() + chrono::Duration::seconds(1);
+    let deferred = NotificationAttempt {
+        at: now(),
+        outcome: NotificationOutcome::Deferred { next_attempt_at: later },
+        elapsed_ms: 0,
+    };
+    assert!(store.record_notification_attempt(&update, deferred).await.unwrap());
+    let update = store.claim_notifications(later, lease, 10).await.unwrap().remove(0);
+    let retry = NotificationAttempt {
+        at: now(),
+        outcome: NotificationOutcome::Retry { error: "rate limited".into(), next_attempt_at: later },
+        elapsed_ms: 1,
+    };
+    assert!(store.record_notification_attempt(&update, retry).await.unwrap());
+    assert!(!store.record_notification_attempt(&update, sent("stale")).await.unwrap(), "the lease was used up");
+    let update = store.claim_notifications(later, lease, 10).await.unwrap().remove(0);
+    assert!(store.record_notification_attempt(&update, sent("<m2@example.com>")).await.unwrap());
+
+    let all = store.notifications(id).await.unwrap();
+    assert_eq!(
+        all.iter().map(|n| (n.purpose, n.state)).collect::<Vec<_>>(),
+        [(Purpose::Ask, NotificationState::Sent), (Purpose::Update, NotificationState::Sent)]
+    );
+    assert_eq!((all[1].attempts, all[1].last_error.as_deref()), (2, Some("rate limited")));
+    let attempts: Vec<_> = store
+        .request_events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::NotificationAttempted)
+        .map(|e| e.data["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(attempts, ["sent", "pending", "sent"], "every attempt is an event; a deferral is not");
 }

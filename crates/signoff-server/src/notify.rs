@@ -1,0 +1,229 @@
+//! The notification outbox in the server: the planner, which says who is told what (from the policy in force, inside
+//! every change's transaction), and the worker, which sends asks, updates earlier messages once a request moves on,
+//! and retries with backoff (honouring a provider's `Retry-After`). A provider that is down delays its notifications
+//! and nothing else: creates, decisions and timers never wait for it.
+
+use crate::AppState;
+use crate::policy::PolicyCell;
+use async_trait::async_trait;
+use signoff_domain::{
+    ApproverId, Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose, Request, Status,
+};
+use signoff_notify::{ProviderError, ProviderRef, RequestView};
+use signoff_store::{ClaimedNotification, NotificationAttempt, NotificationOutcome, NotificationPlanner};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+
+/// How often the worker looks for due notifications when none were due.
+const TICK: Duration = Duration::from_millis(250);
+/// Sends in flight at once, per channel (a provider's outage or rate limit holds back only its own channel).
+const PER_CHANNEL: usize = 8;
+/// How long an update waits for its ask to be sent before looking again.
+const UPDATE_WAIT: Duration = Duration::from_secs(1);
+/// A claim's lease: longer than any one send takes.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// One channel's way of sending: implemented by each configured adapter.
+#[async_trait]
+pub trait ChannelSender: Send + Sync + 'static {
+    /// Sends a new message asking `notification.address` to decide `request`; returns where it lives.
+    async fn ask(
+        &self,
+        notification: &Notification,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError>;
+    /// Brings the message at `message` up to date with `request` (Slack edits it; email replies in its thread).
+    async fn update(
+        &self,
+        notification: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError>;
+}
+
+/// The channels that can send, with their senders.
+#[derive(Clone, Default)]
+pub struct Senders(HashMap<Channel, Arc<dyn ChannelSender>>);
+
+impl Senders {
+    pub fn insert(&mut self, channel: Channel, sender: Arc<dyn ChannelSender>) {
+        self.0.insert(channel, sender);
+    }
+
+    pub fn channels(&self) -> BTreeSet<Channel> {
+        self.0.keys().copied().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Who is told what: each member of the request's group on each of the group's `notify` channels that is configured
+/// and for which they have an address; every earlier message once the request is decided, gains an approval, or
+/// moves to another group.
+pub struct Planner {
+    policy: PolicyCell,
+    channels: BTreeSet<Channel>,
+}
+
+impl Planner {
+    pub fn new(policy: PolicyCell, channels: BTreeSet<Channel>) -> Self {
+        Planner { policy, channels }
+    }
+}
+
+impl NotificationPlanner for Planner {
+    fn plan(&self, before: Option<&Request>, after: &Request) -> NotificationPlan {
+        let moved = before.is_none_or(|before| before.group != after.group);
+        let asks = match (&after.group, after.status) {
+            (Some(group), Status::Pending) if moved => asks_for(&self.policy.current().policy, group, &self.channels),
+            _ => Vec::new(),
+        };
+        let update_sent = before.is_some_and(|before| {
+            before.status != after.status || before.group != after.group || before.approvals != after.approvals
+        });
+        NotificationPlan { asks, update_sent }
+    }
+}
+
+/// The asks for a request routed to `group`.
+fn asks_for(policy: &signoff_policy::Policy, group: &str, configured: &BTreeSet<Channel>) -> Vec<NewAsk> {
+    let Some(declared) = policy.group(group) else { return Vec::new() };
+    let mut asks = Vec::new();
+    for approver in policy.members(group) {
+        let Ok(person) = ApproverId::parse(&approver.id) else { continue };
+        for &channel in declared.notify.iter().filter(|c| configured.contains(c)) {
+            if let Some(address) = approver.address(channel) {
+                let (approver_id, address) = (Some(person.clone()), address.to_string());
+                asks.push(NewAsk { approver_id, channel, address, group: group.to_string() });
+            }
+        }
+    }
+    asks
+}
+
+/// What a message shows beyond the request: the policy's names, and where the request went.
+fn view_for(state: &AppState, notification: &Notification, request: &Request) -> RequestView {
+    let policy = state.policy.current();
+    let person_names = policy
+        .policy
+        .approvers()
+        .iter()
+        .filter_map(|a| ApproverId::parse(&a.id).ok().map(|id| (id, a.name.clone())))
+        .collect();
+    let moved_to = request.group.clone().filter(|group| *group != notification.group);
+    RequestView {
+        public_url: state.public_url.clone(),
+        group: notification.group.clone(),
+        person: notification.approver_id.clone(),
+        person_names,
+        moved_to,
+    }
+}
+
+/// The worker: claims due notifications and sends each with its channel's sender, a few at a time per channel.
+pub(crate) async fn run(state: AppState, senders: Senders, mut shutdown: watch::Receiver<bool>) {
+    let permits: HashMap<Channel, Arc<Semaphore>> =
+        senders.channels().into_iter().map(|c| (c, Arc::new(Semaphore::new(PER_CHANNEL)))).collect();
+    loop {
+        let claimed = match state.store.claim_notifications(signoff_store::now(), LEASE, 64).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming notifications failed; retrying");
+                Vec::new()
+            }
+        };
+        let busy = !claimed.is_empty();
+        for claim in claimed {
+            let channel = claim.notification.channel;
+            let (Some(sender), Some(permits)) = (senders.0.get(&channel).cloned(), permits.get(&channel).cloned())
+            else {
+                let error = format!("the {channel} channel is not configured on this server");
+                record(&state, &claim, NotificationOutcome::Failed { error }, Duration::ZERO).await;
+                continue;
+            };
+            let Ok(permit) = permits.acquire_owned().await else { return };
+            let state = state.clone();
+            tokio::spawn(async move {
+                send(&state, sender.as_ref(), claim).await;
+                drop(permit);
+            });
+        }
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Sends one claimed notification and records what became of it.
+async fn send(state: &AppState, sender: &dyn ChannelSender, claim: ClaimedNotification) {
+    let notification = &claim.notification;
+    let request = match state.store.request(notification.request_id).await {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(%error, id = %notification.id, "cannot load the request of a notification");
+            let next_attempt_at = signoff_store::now() + chrono::Duration::seconds(5);
+            record(state, &claim, NotificationOutcome::Deferred { next_attempt_at }, Duration::ZERO).await;
+            return;
+        }
+    };
+    let view = view_for(state, notification, &request);
+    let started = Instant::now();
+    let result = match (notification.purpose, &claim.ask) {
+        (Purpose::Ask, _) => sender.ask(notification, &request, &view).await.map(Some),
+        (Purpose::Update, Some((NotificationState::Sent, Some(message)))) => {
+            sender.update(notification, message, &request, &view).await
+        }
+        (Purpose::Update, Some((NotificationState::Pending, _))) => {
+            let next_attempt_at = signoff_store::now() + chrono::Duration::from_std(UPDATE_WAIT).unwrap_or_default();
+            record(state, &claim, NotificationOutcome::Deferred { next_attempt_at }, Duration::ZERO).await;
+            return;
+        }
+        (Purpose::Update, _) => {
+            let error = "the message it would update was never sent".to_string();
+            record(state, &claim, NotificationOutcome::Failed { error }, started.elapsed()).await;
+            return;
+        }
+    };
+    let outcome = match result {
+        Ok(provider_ref) => NotificationOutcome::Sent { provider_ref },
+        Err(error) => failure(state, notification, error),
+    };
+    record(state, &claim, outcome, started.elapsed()).await;
+}
+
+/// What a failed send becomes: given up when it is permanent or retries ran out, else retried after the provider's
+/// `Retry-After`, or the callback retry ladder's next step.
+fn failure(state: &AppState, notification: &Notification, error: ProviderError) -> NotificationOutcome {
+    let failed = notification.attempts + 1;
+    let age = (signoff_store::now() - notification.created_at).to_std().unwrap_or_default();
+    let next = state.callbacks.retry.next_attempt_after(failed, age, &mut rand::rng());
+    match (error.permanent, error.retry_after.or(next)) {
+        (false, Some(wait)) => NotificationOutcome::Retry {
+            error: error.message,
+            next_attempt_at: signoff_store::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        },
+        _ => NotificationOutcome::Failed { error: error.message },
+    }
+}
+
+async fn record(state: &AppState, claim: &ClaimedNotification, outcome: NotificationOutcome, elapsed: Duration) {
+    let attempt = NotificationAttempt {
+        at: signoff_store::now(),
+        outcome,
+        elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+    };
+    match state.store.record_notification_attempt(claim, attempt).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(id = %claim.notification.id, "a notification's lease ran out while it was sent"),
+        Err(error) => tracing::error!(%error, id = %claim.notification.id, "cannot record a notification attempt"),
+    }
+}
