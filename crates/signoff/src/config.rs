@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use signoff_domain::Channel;
 use signoff_domain::checkpoint::CheckpointKey;
 use std::path::Path;
 
@@ -21,6 +22,66 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Signed audit checkpoints.
     pub audit: AuditConfig,
+    /// Where people reach this server, e.g. `https://signoff.example.com`: links in messages point here.
+    pub public_url: String,
+    /// The Slack channel (unset: off).
+    pub slack: SlackConfig,
+    /// The email channel (unset: off).
+    pub email: EmailConfig,
+}
+
+/// `[slack]` in the config file: on when both the bot token and the signing secret are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The bot's `xoxb-` token (`SIGNOFF_SLACK_BOT_TOKEN`).
+    pub bot_token: Option<String>,
+    /// The app's signing secret, which signs every interaction Slack sends (`SIGNOFF_SLACK_SIGNING_SECRET`).
+    pub signing_secret: Option<String>,
+    /// The Web API's base URL (`SIGNOFF_SLACK_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig { bot_token: None, signing_secret: None, api_url: "https://slack.com/api".into() }
+    }
+}
+
+impl std::fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "***"))
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "***"))
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+/// `[email]` in the config file: on when the SMTP URL and the sender are set.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:2525`, `smtp://host:587?tls=required` (STARTTLS) or `smtps://user:pass@host:465`
+    /// (`SIGNOFF_SMTP_URL`).
+    pub smtp_url: Option<String>,
+    /// The sender, e.g. `Signoff <signoff@example.com>` (`SIGNOFF_EMAIL_FROM`).
+    pub from: Option<String>,
+    /// The key that signs action links, base64 (`SIGNOFF_LINK_SECRET`). Unset: generated once into
+    /// `link_secret_file` (default beside the SQLite database, or `./signoff-link.key` for PostgreSQL).
+    pub link_secret: Option<String>,
+    pub link_secret_file: Option<String>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &self.smtp_url.as_deref().map(mask_password))
+            .field("from", &self.from)
+            .field("link_secret", &self.link_secret.as_ref().map(|_| "***"))
+            .field("link_secret_file", &self.link_secret_file)
+            .finish()
+    }
 }
 
 /// `[limits]` in the config file; each default is [`signoff_server::Limits::default`].
@@ -290,6 +351,9 @@ impl Default for Config {
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            public_url: "http://127.0.0.1:8700".into(),
+            slack: SlackConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -302,6 +366,9 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("callbacks", &self.callbacks)
             .field("audit", &self.audit)
+            .field("public_url", &self.public_url)
+            .field("slack", &self.slack)
+            .field("email", &self.email)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
             .finish()
@@ -389,6 +456,39 @@ fn mask_keyword_passwords(text: &str) -> String {
 }
 
 impl Config {
+    /// The notification channels this configuration turns on (the dashboard needs none).
+    pub fn configured_channels(&self) -> std::collections::BTreeSet<Channel> {
+        let mut channels = std::collections::BTreeSet::new();
+        if self.slack.bot_token.is_some() && self.slack.signing_secret.is_some() {
+            channels.insert(Channel::Slack);
+        }
+        if self.email.smtp_url.is_some() && self.email.from.is_some() {
+            channels.insert(Channel::Email);
+        }
+        channels
+    }
+
+    /// One line for each channel a group of `policy` notifies on that this configuration does not turn on: its
+    /// members are not told there (never an error: the dashboard still shows their queue).
+    pub fn unconfigured_channels(&self, policy: &signoff_policy::Policy) -> Vec<String> {
+        let configured = self.configured_channels();
+        let mut missing: std::collections::BTreeMap<Channel, Vec<&str>> = std::collections::BTreeMap::new();
+        for group in policy.groups() {
+            for &channel in group.notify.iter().filter(|c| **c != Channel::Dashboard && !configured.contains(c)) {
+                missing.entry(channel).or_default().push(&group.name);
+            }
+        }
+        missing
+            .into_iter()
+            .map(|(channel, groups)| {
+                format!(
+                    "groups {} notify on {channel}, which this server has not configured; they are not told there",
+                    groups.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// Loads defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match file {
@@ -417,6 +517,26 @@ impl Config {
                 other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
             };
         }
+        let text_settings: [(&str, &mut Option<String>); 6] = [
+            ("SIGNOFF_SLACK_BOT_TOKEN", &mut self.slack.bot_token),
+            ("SIGNOFF_SLACK_SIGNING_SECRET", &mut self.slack.signing_secret),
+            ("SIGNOFF_SMTP_URL", &mut self.email.smtp_url),
+            ("SIGNOFF_EMAIL_FROM", &mut self.email.from),
+            ("SIGNOFF_LINK_SECRET", &mut self.email.link_secret),
+            ("SIGNOFF_LINK_SECRET_FILE", &mut self.email.link_secret_file),
+        ];
+        for (name, field) in text_settings {
+            if let Some(value) = var(name).filter(|value| !value.trim().is_empty()) {
+                *field = Some(value);
+            }
+        }
+        if let Some(url) = var("SIGNOFF_SLACK_API_URL") {
+            self.slack.api_url = url;
+        }
+        if let Some(url) = var("SIGNOFF_PUBLIC_URL") {
+            self.public_url = url;
+        }
+        self.public_url = self.public_url.trim_end_matches('/').to_string();
         if let Some(seed) = var("SIGNOFF_CHECKPOINT_KEY") {
             self.audit.checkpoint_key = Some(seed);
         }

@@ -76,6 +76,9 @@ pub async fn run(command: PolicyCommand, config: &Config) -> anyhow::Result<()> 
             for warning in policy.warnings() {
                 println!("{}:{}:{}: warning: {}", file.display(), warning.line, warning.column, warning.message);
             }
+            for warning in config.unconfigured_channels(&policy) {
+                println!("{}: warning: {warning}", file.display());
+            }
         }
         PolicyCommand::Apply { file } => {
             let (source, policy) = read_policy(&file)?;
