@@ -3,6 +3,8 @@
 //! server (the server's notification worker calls them, and its inbound routes decide through the service layer).
 #![forbid(unsafe_code)]
 
+pub mod slack;
+
 use signoff_domain::ApproverId;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod channels;
 pub mod checkpoints;
 mod error;
 mod events;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub limits: Limits,
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<MetricsToken>,
+    /// Slack's bot token and signing secret: Slack's inbound routes answer only when set.
+    pub slack: Option<signoff_notify::slack::SlackConfig>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -94,6 +97,7 @@ impl AppState {
             checkpoints: None,
             public_url: "http://127.0.0.1:8700".into(),
             senders: notify::Senders::default(),
+            slack: None,
         })
     }
 }

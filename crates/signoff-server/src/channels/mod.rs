@@ -1,0 +1,3 @@
+//! Inbound routes of the notification channels: where approvers' answers on Slack and email come back.
+
+pub mod slack;
