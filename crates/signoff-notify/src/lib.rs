@@ -56,3 +56,5 @@ impl RequestView {
         self.person_names.get(person).map_or(person.as_str(), String::as_str)
     }
 }
+
+pub mod links;
