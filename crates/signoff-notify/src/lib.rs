@@ -57,4 +57,5 @@ impl RequestView {
     }
 }
 
+pub mod email;
 pub mod links;
