@@ -2,6 +2,8 @@
 //! or a new PostgreSQL database dropped afterwards), and the real application served on a free port.
 #![forbid(unsafe_code)]
 
+pub mod smtp;
+
 use serde_json::Value;
 use signoff_domain::{ApproverId, Role};
 use signoff_server::{AppState, CallbackSettings, Limits, RetryPolicy};
