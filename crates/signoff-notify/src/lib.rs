@@ -59,3 +59,4 @@ impl RequestView {
 
 pub mod email;
 pub mod links;
+pub mod pages;

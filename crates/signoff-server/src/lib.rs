@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod channels;
 pub mod checkpoints;
 mod error;
 mod events;
@@ -51,6 +52,10 @@ pub struct AppState {
     pub limits: Limits,
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<MetricsToken>,
+    /// Signs and checks email action links; `None`: email links answer that they are not configured.
+    pub link_signer: Option<signoff_notify::links::LinkSigner>,
+    /// `SIGNOFF_PUBLIC_URL`, without a trailing slash.
+    pub public_url: String,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -87,6 +92,8 @@ impl AppState {
             limits: Limits::default(),
             metrics_token: None,
             checkpoints: None,
+            link_signer: None,
+            public_url: "http://127.0.0.1:8700".into(),
         })
     }
 }

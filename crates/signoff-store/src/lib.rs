@@ -209,6 +209,10 @@ pub trait Store: Send + Sync + 'static {
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError>;
     /// Every stored checkpoint, oldest first.
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Records an email link's nonce as used for `request_id`: `true` the first time, `false` ever after.
+    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError>;
+    /// Whether an email link's nonce was used.
+    async fn link_used(&self, nonce: &str) -> Result<bool, StoreError>;
     /// How many requests are pending (for the metrics gauge).
     async fn pending_count(&self) -> Result<u64, StoreError>;
 
