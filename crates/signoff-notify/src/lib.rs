@@ -58,3 +58,7 @@ impl RequestView {
         self.person_names.get(person).map_or(person.as_str(), String::as_str)
     }
 }
+
+pub mod email;
+pub mod links;
+pub mod pages;

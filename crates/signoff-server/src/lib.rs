@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics_token: Option<MetricsToken>,
     /// Slack's bot token and signing secret: Slack's inbound routes answer only when set.
     pub slack: Option<signoff_notify::slack::SlackConfig>,
+    /// Signs and checks email action links; `None`: email links answer that they are not configured.
+    pub link_signer: Option<signoff_notify::links::LinkSigner>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -98,6 +100,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8700".into(),
             senders: notify::Senders::default(),
             slack: None,
+            link_signer: None,
         })
     }
 }

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
         .merge(crate::channels::slack::routes())
+        .merge(crate::channels::email::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")

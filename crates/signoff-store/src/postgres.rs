@@ -903,6 +903,24 @@ impl Store for PostgresStore {
         Ok(count as u64)
     }
 
+    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO used_links (nonce, request_id, used_at) VALUES ($1, $2, $3) ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(nonce)
+        .bind(request_id.to_string())
+        .bind(crate::now().timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn link_used(&self, nonce: &str) -> Result<bool, StoreError> {
+        let row =
+            sqlx::query("SELECT 1 FROM used_links WHERE nonce = $1").bind(nonce).fetch_optional(&self.pool).await?;
+        Ok(row.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_queues.sql"),
     include_str!("../migrations/sqlite/0005_people_checkpoints.sql"),
     include_str!("../migrations/sqlite/0006_notifications.sql"),
+    include_str!("../migrations/sqlite/0007_links.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -1062,6 +1063,28 @@ impl Store for SqliteStore {
             Ok(conn
                 .prepare_cached("SELECT COUNT(*) FROM requests WHERE status = 'pending'")?
                 .query_row([], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError> {
+        let nonce = nonce.to_string();
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO used_links (nonce, request_id, used_at) VALUES (?1, ?2, ?3) ON CONFLICT (nonce) DO NOTHING",
+                )?
+                .execute(params![nonce, request_id.to_string(), crate::now().timestamp_micros()])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn link_used(&self, nonce: &str) -> Result<bool, StoreError> {
+        let nonce = nonce.to_string();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached("SELECT 1 FROM used_links WHERE nonce = ?1")?;
+            Ok(statement.exists(params![nonce])?)
         })
         .await
     }

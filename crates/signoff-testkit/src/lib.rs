@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_slack;
+pub mod smtp;
 
 use serde_json::Value;
 use signoff_domain::{ApproverId, Role};
