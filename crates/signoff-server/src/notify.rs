@@ -227,3 +227,55 @@ async fn record(state: &AppState, claim: &ClaimedNotification, outcome: Notifica
         Err(error) => tracing::error!(%error, id = %claim.notification.id, "cannot record a notification attempt"),
     }
 }
+
+/// Slack as a channel: asks are messages (a DM to the member id, or a post in a shared channel); updates edit them.
+pub struct SlackSender(pub signoff_notify::slack::SlackClient);
+
+#[async_trait]
+impl ChannelSender for SlackSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        self.0.post_request(&n.address, request, view).await
+    }
+
+    async fn update(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        self.0.update_request(message, request, view).await.map(|()| None)
+    }
+}
+
+/// Email as a channel: asks carry signed, single-use Approve and Reject links; updates reply in the ask's thread.
+pub struct EmailSender {
+    pub mailer: signoff_notify::email::Mailer,
+    pub signer: signoff_notify::links::LinkSigner,
+}
+
+#[async_trait]
+impl ChannelSender for EmailSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        let person = n.approver_id.as_ref().ok_or_else(|| ProviderError::permanent("an email ask needs a person"))?;
+        let links = signoff_notify::email::EmailLinks::signed(
+            &self.signer,
+            &view.public_url,
+            request,
+            person,
+            &n.group,
+            signoff_store::now(),
+        );
+        self.mailer.send_request(&n.address, request, view, &links).await
+    }
+
+    async fn update(
+        &self,
+        n: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        self.mailer.send_update(&n.address, message, request, view).await.map(Some)
+    }
+}

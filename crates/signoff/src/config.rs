@@ -73,6 +73,37 @@ pub struct EmailConfig {
     pub link_secret_file: Option<String>,
 }
 
+impl EmailConfig {
+    /// The key that signs action links: configured, or read from its file, generated there on first use.
+    pub fn link_signer(&self, database_url: &str) -> anyhow::Result<signoff_notify::links::LinkSigner> {
+        use signoff_notify::links::LinkSigner;
+        let parse = |secret: &str, from: &str| {
+            LinkSigner::from_base64(secret.trim())
+                .map_err(|e| anyhow::anyhow!("the link secret in {from} is not valid: {e}"))
+        };
+        if let Some(secret) = &self.link_secret {
+            return parse(secret, "email.link_secret");
+        }
+        let file: std::path::PathBuf = match &self.link_secret_file {
+            Some(file) => file.into(),
+            None => match database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
+                Some(path) => format!("{path}.link-key").into(),
+                None => "signoff-link.key".into(),
+            },
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(secret) => parse(&secret, &file.display().to_string()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let secret = LinkSigner::generate_key();
+                write_secret_file(&file, &secret)
+                    .with_context(|| format!("cannot write the link secret to {}", file.display()))?;
+                parse(&secret, &file.display().to_string())
+            }
+            Err(error) => Err(error).with_context(|| format!("cannot read {}", file.display())),
+        }
+    }
+}
+
 impl std::fmt::Debug for EmailConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmailConfig")

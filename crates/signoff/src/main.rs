@@ -136,6 +136,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         checkpoints.witness_url.as_ref().map(|url| format!(", witness {url}")).unwrap_or_default()
     );
     state.checkpoints = Some(checkpoints);
+    configure_channels(&config, &mut state)?;
     let active = state.policy.current();
     match &active.record {
         Some(record) => println!(
@@ -151,6 +152,43 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     signoff_server::serve_with_metrics(listener, metrics_listener, state, shutdown_signal()).await?;
     println!("signoff stopped");
+    Ok(())
+}
+
+/// Turns on the channels the configuration names (Slack, email), says which, and warns about the ones the policy in
+/// force names but this server has not configured.
+fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> anyhow::Result<()> {
+    use signoff_domain::Channel;
+    use signoff_server::notify::{EmailSender, SlackSender};
+    use std::sync::Arc;
+    state.public_url = config.public_url.clone();
+    if let (Some(bot_token), Some(signing_secret)) = (&config.slack.bot_token, &config.slack.signing_secret) {
+        let slack = signoff_notify::slack::SlackConfig {
+            bot_token: bot_token.clone(),
+            signing_secret: signing_secret.clone(),
+            api_url: config.slack.api_url.clone(),
+        };
+        let client = signoff_notify::slack::SlackClient::new(&slack).map_err(|e| anyhow::anyhow!("slack: {e}"))?;
+        state.senders.insert(Channel::Slack, Arc::new(SlackSender(client)));
+        state.slack = Some(slack);
+    }
+    if let (Some(smtp_url), Some(from)) = (&config.email.smtp_url, &config.email.from) {
+        let email = signoff_notify::email::EmailConfig { smtp_url: smtp_url.clone(), from: from.clone() };
+        let mailer = signoff_notify::email::Mailer::new(&email).map_err(|e| anyhow::anyhow!("email: {e}"))?;
+        let signer = config.email.link_signer(&config.database_url)?;
+        state.link_signer = Some(signer.clone());
+        state.senders.insert(Channel::Email, Arc::new(EmailSender { mailer, signer }));
+    }
+    let channels: Vec<String> = state.senders.channels().iter().map(|c| c.to_string()).collect();
+    if channels.is_empty() {
+        println!("channels: none configured (approvers use the API or the CLI); see docs/channels/");
+    } else {
+        println!("channels: {} (links point to {})", channels.join(", "), state.public_url);
+    }
+    for warning in config.unconfigured_channels(&state.policy.current().policy) {
+        tracing::warn!("{warning}");
+        println!("warning: {warning}");
+    }
     Ok(())
 }
 

@@ -1,0 +1,227 @@
+//! The notification outbox end to end, with the real Slack and email adapters against a fake Slack Web API and a real
+//! SMTP listener: a routed request reaches each member on each channel of their group; a decision from any channel
+//! updates every message; concurrent decisions through Slack, email and the API make exactly one; a Slack outage
+//! delays Slack's notifications and nothing else.
+
+use serde_json::{Value, json};
+use signoff_domain::Channel;
+use signoff_notify::email::{EmailConfig, Mailer};
+use signoff_notify::links::LinkSigner;
+use signoff_notify::slack::SlackClient;
+use signoff_server::notify::{EmailSender, SlackSender};
+use signoff_testkit::fake_slack::{FakeSlack, SignedInteraction, block_actions_payload};
+use signoff_testkit::smtp::{ReceivedMail, SmtpServer};
+use signoff_testkit::{Backend, TestApp, TestDatabase, error_code, on_every_backend, send};
+use std::sync::Arc;
+use std::time::Duration;
+
+on_every_backend!(
+    a_routed_request_reaches_every_member_and_a_decision_updates_every_message,
+    concurrent_decisions_through_slack_email_and_the_api_make_one,
+    slack_down_delays_only_slack,
+);
+
+const POLICY: &str = r#"
+version: 1
+approvers:
+  - { id: dana, name: Dana, email: dana@example.com, slack: U0DANA, groups: [finance] }
+  - { id: carl, name: Carl, email: carl@example.com, slack: U0CARL, groups: [finance] }
+  - { id: fred, name: Fred, email: fred@example.com, groups: [finance] }
+groups:
+  finance: { notify: [slack, email] }
+defaults: { route: finance, timeout: 1h, on_timeout: reject }
+"#;
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+struct Scene {
+    _db: TestDatabase,
+    app: TestApp,
+    slack: FakeSlack,
+    smtp: SmtpServer,
+}
+
+impl Scene {
+    async fn new(backend: Backend) -> Scene {
+        let (slack, smtp) = (FakeSlack::start().await, SmtpServer::start().await);
+        let (slack_config, smtp_url) = (slack.config(), smtp.url());
+        let (db, app) = TestApp::on_with(backend, move |state| {
+            let client = SlackClient::new(&slack_config).expect("slack client");
+            state.senders.insert(Channel::Slack, Arc::new(SlackSender(client)));
+            state.slack = Some(slack_config);
+            let signer = LinkSigner::from_base64(&LinkSigner::generate_key()).expect("link key");
+            let mailer = Mailer::new(&EmailConfig { smtp_url, from: "Signoff <signoff@example.com>".into() });
+            state.link_signer = Some(signer.clone());
+            state.senders.insert(Channel::Email, Arc::new(EmailSender { mailer: mailer.expect("mailer"), signer }));
+        })
+        .await;
+        let (status, body) = app.apply_policy(POLICY).await;
+        assert_eq!(status, 201, "{body}");
+        Scene { _db: db, app, slack, smtp }
+    }
+
+    async fn refund(&self) -> String {
+        let (status, body) =
+            self.app.create(json!({"action": "refund", "args": {"amount": 50}, "summary": "Refund"})).await;
+        assert_eq!((status, body["group"].as_str()), (201, Some("finance")), "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn request(&self, id: &str) -> Value {
+        send(self.app.get(&format!("/v1/requests/{id}"), &self.app.admin_key)).await.1
+    }
+
+    async fn notifications(&self, id: &str) -> Vec<Value> {
+        let (status, body) = send(self.app.get(&format!("/v1/requests/{id}/notifications"), &self.app.agent_key)).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    /// Waits until every notification about `id` is sent, and returns them.
+    async fn all_sent(&self, id: &str, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let notifications = self.notifications(id).await;
+            if notifications.len() >= count && notifications.iter().all(|n| n["state"] == "sent") {
+                return notifications;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not all sent: {notifications:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn click(&self, user: &str, id: &str, name: &str) -> SignedInteraction {
+        SignedInteraction::now(&block_actions_payload(user, "approve", id, name, &self.slack.response_url(name)))
+    }
+
+    async fn deliver(&self, interaction: &SignedInteraction) -> u16 {
+        let url = format!("{}/channels/slack/interactions", self.app.url);
+        send(interaction.send(&self.app.http, &url)).await.0
+    }
+
+    /// The mail to `to` about `id`, and its Approve link's token.
+    fn approve_token(&self, to: &str, id: &str) -> String {
+        let mail = self.mail_to(to, id);
+        let link = mail.text_links().into_iter().find(|l| l.contains("/channels/email/act?token=")).expect("a link");
+        link.split_once("?token=").unwrap().1.to_string()
+    }
+
+    fn mail_to(&self, to: &str, id: &str) -> ReceivedMail {
+        let mails = self.smtp.messages();
+        let about = |m: &&ReceivedMail| m.to.iter().any(|t| t.contains(to)) && m.data.contains(id);
+        mails.iter().find(about).cloned().unwrap_or_else(|| panic!("no mail to {to} about {id}: {mails:#?}"))
+    }
+
+    /// Follows an email link as the person would: the confirmation page, then its form.
+    async fn approve_by_email(&self, token: &str) -> (u16, String) {
+        let url = format!("{}/channels/email/act", self.app.url);
+        let page = self.app.http.get(&url).query(&[("token", token)]).send().await.unwrap().text().await.unwrap();
+        let form_token = hidden(&page, "form_token");
+        let answer = self.app.http.post(&url).form(&[("token", token), ("form_token", &form_token)]).send().await;
+        let answer = answer.unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    }
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+async fn a_routed_request_reaches_every_member_and_a_decision_updates_every_message(backend: Backend) {
+    let scene = Scene::new(backend).await;
+    let id = scene.refund().await;
+    // dana and carl on Slack and email, fred by email only (no Slack id).
+    let asks = scene.all_sent(&id, 5).await;
+    let mut sent: Vec<(String, String)> = asks
+        .iter()
+        .map(|n| (n["approver_id"].as_str().unwrap().into(), n["channel"].as_str().unwrap().into()))
+        .collect();
+    sent.sort();
+    let expected = [("carl", "email"), ("carl", "slack"), ("dana", "email"), ("dana", "slack"), ("fred", "email")];
+    assert_eq!(sent, expected.map(|(a, c)| (a.to_string(), c.to_string())));
+    let posted = scene.slack.wait_for("chat.postMessage", 2, WITHIN).await;
+    let channels: Vec<&str> = posted.iter().map(|c| c.body["channel"].as_str().unwrap()).collect();
+    assert!(channels.contains(&"U0DANA") && channels.contains(&"U0CARL"), "DMs to each member: {channels:?}");
+    scene.smtp.wait_for(3, WITHIN).await;
+
+    // Dana approves on Slack; every message is brought up to date: both Slack messages edited, each mail answered.
+    assert_eq!(scene.deliver(&scene.click("U0DANA", &id, "approve-1")).await, 200);
+    let decided = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    for update in &decided {
+        let text = update.body.to_string();
+        assert!(text.contains("Approved by Dana"), "{text}");
+        assert!(!text.contains("\"action_id\":\"approve\""), "no buttons once decided: {text}");
+    }
+    let reply = scene.smtp.wait_for(6, WITHIN).await;
+    let ask = scene.mail_to(&reply.to[0], &id);
+    assert_eq!(reply.header("In-Reply-To"), ask.header("Message-ID"), "the outcome replies in the ask's thread");
+    let all = scene.all_sent(&id, 10).await;
+    assert_eq!(all.iter().filter(|n| n["purpose"] == "update").count(), 5, "{all:#?}");
+    assert!(all.iter().all(|n| n["history"].as_array().unwrap().len() == 1), "each sent at the first attempt");
+    assert_eq!(
+        scene.request(&id).await["decision"]["by"],
+        json!({"kind": "human", "approver_id": "dana", "channel": "slack"})
+    );
+}
+
+async fn concurrent_decisions_through_slack_email_and_the_api_make_one(backend: Backend) {
+    let scene = Scene::new(backend).await;
+    let id = scene.refund().await;
+    scene.all_sent(&id, 5).await;
+    let fred = scene.app.approver("fred").await;
+    let token = scene.approve_token("carl@example.com", &id);
+    let click = scene.click("U0DANA", &id, "race");
+    let api = scene.app.decide(&id, &fred, json!({"outcome": "reject", "comment": "not this one"}));
+    let (slack, email, (api_status, api_body)) =
+        tokio::join!(scene.deliver(&click), scene.approve_by_email(&token), api);
+    assert_eq!(slack, 200, "Slack is always answered at once");
+    let request = scene.request(&id).await;
+    let by = request["decision"]["by"]["channel"].as_str().unwrap().to_string();
+    let (_, events) = send(scene.app.get(&format!("/v1/requests/{id}/events"), &scene.app.admin_key)).await;
+    let decisions = events.as_array().unwrap().iter().filter(|e| e["kind"] == "decided").count();
+    assert_eq!(decisions, 1, "exactly one decision, by {by}");
+    // The losers are told who decided.
+    if by != "api" {
+        assert_eq!((api_status, error_code(&api_body)), (409, "already_decided"), "{api_body}");
+    }
+    if by != "email" {
+        assert_eq!(email.0, 409, "{}", email.1);
+    }
+    // Every Slack message about it ends up showing the outcome.
+    let updates = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    assert!(updates.iter().all(|u| !u.body.to_string().contains("\"action_id\":\"approve\"")), "{updates:#?}");
+}
+
+async fn slack_down_delays_only_slack(backend: Backend) {
+    let scene = Scene::new(backend).await;
+    scene.slack.go_down().await;
+    let fred = scene.app.approver("fred").await;
+    let started = std::time::Instant::now();
+    let (first, second) = (scene.refund().await, scene.refund().await);
+    let (status, _) = scene.app.decide(&second, &fred, json!({"outcome": "approve"})).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "creates and decisions never wait for Slack");
+    // Email goes out meanwhile; Slack's asks wait and retry.
+    scene.smtp.wait_for(6, WITHIN).await;
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let slack_asks: Vec<Value> =
+            scene.notifications(&first).await.into_iter().filter(|n| n["channel"] == "slack").collect();
+        if slack_asks.iter().any(|n| n["attempts"].as_u64() >= Some(1)) {
+            assert!(slack_asks.iter().all(|n| n["state"] == "pending"), "retried, not given up: {slack_asks:#?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no attempt on Slack: {slack_asks:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Slack comes back: everything owed is delivered, the decided request's messages show the outcome.
+    scene.slack.come_back().await;
+    scene.all_sent(&first, 5).await;
+    scene.all_sent(&second, 10).await;
+    let posted = scene.slack.wait_for("chat.postMessage", 4, WITHIN).await;
+    assert_eq!(posted.len(), 4);
+    let updated = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    assert!(updated.iter().all(|u| u.body.to_string().contains("Approved by Fred")), "{updated:#?}");
+}
