@@ -159,6 +159,17 @@ impl Mailer {
         Ok(message_id)
     }
 
+    /// A message that checks the wiring (`signoff channels test email --to ADDRESS`). Returns its `Message-ID`.
+    pub async fn send_test(&self, to: &str) -> Result<ProviderRef, ProviderError> {
+        let random: String = LinkClaims::new_nonce().chars().filter(char::is_ascii_alphanumeric).collect();
+        let message_id = format!("<test.{random}@{}>", self.from.email.domain());
+        let text = "This is a test message from Signoff: email notifications reach this address.".to_string();
+        let html = format!("<p>{text}</p>");
+        let message = self.builder(to)?.subject("Signoff: test message").message_id(Some(message_id.clone()));
+        self.send(message, text, html).await?;
+        Ok(message_id)
+    }
+
     fn builder(&self, to: &str) -> Result<lettre::message::MessageBuilder, ProviderError> {
         let to =
             to.parse::<Mailbox>().map_err(|e| ProviderError::permanent(format!("email_to_invalid: `{to}`: {e}")))?;

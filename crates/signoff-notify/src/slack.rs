@@ -197,6 +197,16 @@ impl SlackClient {
     }
 
     /// One Web API call: `POST {api_url}/{method}` with a JSON body; Slack's answer, or why it failed.
+    /// A plain message that checks the wiring (`signoff channels test slack --to ID`). Returns `{channel}:{ts}`.
+    pub async fn post_test(&self, channel: &str) -> Result<ProviderRef, ProviderError> {
+        let text = "This is a test message from Signoff: Slack notifications reach this conversation.";
+        let answer = self.call("chat.postMessage", &json!({ "channel": channel, "text": text })).await?;
+        match (answer["channel"].as_str(), answer["ts"].as_str()) {
+            (Some(channel), Some(ts)) => Ok(format!("{channel}:{ts}")),
+            _ => Err(ProviderError::transient("slack chat.postMessage: the answer has no `channel` and `ts`")),
+        }
+    }
+
     async fn call(&self, method: &str, body: &Value) -> Result<Value, ProviderError> {
         let response = self
             .http

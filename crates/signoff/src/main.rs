@@ -3,6 +3,7 @@
 
 mod audit_commands;
 mod bench;
+mod channel_commands;
 mod client_commands;
 mod config;
 mod key_commands;
@@ -34,6 +35,9 @@ enum Command {
     /// Check, apply and test policies.
     #[command(subcommand)]
     Policy(policy_commands::PolicyCommand),
+    /// Check the notification channels' wiring.
+    #[command(subcommand)]
+    Channels(channel_commands::ChannelsCommand),
     /// Verify and export the hash-chained audit log.
     #[command(subcommand)]
     Audit(audit_commands::AuditCommand),
@@ -77,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => key_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Policy(command) => policy_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Audit(command) => audit_commands::run(command, &Config::load(cli.config.as_deref())?).await,
+        Command::Channels(command) => channel_commands::run(command, &Config::load(cli.config.as_deref())?).await,
         Command::Request(args) => client_commands::request(*args).await,
         Command::Pending(args) => client_commands::pending(args).await,
         Command::Show(args) => client_commands::show(args).await,
