@@ -61,6 +61,9 @@ pub struct Group {
     pub name: String,
     /// Channels used to notify the group's members, in order.
     pub notify: Vec<Channel>,
+    /// A Slack channel the group's requests are also posted in, where any member may act (`slack_channel: C0123`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// The `defaults` section: used when no rule matches or a rule fails to evaluate.

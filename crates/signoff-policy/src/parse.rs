@@ -306,7 +306,12 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                     }
                     group_pos.insert(name.clone(), k.pos);
                     let mut notify = Vec::new();
-                    if let Some(f) = fields(&mut cx, v, &what, &["notify"]) {
+                    let mut slack_channel = None;
+                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel"]) {
+                        if let Some(node) = f.get("slack_channel") {
+                            slack_channel = string(&mut cx, node, &format!("{what}: slack_channel"))
+                                .filter(|id| !id.trim().is_empty());
+                        }
                         match f.get("notify") {
                             None => cx.err(f.pos, format!("{what}: missing field `notify` (e.g. `notify: [email]`)")),
                             Some(list) => {
@@ -341,16 +346,18 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                             }
                         }
                     }
-                    groups.insert(name.clone(), Group { name, notify });
+                    groups.insert(name.clone(), Group { name, notify, slack_channel });
                 }
             }
             Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
             _ => cx.err(node.pos, format!("groups: expected a mapping of group names, found {}", node.describe())),
         }
     }
-    groups
-        .entry(EVERYONE.to_string())
-        .or_insert_with(|| Group { name: EVERYONE.to_string(), notify: vec![Channel::Dashboard] });
+    groups.entry(EVERYONE.to_string()).or_insert_with(|| Group {
+        name: EVERYONE.to_string(),
+        notify: vec![Channel::Dashboard],
+        slack_channel: None,
+    });
 
     // approvers
     let mut approvers: Vec<Approver> = Vec::new();

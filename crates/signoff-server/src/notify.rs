@@ -95,6 +95,10 @@ impl NotificationPlanner for Planner {
 fn asks_for(policy: &signoff_policy::Policy, group: &str, configured: &BTreeSet<Channel>) -> Vec<NewAsk> {
     let Some(declared) = policy.group(group) else { return Vec::new() };
     let mut asks = Vec::new();
+    if let Some(channel) = declared.slack_channel.as_ref().filter(|_| configured.contains(&Channel::Slack)) {
+        let (approver_id, address) = (None, channel.clone());
+        asks.push(NewAsk { approver_id, channel: Channel::Slack, address, group: group.to_string() });
+    }
     for approver in policy.members(group) {
         let Ok(person) = ApproverId::parse(&approver.id) else { continue };
         for &channel in declared.notify.iter().filter(|c| configured.contains(c)) {

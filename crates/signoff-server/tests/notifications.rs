@@ -28,7 +28,7 @@ approvers:
   - { id: carl, name: Carl, email: carl@example.com, slack: U0CARL, groups: [finance] }
   - { id: fred, name: Fred, email: fred@example.com, groups: [finance] }
 groups:
-  finance: { notify: [slack, email] }
+  finance: { notify: [slack, email], slack_channel: C0FINANCE }
 defaults: { route: finance, timeout: 1h, on_timeout: reject }
 "#;
 
@@ -132,23 +132,25 @@ fn hidden(page: &str, name: &str) -> String {
 async fn a_routed_request_reaches_every_member_and_a_decision_updates_every_message(backend: Backend) {
     let scene = Scene::new(backend).await;
     let id = scene.refund().await;
-    // dana and carl on Slack and email, fred by email only (no Slack id).
-    let asks = scene.all_sent(&id, 5).await;
+    // dana and carl on Slack and email, fred by email only (no Slack id), and the group's shared channel.
+    let asks = scene.all_sent(&id, 6).await;
     let mut sent: Vec<(String, String)> = asks
         .iter()
-        .map(|n| (n["approver_id"].as_str().unwrap().into(), n["channel"].as_str().unwrap().into()))
+        .map(|n| (n["approver_id"].as_str().unwrap_or("-").into(), n["channel"].as_str().unwrap().into()))
         .collect();
     sent.sort();
-    let expected = [("carl", "email"), ("carl", "slack"), ("dana", "email"), ("dana", "slack"), ("fred", "email")];
+    let expected =
+        [("-", "slack"), ("carl", "email"), ("carl", "slack"), ("dana", "email"), ("dana", "slack"), ("fred", "email")];
     assert_eq!(sent, expected.map(|(a, c)| (a.to_string(), c.to_string())));
-    let posted = scene.slack.wait_for("chat.postMessage", 2, WITHIN).await;
-    let channels: Vec<&str> = posted.iter().map(|c| c.body["channel"].as_str().unwrap()).collect();
-    assert!(channels.contains(&"U0DANA") && channels.contains(&"U0CARL"), "DMs to each member: {channels:?}");
+    let posted = scene.slack.wait_for("chat.postMessage", 3, WITHIN).await;
+    let mut channels: Vec<&str> = posted.iter().map(|c| c.body["channel"].as_str().unwrap()).collect();
+    channels.sort();
+    assert_eq!(channels, ["C0FINANCE", "U0CARL", "U0DANA"], "a DM to each member and a post in the group's channel");
     scene.smtp.wait_for(3, WITHIN).await;
 
     // Dana approves on Slack; every message is brought up to date: both Slack messages edited, each mail answered.
     assert_eq!(scene.deliver(&scene.click("U0DANA", &id, "approve-1")).await, 200);
-    let decided = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    let decided = scene.slack.wait_for("chat.update", 3, WITHIN).await;
     for update in &decided {
         let text = update.body.to_string();
         assert!(text.contains("Approved by Dana"), "{text}");
@@ -157,8 +159,8 @@ async fn a_routed_request_reaches_every_member_and_a_decision_updates_every_mess
     let reply = scene.smtp.wait_for(6, WITHIN).await;
     let ask = scene.mail_to(&reply.to[0], &id);
     assert_eq!(reply.header("In-Reply-To"), ask.header("Message-ID"), "the outcome replies in the ask's thread");
-    let all = scene.all_sent(&id, 10).await;
-    assert_eq!(all.iter().filter(|n| n["purpose"] == "update").count(), 5, "{all:#?}");
+    let all = scene.all_sent(&id, 12).await;
+    assert_eq!(all.iter().filter(|n| n["purpose"] == "update").count(), 6, "{all:#?}");
     assert!(all.iter().all(|n| n["history"].as_array().unwrap().len() == 1), "each sent at the first attempt");
     assert_eq!(
         scene.request(&id).await["decision"]["by"],
@@ -169,7 +171,7 @@ async fn a_routed_request_reaches_every_member_and_a_decision_updates_every_mess
 async fn concurrent_decisions_through_slack_email_and_the_api_make_one(backend: Backend) {
     let scene = Scene::new(backend).await;
     let id = scene.refund().await;
-    scene.all_sent(&id, 5).await;
+    scene.all_sent(&id, 6).await;
     let fred = scene.app.approver("fred").await;
     let token = scene.approve_token("carl@example.com", &id);
     let click = scene.click("U0DANA", &id, "race");
@@ -190,7 +192,7 @@ async fn concurrent_decisions_through_slack_email_and_the_api_make_one(backend: 
         assert_eq!(email.0, 409, "{}", email.1);
     }
     // Every Slack message about it ends up showing the outcome.
-    let updates = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    let updates = scene.slack.wait_for("chat.update", 3, WITHIN).await;
     assert!(updates.iter().all(|u| !u.body.to_string().contains("\"action_id\":\"approve\"")), "{updates:#?}");
 }
 
@@ -218,10 +220,10 @@ async fn slack_down_delays_only_slack(backend: Backend) {
     }
     // Slack comes back: everything owed is delivered, the decided request's messages show the outcome.
     scene.slack.come_back().await;
-    scene.all_sent(&first, 5).await;
-    scene.all_sent(&second, 10).await;
-    let posted = scene.slack.wait_for("chat.postMessage", 4, WITHIN).await;
-    assert_eq!(posted.len(), 4);
-    let updated = scene.slack.wait_for("chat.update", 2, WITHIN).await;
+    scene.all_sent(&first, 6).await;
+    scene.all_sent(&second, 12).await;
+    let posted = scene.slack.wait_for("chat.postMessage", 6, WITHIN).await;
+    assert_eq!(posted.len(), 6);
+    let updated = scene.slack.wait_for("chat.update", 3, WITHIN).await;
     assert!(updated.iter().all(|u| u.body.to_string().contains("Approved by Fred")), "{updated:#?}");
 }
