@@ -117,7 +117,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("database: {}", config::mask_password(&config.database_url));
     if store.keys().await?.iter().all(|key| key.is_revoked()) {
         println!("no API keys yet; create the first admin key with:");
-        println!("  signoff keys create --role admin --name admin");
+        println!(
+            "  signoff keys create --role admin --name admin --approver YOUR_ID   # bound to you, so it may also decide"
+        );
     }
     let metrics_listener = match &config.metrics.listen {
         Some(listen) => {
