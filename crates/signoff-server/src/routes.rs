@@ -12,12 +12,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use signoff_domain::{Channel, Event, NewRequest, Request, RequestId, Role, Status};
+use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, Role, Status};
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
     CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Verdict,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,29 +293,12 @@ async fn request_deliveries(
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
-    let attempts: Vec<Event> = state
-        .store
-        .request_events(id)
-        .await?
-        .into_iter()
-        .filter(|event| event.kind == signoff_domain::EventKind::CallbackAttempted)
-        .collect();
+    let mut attempts = attempts_by(&state, id, EventKind::CallbackAttempted, "webhook_id").await?;
     let deliveries = state.store.deliveries(id).await?;
     Ok(Json(
         deliveries
             .into_iter()
-            .map(|record| {
-                let history = attempts
-                    .iter()
-                    .filter(|event| event.data["webhook_id"] == record.webhook_id.as_str())
-                    .map(|event| {
-                        let mut attempt = event.data.clone();
-                        attempt["at"] = serde_json::json!(event.at);
-                        attempt
-                    })
-                    .collect();
-                DeliveryView { record, history }
-            })
+            .map(|record| DeliveryView { history: attempts.remove(&record.webhook_id).unwrap_or_default(), record })
             .collect(),
     ))
 }
@@ -336,31 +320,35 @@ async fn request_notifications(
 ) -> Result<Json<Vec<NotificationView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
-    let attempts: Vec<Event> = state
-        .store
-        .request_events(id)
-        .await?
-        .into_iter()
-        .filter(|event| event.kind == signoff_domain::EventKind::NotificationAttempted)
-        .collect();
+    let mut attempts = attempts_by(&state, id, EventKind::NotificationAttempted, "notification_id").await?;
     let notifications = state.store.notifications(id).await?;
     Ok(Json(
         notifications
             .into_iter()
-            .map(|notification| {
-                let history = attempts
-                    .iter()
-                    .filter(|event| event.data["notification_id"] == notification.id.as_str())
-                    .map(|event| {
-                        let mut attempt = event.data.clone();
-                        attempt["at"] = serde_json::json!(event.at);
-                        attempt
-                    })
-                    .collect();
-                NotificationView { notification, history }
+            .map(|notification| NotificationView {
+                history: attempts.remove(&notification.id).unwrap_or_default(),
+                notification,
             })
             .collect(),
     ))
+}
+
+/// A request's attempt events of `kind`, oldest first, grouped by the delivery they are about (the `key` field of
+/// their data), each as its data with the event's `at`.
+async fn attempts_by(
+    state: &AppState,
+    id: RequestId,
+    kind: EventKind,
+    key: &str,
+) -> Result<HashMap<String, Vec<serde_json::Value>>, ApiError> {
+    let mut attempts: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    for event in state.store.request_events(id).await?.into_iter().filter(|event| event.kind == kind) {
+        let Some(of) = event.data[key].as_str().map(String::from) else { continue };
+        let mut attempt = event.data;
+        attempt["at"] = serde_json::json!(event.at);
+        attempts.entry(of).or_default().push(attempt);
+    }
+    Ok(attempts)
 }
 
 async fn get_policy(State(state): State<AppState>, caller: Caller) -> Result<Json<PolicyView>, ApiError> {

@@ -130,12 +130,13 @@ pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, D
 /// Applies `update` to `request` after firing the request's timers that are due at `now`, so no transition acts on
 /// a deadline or an escalation that has passed but that the timer loop has not reached yet. Returns the events to
 /// save and `update`'s refusal, if it refused: the timers' effect is saved either way (the deadline's outcome stands).
+/// `before` is the request as loaded (the caller keeps it for the notification planner too).
 fn update_after_due_timers(
     request: &mut Request,
+    before: &Request,
     update: RequestUpdate,
     now: DateTime<Utc>,
 ) -> (Vec<NewEvent>, Option<DomainError>) {
-    let before = request.clone();
     let mut events = request.fire_timers(now);
     match update(request) {
         Ok(more) => {
@@ -144,7 +145,7 @@ fn update_after_due_timers(
         }
         Err(refusal) => {
             // `update` may have changed the request before refusing: keep only what the timers did.
-            *request = before;
+            *request = before.clone();
             let events = request.fire_timers(now);
             (events, Some(refusal))
         }
@@ -288,6 +289,14 @@ fn outbox_rows(plan: NotificationPlan, written: Vec<WrittenAsk>) -> Vec<OutboxRo
 const ASKS_TO_UPDATE: &str = "SELECT id, approver_id, channel, address, group_name FROM notifications a
      WHERE request_id = {id} AND purpose = 'ask' AND state != 'failed'
      AND NOT EXISTS (SELECT 1 FROM notifications u WHERE u.updates_id = a.id AND u.state = 'pending')";
+
+/// The columns both backends read a notification from, in order.
+const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \
+     attempts, next_attempt_at, provider_ref, last_error, created_at, updated_at";
+/// The same columns of the table aliased `n`.
+const NOTIFICATION_COLUMNS_OF_N: &str = "n.id, n.request_id, n.approver_id, n.channel, n.address, n.purpose, \
+     n.group_name, n.updates_id, n.state, n.attempts, n.next_attempt_at, n.provider_ref, n.last_error, n.created_at, \
+     n.updated_at";
 
 fn new_notification_id() -> String {
     format!("ntf_{}", uuid::Uuid::now_v7().simple())
@@ -513,6 +522,11 @@ fn attempt_event(delivery_id: &str, request_id: RequestId, attempt: u32, result:
             "next_attempt_at": result.next_attempt_at,
         }),
     )
+}
+
+/// When a claim taken at `at` for `lease` runs out, in the stores' microseconds.
+fn lease_until(at: DateTime<Utc>, lease: std::time::Duration) -> i64 {
+    (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros()
 }
 
 /// A random token naming one claim of a delivery.

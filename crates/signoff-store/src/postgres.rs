@@ -8,10 +8,10 @@
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
-    DeliveryState, NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot,
-    RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request,
-    encode_json, from_micros, new_notification_id, notification_event, now, outbox_rows, person_from_db,
-    policy_applied_event, role_from_db, update_after_due_timers,
+    DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord, NotificationAttempt,
+    NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk,
+    attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until, new_notification_id,
+    notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -239,7 +239,7 @@ async fn apply_update(
 ) -> Result<(Request, Option<DomainError>), StoreError> {
     let mut request = load_request(conn, id, true).await?;
     let before = request.clone();
-    let (events, refusal) = update_after_due_timers(&mut request, update, now());
+    let (events, refusal) = update_after_due_timers(&mut request, &before, update, now());
     save_request(conn, planner, &before, &request, events).await?;
     Ok((request, refusal))
 }
@@ -304,9 +304,6 @@ async fn save_request(
     enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
     notify(conn, request.id).await
 }
-
-const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \
-     attempts, next_attempt_at, provider_ref, last_error, created_at, updated_at";
 
 /// Writes the notifications `plan` asks for (see [`outbox_rows`]).
 async fn enqueue_notifications(
@@ -668,7 +665,7 @@ impl Store for PostgresStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        let lease_until = lease_until(at, lease);
         let rows = sqlx::query(
             "UPDATE deliveries d SET next_attempt_at = $3, lease_token = md5(random()::text || d.id)
              FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1
@@ -817,15 +814,13 @@ impl Store for PostgresStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedNotification>, StoreError> {
-        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
-        let columns =
-            NOTIFICATION_COLUMNS.split(", ").map(|c| format!("n.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let lease_until = lease_until(at, lease);
         let rows = sqlx::query(&format!(
             "UPDATE notifications n SET next_attempt_at = $3, lease_token = md5(random()::text || n.id)
              FROM (SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= $1
                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE n.id = due.id
-             RETURNING {columns}, n.lease_token,
+             RETURNING {NOTIFICATION_COLUMNS_OF_N}, n.lease_token,
                        (SELECT a.state FROM notifications a WHERE a.id = n.updates_id) AS ask_state,
                        (SELECT a.provider_ref FROM notifications a WHERE a.id = n.updates_id) AS ask_ref"
         ))

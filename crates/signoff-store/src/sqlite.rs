@@ -4,10 +4,11 @@
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
-    DeliveryState, NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot,
-    RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request,
-    encode_json, from_micros, new_lease_token, new_notification_id, notification_event, now, outbox_rows,
-    person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
+    DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord, NotificationAttempt,
+    NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk,
+    attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until, new_lease_token,
+    new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db,
+    update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -280,9 +281,6 @@ fn save_request(
     enqueue_callback(conn, was, request)?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request)
 }
-
-const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \
-     attempts, next_attempt_at, provider_ref, last_error, created_at, updated_at";
 
 /// Writes the notifications `plan` asks for (see [`outbox_rows`]).
 fn enqueue_notifications(conn: &Connection, plan: NotificationPlan, request: &Request) -> Result<(), StoreError> {
@@ -582,7 +580,7 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let mut request = load_request(conn, id)?;
                 let before = request.clone();
-                let (events, refusal) = update_after_due_timers(&mut request, update, now());
+                let (events, refusal) = update_after_due_timers(&mut request, &before, update, now());
                 let changed = !events.is_empty();
                 save_request(conn, &planner, &before, &request, events)?;
                 Ok((request, changed, refusal))
@@ -773,7 +771,7 @@ impl Store for SqliteStore {
         {
             return Ok(Vec::new());
         }
-        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        let lease_until = lease_until(at, lease);
         self.write(move |conn| {
             let mut statement = conn
                 .prepare_cached(
@@ -968,12 +966,10 @@ impl Store for SqliteStore {
         {
             return Ok(Vec::new());
         }
-        let lease_until = (at + chrono::Duration::from_std(lease).unwrap_or_default()).timestamp_micros();
+        let lease_until = lease_until(at, lease);
         self.write(move |conn| {
-            let columns =
-                NOTIFICATION_COLUMNS.split(", ").map(|c| format!("n.{}", c.trim())).collect::<Vec<_>>().join(", ");
             let mut statement = conn.prepare_cached(&format!(
-                "SELECT {columns}, a.state, a.provider_ref FROM notifications n
+                "SELECT {NOTIFICATION_COLUMNS_OF_N}, a.state, a.provider_ref FROM notifications n
                  LEFT JOIN notifications a ON a.id = n.updates_id
                  WHERE n.state = 'pending' AND n.next_attempt_at <= ?1 ORDER BY n.next_attempt_at LIMIT ?2"
             ))?;
