@@ -16,6 +16,8 @@ pub enum EventKind {
     Created,
     Routed,
     Escalated,
+    /// A reminder fell due: the group's members who have not approved are told again.
+    Reminded,
     Decided,
     ApprovalRecorded,
     ApprovalsReset,
@@ -34,6 +36,7 @@ impl EventKind {
             EventKind::Created => "created",
             EventKind::Routed => "routed",
             EventKind::Escalated => "escalated",
+            EventKind::Reminded => "reminded",
             EventKind::Decided => "decided",
             EventKind::ApprovalRecorded => "approval_recorded",
             EventKind::ApprovalsReset => "approvals_reset",

@@ -19,10 +19,12 @@ pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_call
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};
-pub use notification::{NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
+pub use notification::{NewAsk, Notification, NotificationPlan, NotificationState, Purpose, RemindPlan};
 pub use policy_version::PolicyVersion;
 pub use request::{
     Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, NewRequest, Outcome,
-    Placement, PolicyMatch, Request, RequestId, Requester, Status,
+    Placement, PolicyMatch, Reminder, Request, RequestId, Requester, Status,
 };
-pub use vocabulary::{Channel, EscalationStep, Mode, OnTimeout, Route, Verdict, VerdictOutcome, format_duration, secs};
+pub use vocabulary::{
+    Channel, EscalationStep, Mode, OnTimeout, Route, Verdict, VerdictOutcome, format_duration, secs, secs_list,
+};

@@ -16,6 +16,9 @@ pub enum Purpose {
     /// Brings an earlier ask up to date (decided, approvals so far, moved to another group): Slack edits the message,
     /// email replies in its thread.
     Update,
+    /// Reminds the addressee of an earlier ask that still waits for them: Slack replies in the message's thread,
+    /// email replies in the ask's thread with fresh links.
+    Reminder,
 }
 
 impl Purpose {
@@ -23,11 +26,12 @@ impl Purpose {
         match self {
             Purpose::Ask => "ask",
             Purpose::Update => "update",
+            Purpose::Reminder => "reminder",
         }
     }
 
     pub fn parse(text: &str) -> Option<Purpose> {
-        [Purpose::Ask, Purpose::Update].into_iter().find(|p| p.as_str() == text)
+        [Purpose::Ask, Purpose::Update, Purpose::Reminder].into_iter().find(|p| p.as_str() == text)
     }
 }
 
@@ -40,6 +44,9 @@ pub enum NotificationState {
     Sent,
     /// Given up: the provider refused for good, or retries ran out.
     Failed,
+    /// Not sent, because by the time it was due it had nothing to say: a reminder about a request already decided,
+    /// moved to another group, or approved by its addressee.
+    Skipped,
 }
 
 impl NotificationState {
@@ -48,11 +55,12 @@ impl NotificationState {
             NotificationState::Pending => "pending",
             NotificationState::Sent => "sent",
             NotificationState::Failed => "failed",
+            NotificationState::Skipped => "skipped",
         }
     }
 
     pub fn parse(text: &str) -> Option<NotificationState> {
-        [NotificationState::Pending, NotificationState::Sent, NotificationState::Failed]
+        [NotificationState::Pending, NotificationState::Sent, NotificationState::Failed, NotificationState::Skipped]
             .into_iter()
             .find(|s| s.as_str() == text)
     }
@@ -76,6 +84,16 @@ pub struct NotificationPlan {
     pub asks: Vec<NewAsk>,
     /// Whether every message already sent (or waiting to be) about the request must be brought up to date.
     pub update_sent: bool,
+    /// A reminder fell due: remind the addressees of the asks to the request's current group, except these people
+    /// (they approved already).
+    pub remind: Option<RemindPlan>,
+}
+
+/// Who a reminder goes to: the asks of `group`, but not to the people in `except`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemindPlan {
+    pub group: String,
+    pub except: Vec<ApproverId>,
 }
 
 /// A stored notification, as `GET /v1/requests/{id}/notifications` shows it.

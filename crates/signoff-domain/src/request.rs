@@ -3,7 +3,7 @@
 use crate::event::{EventKind, NewEvent};
 use crate::identity::{Actor, ApproverId};
 use crate::key::ApiKey;
-use crate::vocabulary::{Channel, EscalationStep, Mode, OnTimeout, Verdict};
+use crate::vocabulary::{Channel, Mode, OnTimeout, Route, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -365,6 +365,10 @@ pub struct Request {
     /// Escalation steps, in order, with when each falls due.
     #[serde(default)]
     pub escalations: Vec<Escalation>,
+    /// Reminders to the current group's members who have not approved yet, with when each falls due. Set when the
+    /// request is routed, and set anew for the group it escalates to.
+    #[serde(default)]
+    pub reminders: Vec<Reminder>,
     pub decision: Option<Decision>,
     pub outcome: Option<Outcome>,
 }
@@ -392,6 +396,28 @@ pub struct Escalation {
     pub due_at: DateTime<Utc>,
     pub to: String,
     pub fired_at: Option<DateTime<Utc>>,
+    /// The reminder schedule of the group escalated to, counted from the escalation (whole seconds in JSON).
+    #[serde(default, with = "crate::vocabulary::secs_list")]
+    pub remind: Vec<Duration>,
+}
+
+/// One reminder of a routed request: when it falls due, and when it fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reminder {
+    pub due_at: DateTime<Utc>,
+    pub fired_at: Option<DateTime<Utc>>,
+}
+
+/// Reminders `schedule` after `from`, keeping only those before `deadline_at` (the deadline says the rest).
+fn reminders(schedule: &[Duration], from: DateTime<Utc>, deadline_at: Option<DateTime<Utc>>) -> Vec<Reminder> {
+    schedule
+        .iter()
+        .map(|after| Reminder {
+            due_at: from + chrono::Duration::from_std(*after).unwrap_or(chrono::Duration::MAX),
+            fired_at: None,
+        })
+        .filter(|reminder| deadline_at.is_none_or(|deadline| reminder.due_at < deadline))
+        .collect()
 }
 
 /// What a request is routed by, beside the verdict: the policy's identity and its defaults.
@@ -474,6 +500,7 @@ impl Request {
             deadline_at: None,
             on_timeout: None,
             escalations: Vec::new(),
+            reminders: Vec::new(),
             decision: None,
             outcome: None,
         }
@@ -546,61 +573,62 @@ impl Request {
             Verdict::Review { rule, group, sampled: true } => {
                 // The action already happened: a reviewer confirms or flags it, and cannot edit it.
                 self.sampled = Some(true);
-                self.allow_edit = false;
-                self.route(Some(rule), group, placement.default_timeout, OnTimeout::Fail, &[], None, now)
-            }
-            Verdict::Route(route) => {
-                self.approvals_required = route.approvals;
-                self.allow_edit = route.allow_edit;
-                self.reject_reasons = route.reject_reasons;
-                // A condition that could not be evaluated never lets an action through, not even by timing out.
-                let on_timeout = match route.on_timeout {
-                    OnTimeout::Approve if route.eval_error.is_some() => OnTimeout::Reject,
-                    other => other,
+                let review = Route {
+                    rule: Some(rule),
+                    group,
+                    approvals: 1,
+                    allow_edit: false,
+                    reject_reasons: Vec::new(),
+                    timeout: placement.default_timeout,
+                    on_timeout: OnTimeout::Fail,
+                    escalate: Vec::new(),
+                    remind: Vec::new(),
+                    eval_error: None,
                 };
-                self.route(route.rule, route.group, route.timeout, on_timeout, &route.escalate, route.eval_error, now)
+                self.route(review, now)
+            }
+            Verdict::Route(mut route) => {
+                // A condition that could not be evaluated never lets an action through, not even by timing out.
+                if route.eval_error.is_some() && route.on_timeout == OnTimeout::Approve {
+                    route.on_timeout = OnTimeout::Reject;
+                }
+                self.route(route, now)
             }
         }
     }
 
-    /// Sends the request to `group` until its deadline: the policy's `timeout`, or the agent's
-    /// `timeout_s` when that is shorter (an agent may shorten a deadline, never extend it).
-    #[allow(clippy::too_many_arguments)]
-    fn route(
-        &mut self,
-        rule: Option<String>,
-        group: String,
-        timeout: Duration,
-        on_timeout: OnTimeout,
-        escalate: &[EscalationStep],
-        eval_error: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Vec<NewEvent> {
-        let timeout = self.timeout_s.map_or(timeout, |agent| timeout.min(Duration::from_secs(agent)));
-        let deadline_at = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
-        self.group = Some(group.clone());
+    /// Sends the request to the route's group until its deadline: the policy's `timeout`, or the agent's
+    /// `timeout_s` when that is shorter (an agent may shorten a deadline, never extend it). Escalation steps and
+    /// reminders that would fall due after the deadline are dropped.
+    fn route(&mut self, route: Route, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let timeout = self.timeout_s.map_or(route.timeout, |agent| route.timeout.min(Duration::from_secs(agent)));
+        let deadline_at = after(timeout);
+        self.approvals_required = route.approvals;
+        self.allow_edit = route.allow_edit;
+        self.reject_reasons = route.reject_reasons;
+        self.group = Some(route.group.clone());
         self.deadline_at = Some(deadline_at);
-        self.on_timeout = Some(on_timeout);
-        self.escalations = escalate
-            .iter()
-            .map(|step| Escalation {
-                due_at: now + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
-                to: step.to.clone(),
-                fired_at: None,
-            })
+        self.on_timeout = Some(route.on_timeout);
+        self.escalations = route
+            .escalate
+            .into_iter()
+            .map(|step| Escalation { due_at: after(step.after), to: step.to, fired_at: None, remind: step.remind })
             .filter(|step| step.due_at < deadline_at)
             .collect();
+        self.reminders = reminders(&route.remind, now, Some(deadline_at));
+        let rule = route.rule;
         vec![NewEvent::new(
             Some(self.id),
             EventKind::Routed,
             rule.as_deref().map_or_else(|| "policy:defaults".to_string(), |rule| format!("policy:{rule}")),
             json!({
-                "group": group,
+                "group": route.group,
                 "rule": rule,
                 "approvals_required": self.approvals_required,
                 "deadline_at": deadline_at,
-                "on_timeout": on_timeout,
-                "error": eval_error,
+                "on_timeout": route.on_timeout,
+                "error": route.eval_error,
             }),
         )]
     }
@@ -740,17 +768,15 @@ impl Request {
         Ok(vec![self.finish(decision)])
     }
 
-    /// When the next stored timer of this request falls due: its next escalation step or its deadline.
+    /// When the next stored timer of this request falls due: its next escalation step, reminder or deadline.
     /// `None` once it is decided.
     pub fn next_timer_at(&self) -> Option<DateTime<Utc>> {
         if self.status.is_final() {
             return None;
         }
-        let escalation = self.escalations.iter().filter(|step| step.fired_at.is_none()).map(|step| step.due_at).min();
-        match (escalation, self.deadline_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let escalations = self.escalations.iter().filter(|step| step.fired_at.is_none()).map(|step| step.due_at);
+        let reminders = self.reminders.iter().filter(|r| r.fired_at.is_none()).map(|r| r.due_at);
+        escalations.chain(reminders).chain(self.deadline_at).min()
     }
 
     /// Fires every timer due at `now`: escalation steps re-route the request (approvals already given stay),
@@ -767,6 +793,7 @@ impl Request {
             }
             escalation.fired_at = Some(now);
             let from = self.group.replace(escalation.to.clone());
+            self.reminders = reminders(&escalation.remind, now, self.deadline_at);
             events.push(NewEvent::new(
                 Some(self.id),
                 EventKind::Escalated,
@@ -775,9 +802,27 @@ impl Request {
             ));
             self.updated_at = now;
         }
-        if let Some(deadline) = self.deadline_at
-            && deadline <= now
-        {
+        let deadline_passed = self.deadline_at.is_some_and(|deadline| deadline <= now);
+        // Reminders missed while the server was down fire as one: nobody needs three reminders at once.
+        let mut due = self.reminders.iter_mut().enumerate().filter(|(_, r)| r.fired_at.is_none() && r.due_at <= now);
+        if let Some((first, reminder)) = due.next() {
+            let mut last = (first, reminder.due_at);
+            reminder.fired_at = Some(now);
+            for (index, reminder) in due {
+                reminder.fired_at = Some(now);
+                last = (index, reminder.due_at);
+            }
+            if !deadline_passed {
+                events.push(NewEvent::new(
+                    Some(self.id),
+                    EventKind::Reminded,
+                    "timer",
+                    json!({ "reminder": last.0 + 1, "group": self.group, "due_at": last.1 }),
+                ));
+                self.updated_at = now;
+            }
+        }
+        if deadline_passed {
             let (outcome, comment) = match self.on_timeout.unwrap_or(OnTimeout::Reject) {
                 OnTimeout::Approve => (DecisionOutcome::Approved, "approved: no decision before the deadline"),
                 OnTimeout::Reject => (DecisionOutcome::Rejected, "rejected: no decision before the deadline"),
@@ -856,6 +901,7 @@ fn actor_of(by: &DecidedBy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::EscalationStep;
 
     fn requester() -> Requester {
         Requester { key_id: "k_agent".into(), key_name: "bot".into(), responsible: Some(person("olga")) }
@@ -1036,8 +1082,12 @@ mod tests {
         request.group = Some("directors".into());
         request.deadline_at = Some(start + chrono::Duration::hours(28));
         request.on_timeout = Some(OnTimeout::Fail);
-        request.escalations =
-            vec![Escalation { due_at: start + chrono::Duration::hours(4), to: "cfo".into(), fired_at: None }];
+        request.escalations = vec![Escalation {
+            due_at: start + chrono::Duration::hours(4),
+            to: "cfo".into(),
+            fired_at: None,
+            remind: vec![],
+        }];
         assert_eq!(request.next_timer_at(), Some(start + chrono::Duration::hours(4)));
         assert!(request.fire_timers(start + chrono::Duration::hours(1)).is_empty());
         let escalated = request.fire_timers(start + chrono::Duration::hours(5));
@@ -1065,8 +1115,68 @@ mod tests {
             timeout: Duration::from_secs(3600),
             on_timeout,
             escalate: Vec::new(),
+            remind: Vec::new(),
             eval_error: eval_error.map(String::from),
         })
+    }
+
+    #[test]
+    fn reminders_fall_due_once_each_and_start_again_for_the_group_escalated_to() {
+        let hours = |h: i64| chrono::Duration::hours(h);
+        let mut request = pending();
+        let start = request.created_at;
+        let Verdict::Route(mut route) = route_to("directors", 1, OnTimeout::Reject, None) else { unreachable!() };
+        route.timeout = Duration::from_secs(10 * 3600);
+        route.remind = vec![Duration::from_secs(3600), Duration::from_secs(2 * 3600), Duration::from_secs(12 * 3600)];
+        let cfo_reminders = vec![Duration::from_secs(3600)];
+        route.escalate =
+            vec![EscalationStep { after: Duration::from_secs(4 * 3600), to: "cfo".into(), remind: cfo_reminders }];
+        request.place(placement(Verdict::Route(route)), start);
+        // The one after the deadline is dropped: the deadline says the rest.
+        assert_eq!(
+            request.reminders.iter().map(|r| r.due_at).collect::<Vec<_>>(),
+            [start + hours(1), start + hours(2)]
+        );
+        assert_eq!(request.next_timer_at(), Some(start + hours(1)));
+
+        let reminded = request.fire_timers(start + hours(1));
+        assert_eq!(reminded.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Reminded]);
+        assert_eq!(reminded[0].data["reminder"], 1);
+        assert!(request.fire_timers(start + hours(1)).is_empty(), "each reminder fires once");
+        assert_eq!(request.next_timer_at(), Some(start + hours(2)));
+
+        // Missed while the server was down: the second reminder and the escalation fire together; the cfo's
+        // reminders count from the escalation.
+        let late = start + hours(5);
+        let events = request.fire_timers(late);
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Escalated]);
+        assert_eq!(request.group.as_deref(), Some("cfo"));
+        assert_eq!(request.reminders, [Reminder { due_at: late + hours(1), fired_at: None }]);
+        let events = request.fire_timers(late + hours(2));
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Reminded]);
+        assert_eq!(events[0].data["group"], "cfo");
+    }
+
+    #[test]
+    fn reminders_missed_together_fire_as_one_and_never_with_the_deadline() {
+        let mut request = pending();
+        let start = request.created_at;
+        let Verdict::Route(mut route) = route_to("directors", 1, OnTimeout::Reject, None) else { unreachable!() };
+        route.remind = vec![Duration::from_secs(60), Duration::from_secs(120)];
+        request.place(placement(Verdict::Route(route.clone())), start);
+        let events = request.fire_timers(start + chrono::Duration::minutes(5));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data["reminder"], 2, "one reminder, the latest due");
+        assert!(request.reminders.iter().all(|r| r.fired_at.is_some()));
+
+        let mut late = pending();
+        late.place(placement(Verdict::Route(route)), start);
+        let events = late.fire_timers(start + chrono::Duration::hours(2));
+        assert_eq!(
+            events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [EventKind::Decided],
+            "the deadline, no reminder"
+        );
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct EscalationStep {
     pub after: Duration,
     /// Group to escalate to.
     pub to: String,
+    /// When to remind the group escalated to, after the escalation (its `remind` schedule; whole seconds in JSON).
+    #[serde(default, with = "secs_list", skip_serializing_if = "Vec::is_empty")]
+    pub remind: Vec<Duration>,
 }
 
 /// A route to people, with everything the service needs to wait, escalate and time out.
@@ -172,6 +175,9 @@ pub struct Route {
     pub on_timeout: OnTimeout,
     /// Escalation steps, in increasing order of `after`.
     pub escalate: Vec<EscalationStep>,
+    /// When to remind the group's members who have not yet approved, after routing (the group's `remind` schedule).
+    #[serde(default, with = "secs_list", skip_serializing_if = "Vec::is_empty")]
+    pub remind: Vec<Duration>,
     /// Why a condition could not be evaluated (the request then goes where `defaults.on_error` says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_error: Option<String>,
@@ -333,6 +339,20 @@ pub mod secs {
     /// Reads whole seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Serde for a list of durations as whole seconds.
+pub mod secs_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(list.iter().map(Duration::as_secs))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<u64>::deserialize(d).map(|list| list.into_iter().map(Duration::from_secs).collect())
     }
 }
 

@@ -110,22 +110,41 @@ impl Mailer {
     }
 
     /// The ask: subject `Approve: {summary}? ({action}, rule {rule})`, text + HTML, links Approve / Reject / Review
-    /// in dashboard. Returns the message's `Message-ID`, angle brackets included.
+    /// in dashboard. With `reminding`, the same ask again as a reminder: a reply in the thread of the earlier ask
+    /// (`Re:` its subject, `In-Reply-To` and `References` set), with fresh links. Returns the message's `Message-ID`,
+    /// angle brackets included.
     pub async fn send_request(
         &self,
         to: &str,
         request: &Request,
         view: &RequestView,
         links: &EmailLinks,
+        reminding: Option<&ProviderRef>,
     ) -> Result<ProviderRef, ProviderError> {
         let details = details(request, view);
-        let text = request_text(request, &details, links);
-        let html =
-            RequestHtml { heading: heading(request), details: &details, links, request_id: request.id.to_string() }
-                .render()
-                .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
+        let lead = match reminding {
+            Some(_) => reminder_lead(request, view),
+            None => "Signoff asks for your approval".to_string(),
+        };
+        let text = request_text(&lead, request, &details, links);
+        let html = RequestHtml {
+            lead: &lead,
+            heading: heading(request),
+            details: &details,
+            links,
+            request_id: request.id.to_string(),
+        }
+        .render()
+        .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
         let message_id = self.message_id(request);
-        let message = self.builder(to)?.subject(subject(request)).message_id(Some(message_id.clone()));
+        let mut message = self.builder(to)?.message_id(Some(message_id.clone()));
+        message = match reminding {
+            Some(thread) => message
+                .subject(format!("Re: {}", subject(request)))
+                .in_reply_to(thread.clone())
+                .references(thread.clone()),
+            None => message.subject(subject(request)),
+        };
         self.send(message, text, html).await?;
         Ok(message_id)
     }
@@ -308,6 +327,16 @@ pub fn status_line(request: &Request, view: &RequestView) -> String {
     "Waiting for approval".into()
 }
 
+/// A reminder's first line: "Reminder: this request still waits for your decision (deadline 2026-12-01 18:00 UTC)".
+fn reminder_lead(request: &Request, view: &RequestView) -> String {
+    let mut lead = "Reminder: this request still waits for your decision".to_string();
+    match request.deadline_at {
+        Some(deadline) => lead.push_str(&format!(" (deadline {}; {})", format_time(deadline), quorum(request, view))),
+        None => lead.push_str(&format!(" ({})", quorum(request, view))),
+    }
+    lead
+}
+
 /// "1 of 2 approvals: Carl", or "0 of 1 approvals".
 fn quorum(request: &Request, view: &RequestView) -> String {
     let names: Vec<&str> = request.approvals.iter().map(|a| view.name_of(&a.approver_id)).collect();
@@ -350,8 +379,8 @@ fn one_line(s: &str, max: usize) -> String {
     if line.chars().count() <= max { line } else { format!("{}…", line.chars().take(max).collect::<String>()) }
 }
 
-fn request_text(request: &Request, details: &[Detail], links: &EmailLinks) -> String {
-    let mut text = format!("{}\n\n", heading(request));
+fn request_text(lead: &str, request: &Request, details: &[Detail], links: &EmailLinks) -> String {
+    let mut text = format!("{lead}\n\n{}\n\n", heading(request));
     for detail in details {
         if detail.value.contains('\n') {
             text.push_str(&format!("{}:\n  {}\n", detail.label, detail.value.replace('\n', "\n  ")));
@@ -370,6 +399,7 @@ fn request_text(request: &Request, details: &[Detail], links: &EmailLinks) -> St
 #[derive(Template)]
 #[template(path = "email_request.html")]
 struct RequestHtml<'a> {
+    lead: &'a str,
     heading: String,
     details: &'a [Detail],
     links: &'a EmailLinks,

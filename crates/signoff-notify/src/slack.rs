@@ -41,6 +41,7 @@ const HEADER_MAX: usize = 150;
 
 /// Slack errors that retrying cannot fix: the configuration, the address or the message must change first.
 const PERMANENT_ERRORS: &[&str] = &[
+    "thread_not_found",
     "channel_not_found",
     "not_in_channel",
     "is_archived",
@@ -157,6 +158,29 @@ impl SlackClient {
             "blocks": request_blocks(request, view),
         });
         self.call("chat.update", &body).await.map(drop)
+    }
+
+    /// A reminder in the thread of the ask at `message`: the request still waits, with its deadline; the buttons stay
+    /// on the ask itself. Returns where the reminder lives.
+    pub async fn post_reminder(
+        &self,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        let (channel, ts) = split_ref(message)?;
+        let body = json!({
+            "channel": channel,
+            "thread_ts": ts,
+            "text": reminder_text(request, view),
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        let answer = self.call("chat.postMessage", &body).await?;
+        match (answer["channel"].as_str(), answer["ts"].as_str()) {
+            (Some(channel), Some(ts)) => Ok(format!("{channel}:{ts}")),
+            _ => Err(ProviderError::transient("slack chat.postMessage: the answer has no `channel` and `ts`")),
+        }
     }
 
     /// Opens a modal for the person who clicked (`trigger_id` from their interaction, valid for 3 seconds).
@@ -409,6 +433,19 @@ pub fn request_text(request: &Request, view: &RequestView) -> String {
         Some(status) => format!("Approval needed: {ask}. {status}"),
         None => format!("Approval needed: {ask}"),
     }
+}
+
+/// A reminder's text: what still waits, the quorum so far, and when the deadline falls.
+pub fn reminder_text(request: &Request, view: &RequestView) -> String {
+    let mut text = format!("Reminder: *{}* still waits for your decision", escape(&truncate(title(request), 300)));
+    if let Some(status) = status_line(request, view) {
+        text.push_str(&format!(" ({status})"));
+    }
+    if let Some(deadline) = request.deadline_at {
+        text.push_str(&format!(". Deadline: {}", deadline.format("%Y-%m-%d %H:%M UTC")));
+    }
+    text.push_str(&format!(". <{}/requests/{}|Open in dashboard>", view.public_url, request.id));
+    text
 }
 
 fn mrkdwn(text: impl Into<String>) -> Value {

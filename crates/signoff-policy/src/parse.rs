@@ -186,6 +186,32 @@ fn duration(cx: &mut Cx, node: &Node, what: &str) -> Option<Duration> {
     }
 }
 
+/// A group's `remind` list: durations after a request reaches the group, each longer than the one before.
+fn reminder_schedule(cx: &mut Cx, node: &Node, what: &str) -> Vec<Duration> {
+    const MAX_REMINDERS: usize = 10;
+    let items = seq(cx, node, what);
+    if items.len() > MAX_REMINDERS {
+        cx.err(node.pos, format!("{what}: at most {MAX_REMINDERS} reminders, found {}", items.len()));
+        return Vec::new();
+    }
+    let mut schedule: Vec<Duration> = Vec::new();
+    for item in items {
+        let Some(after) = duration(cx, item, what) else { continue };
+        match schedule.last() {
+            Some(&before) if after <= before => cx.err(
+                item.pos,
+                format!(
+                    "{what}: reminders must be in increasing order ({} after {})",
+                    crate::duration::format_duration(after),
+                    crate::duration::format_duration(before)
+                ),
+            ),
+            _ => schedule.push(after),
+        }
+    }
+    schedule
+}
+
 pub(crate) fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
     match &node.kind {
         Kind::Seq(items) => items,
@@ -307,7 +333,11 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                     group_pos.insert(name.clone(), k.pos);
                     let mut notify = Vec::new();
                     let mut slack_channel = None;
-                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel"]) {
+                    let mut remind = Vec::new();
+                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel", "remind"]) {
+                        if let Some(node) = f.get("remind") {
+                            remind = reminder_schedule(&mut cx, node, &format!("{what}: remind"));
+                        }
                         if let Some(node) = f.get("slack_channel") {
                             slack_channel = string(&mut cx, node, &format!("{what}: slack_channel"))
                                 .filter(|id| !id.trim().is_empty());
@@ -346,7 +376,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                             }
                         }
                     }
-                    groups.insert(name.clone(), Group { name, notify, slack_channel });
+                    groups.insert(name.clone(), Group { name, notify, slack_channel, remind });
                 }
             }
             Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
@@ -357,6 +387,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         name: EVERYONE.to_string(),
         notify: vec![Channel::Dashboard],
         slack_channel: None,
+        remind: Vec::new(),
     });
 
     // approvers
@@ -905,7 +936,7 @@ fn decode_rule(
                     };
                     if let (Some(after), Some(to)) = (after, to) {
                         escalate_pos.push(sf.get("after").map(|a| a.pos).unwrap_or(sf.pos));
-                        escalate.push(EscalationStep { after, to });
+                        escalate.push(EscalationStep { after, to, remind: Vec::new() });
                     }
                 }
             }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use cel::{Context, Env, Value};
 use sha2::{Digest, Sha256};
@@ -11,7 +12,9 @@ use crate::error::{PolicyErrors, PolicyWarning};
 use crate::eval::{
     EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
 };
-use crate::model::{Approver, Decision, Defaults, EVERYONE, Group, OnError, OnTimeout, Rule, RuleAction};
+use crate::model::{
+    Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, Rule, RuleAction,
+};
 use crate::parse;
 use crate::schema::{ArgProblem, Schema};
 
@@ -125,6 +128,11 @@ impl Policy {
         self.inner.groups.get(name)
     }
 
+    /// The reminder schedule of `group` (none for an unknown group).
+    fn reminders(&self, group: &str) -> Vec<Duration> {
+        self.group(group).map(|g| g.remind.clone()).unwrap_or_default()
+    }
+
     /// The declared approvers in `group` (all approvers for `everyone`).
     pub fn members(&self, group: &str) -> Vec<&Approver> {
         self.inner.approvers.iter().filter(|a| group == EVERYONE || a.groups.iter().any(|g| g == group)).collect()
@@ -224,6 +232,7 @@ impl Policy {
                                 other => other,
                             },
                             escalate: Vec::new(),
+                            remind: self.reminders(group),
                             eval_error: Some(message),
                         }),
                     };
@@ -240,6 +249,7 @@ impl Policy {
             timeout: d.timeout,
             on_timeout: d.on_timeout,
             escalate: Vec::new(),
+            remind: self.reminders(&d.route),
             eval_error: None,
         })
     }
@@ -256,7 +266,12 @@ impl Policy {
                 reject_reasons: spec.reject_reasons.clone(),
                 timeout: spec.timeout,
                 on_timeout: spec.on_timeout,
-                escalate: spec.escalate.clone(),
+                escalate: spec
+                    .escalate
+                    .iter()
+                    .map(|step| EscalationStep { remind: self.reminders(&step.to), ..step.clone() })
+                    .collect(),
+                remind: self.reminders(&spec.group),
                 eval_error: None,
             }),
             RuleAction::Review { sample, group } => Verdict::Review {

@@ -359,3 +359,62 @@ fn a_broken_approver_does_not_leave_its_groups_without_members() {
         &["line 4, column 5: approvers[1]: missing field `id`", "line 5, column 5: approvers[2]: missing field `id`"],
     );
 }
+
+#[test]
+fn group_reminders_are_increasing_durations() {
+    let yaml = |remind: &str| {
+        format!(
+            "version: 1\napprovers:\n  - {{ id: dana, email: d@example.com, groups: [directors] }}\ngroups:\n  \
+             directors: {{ notify: [email], remind: {remind} }}\ndefaults: {{ route: directors, timeout: 24h }}\n"
+        )
+    };
+    expect(
+        &yaml("[2h, 1h, 2h]"),
+        &[
+            "line 5, column 46: group `directors`: remind: reminders must be in increasing order (1h after 2h)",
+            "line 5, column 50: group `directors`: remind: reminders must be in increasing order (2h after 2h)",
+        ],
+    );
+    expect(
+        &yaml("[soon]"),
+        &[
+            "line 5, column 42: group `directors`: remind: invalid duration `soon`; expected a duration such as `90s`, `30m`, `4h`, `2d` or `1h30m`",
+        ],
+    );
+    expect(&yaml("4h"), &["line 5, column 41: group `directors`: remind: expected a list, found a scalar"]);
+}
+
+#[test]
+fn a_routes_reminders_are_its_groups_and_each_escalation_step_carries_its_targets() {
+    use signoff_policy::{EvalInput, Mode, Verdict};
+    use std::time::Duration;
+    let policy = Policy::parse(
+        "version: 1
+approvers:
+  - { id: dana, email: d@example.com, groups: [directors] }
+  - { id: carl, email: c@example.com, groups: [cfo] }
+groups:
+  directors: { notify: [email], remind: [30m, 2h] }
+  cfo: { notify: [email], remind: [1h] }
+defaults: { route: directors, timeout: 24h }
+rules:
+  - { name: big, when: 'args.amount > 10', route: directors, escalate: [ { after: 4h, to: cfo } ] }
+",
+    )
+    .unwrap();
+    let (args, context, tags) = (serde_json::json!({"amount": 50}), serde_json::Value::Null, Vec::new());
+    let input = EvalInput {
+        request_id: "r",
+        action: "refund",
+        args: &args,
+        context: &context,
+        confidence: None,
+        tags: &tags,
+        mode: Mode::Pre,
+        agent: "bot",
+        run_id: None,
+    };
+    let Verdict::Route(route) = policy.evaluate(&input) else { panic!("routed") };
+    assert_eq!(route.remind, [Duration::from_secs(1800), Duration::from_secs(7200)]);
+    assert_eq!(route.escalate[0].remind, [Duration::from_secs(3600)]);
+}

@@ -7,7 +7,8 @@ use crate::AppState;
 use crate::policy::PolicyCell;
 use async_trait::async_trait;
 use signoff_domain::{
-    ApproverId, Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose, Request, Status,
+    ApproverId, Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose, RemindPlan, Request,
+    Status,
 };
 use signoff_notify::{ProviderError, ProviderRef, RequestView};
 use signoff_store::{ClaimedNotification, NotificationAttempt, NotificationOutcome, NotificationPlanner};
@@ -43,6 +44,15 @@ pub trait ChannelSender: Send + Sync + 'static {
         request: &Request,
         view: &RequestView,
     ) -> Result<Option<ProviderRef>, ProviderError>;
+    /// Reminds `notification.address` that `request`, asked about in `message`, still waits for them (Slack replies
+    /// in the message's thread; email replies in its thread with fresh links). Returns where the reminder lives.
+    async fn remind(
+        &self,
+        notification: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError>;
 }
 
 /// The channels that can send, with their senders.
@@ -65,7 +75,8 @@ impl Senders {
 
 /// Who is told what: each member of the request's group on each of the group's `notify` channels that is configured
 /// and for which they have an address; every earlier message once the request is decided, gains an approval, or
-/// moves to another group.
+/// moves to another group; and, when one of the group's reminders falls due, everyone asked there who has not
+/// approved yet.
 pub struct Planner {
     policy: PolicyCell,
     channels: BTreeSet<Channel>,
@@ -87,7 +98,16 @@ impl NotificationPlanner for Planner {
         let update_sent = before.is_some_and(|before| {
             before.status != after.status || before.group != after.group || before.approvals != after.approvals
         });
-        NotificationPlan { asks, update_sent }
+        let fired = |request: &Request| request.reminders.iter().filter(|r| r.fired_at.is_some()).count();
+        let reminded = before.is_some_and(|before| !moved && fired(after) > fired(before));
+        let remind = match (&after.group, after.status) {
+            (Some(group), Status::Pending) if reminded => Some(RemindPlan {
+                group: group.clone(),
+                except: after.approvals.iter().map(|a| a.approver_id.clone()).collect(),
+            }),
+            _ => None,
+        };
+        NotificationPlan { asks, update_sent, remind }
     }
 }
 
@@ -181,18 +201,27 @@ async fn send(state: &AppState, sender: &dyn ChannelSender, claim: ClaimedNotifi
     };
     let view = view_for(state, notification, &request);
     let started = Instant::now();
+    if notification.purpose == Purpose::Reminder
+        && let Some(reason) = reminder_needless(notification, &request)
+    {
+        record(state, &claim, NotificationOutcome::Skipped { reason }, Duration::ZERO).await;
+        return;
+    }
     let result = match (notification.purpose, &claim.ask) {
         (Purpose::Ask, _) => sender.ask(notification, &request, &view).await.map(Some),
-        (Purpose::Update, Some((NotificationState::Sent, Some(message)))) => {
-            sender.update(notification, message, &request, &view).await
+        (Purpose::Update | Purpose::Reminder, Some((NotificationState::Sent, Some(message)))) => {
+            match notification.purpose {
+                Purpose::Reminder => sender.remind(notification, message, &request, &view).await.map(Some),
+                _ => sender.update(notification, message, &request, &view).await,
+            }
         }
-        (Purpose::Update, Some((NotificationState::Pending, _))) => {
+        (Purpose::Update | Purpose::Reminder, Some((NotificationState::Pending, _))) => {
             let next_attempt_at = signoff_store::now() + chrono::Duration::from_std(UPDATE_WAIT).unwrap_or_default();
             record(state, &claim, NotificationOutcome::Deferred { next_attempt_at }, Duration::ZERO).await;
             return;
         }
-        (Purpose::Update, _) => {
-            let error = "the message it would update was never sent".to_string();
+        (Purpose::Update | Purpose::Reminder, _) => {
+            let error = "the message it follows up on was never sent".to_string();
             record(state, &claim, NotificationOutcome::Failed { error }, started.elapsed()).await;
             return;
         }
@@ -202,6 +231,22 @@ async fn send(state: &AppState, sender: &dyn ChannelSender, claim: ClaimedNotifi
         Err(error) => failure(state, notification, error),
     };
     record(state, &claim, outcome, started.elapsed()).await;
+}
+
+/// Why a reminder has nothing left to say when it is due to be sent, if it has not: the request was decided or moved
+/// on, or its addressee approved meanwhile.
+fn reminder_needless(notification: &Notification, request: &Request) -> Option<String> {
+    if request.status != Status::Pending {
+        return Some(format!("not sent: the request is {}", request.status.as_str()));
+    }
+    if request.group.as_deref() != Some(notification.group.as_str()) {
+        return Some("not sent: the request moved to another group".into());
+    }
+    let approved = notification
+        .approver_id
+        .as_ref()
+        .is_some_and(|person| request.approvals.iter().any(|approval| approval.approver_id == *person));
+    approved.then(|| "not sent: its addressee has approved".into())
 }
 
 /// What a failed send becomes: given up when it is permanent or retries ran out, else retried after the provider's
@@ -250,6 +295,16 @@ impl ChannelSender for SlackSender {
     ) -> Result<Option<ProviderRef>, ProviderError> {
         self.0.update_request(message, request, view).await.map(|()| None)
     }
+
+    async fn remind(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        self.0.post_reminder(message, request, view).await
+    }
 }
 
 /// Email as a channel: asks carry signed, single-use Approve and Reject links; updates reply in the ask's thread.
@@ -261,16 +316,7 @@ pub struct EmailSender {
 #[async_trait]
 impl ChannelSender for EmailSender {
     async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
-        let person = n.approver_id.as_ref().ok_or_else(|| ProviderError::permanent("an email ask needs a person"))?;
-        let links = signoff_notify::email::EmailLinks::signed(
-            &self.signer,
-            &view.public_url,
-            request,
-            person,
-            &n.group,
-            signoff_store::now(),
-        );
-        self.mailer.send_request(&n.address, request, view, &links).await
+        self.mailer.send_request(&n.address, request, view, &self.links(n, request, view)?, None).await
     }
 
     async fn update(
@@ -281,5 +327,29 @@ impl ChannelSender for EmailSender {
         view: &RequestView,
     ) -> Result<Option<ProviderRef>, ProviderError> {
         self.mailer.send_update(&n.address, message, request, view).await.map(Some)
+    }
+
+    async fn remind(
+        &self,
+        n: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        self.mailer.send_request(&n.address, request, view, &self.links(n, request, view)?, Some(message)).await
+    }
+}
+
+impl EmailSender {
+    /// Fresh signed links for the person `n` is addressed to.
+    fn links(
+        &self,
+        n: &Notification,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<signoff_notify::email::EmailLinks, ProviderError> {
+        let person = n.approver_id.as_ref().ok_or_else(|| ProviderError::permanent("an email ask needs a person"))?;
+        let now = signoff_store::now();
+        Ok(signoff_notify::email::EmailLinks::signed(&self.signer, &view.public_url, request, person, &n.group, now))
     }
 }

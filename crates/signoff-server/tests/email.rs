@@ -334,7 +334,7 @@ async fn the_ask_arrives_with_its_subject_parts_and_links_and_the_outcome_replie
     let mailer = mailer(&smtp);
     let links = links(&app, &request, "dana");
 
-    let message_id = mailer.send_request("Dana <dana@example.com>", &request, &view(), &links).await.unwrap();
+    let message_id = mailer.send_request("Dana <dana@example.com>", &request, &view(), &links, None).await.unwrap();
     let ask = smtp.wait_for(1, StdDuration::from_secs(10)).await;
     assert_eq!((ask.from.as_str(), ask.to.as_slice()), ("signoff@example.com", &["dana@example.com".to_string()][..]));
     assert_eq!(ask.header("Subject").unwrap(), "Approve: Refund $50 to c_42? (refund, rule small-refund)");
@@ -385,16 +385,17 @@ async fn smtp_4xx_is_transient_and_5xx_permanent_and_a_dead_server_transient() {
     let links = links(&app, &request, "dana");
 
     smtp.answer_rcpt(SmtpAnswer::Transient);
-    let error: ProviderError = mailer.send_request("dana@example.com", &request, &view(), &links).await.unwrap_err();
+    let error: ProviderError =
+        mailer.send_request("dana@example.com", &request, &view(), &links, None).await.unwrap_err();
     assert!(!error.permanent && error.message.contains("451"), "{error:?}");
 
     smtp.answer_rcpt(SmtpAnswer::Permanent);
-    let error = mailer.send_request("dana@example.com", &request, &view(), &links).await.unwrap_err();
+    let error = mailer.send_request("dana@example.com", &request, &view(), &links, None).await.unwrap_err();
     assert!(error.permanent && error.message.contains("550"), "{error:?}");
     assert!(smtp.messages().is_empty());
 
     smtp.answer_rcpt(SmtpAnswer::Accept);
-    mailer.send_request("dana@example.com", &request, &view(), &links).await.unwrap();
+    mailer.send_request("dana@example.com", &request, &view(), &links, None).await.unwrap();
     assert_eq!(smtp.wait_for(1, StdDuration::from_secs(10)).await.to, ["dana@example.com"]);
 
     // Nothing listening: a connection error, which may pass.
@@ -404,8 +405,8 @@ async fn smtp_4xx_is_transient_and_5xx_permanent_and_a_dead_server_transient() {
     let nowhere =
         Mailer::new(&EmailConfig { smtp_url: format!("smtp://127.0.0.1:{port}"), from: "s@example.com".into() })
             .unwrap();
-    let error = nowhere.send_request("dana@example.com", &request, &view(), &links).await.unwrap_err();
+    let error = nowhere.send_request("dana@example.com", &request, &view(), &links, None).await.unwrap_err();
     assert!(!error.permanent, "{error:?}");
-    let error = mailer.send_request("not an address", &request, &view(), &links).await.unwrap_err();
+    let error = mailer.send_request("not an address", &request, &view(), &links, None).await.unwrap_err();
     assert!(error.permanent && error.message.starts_with("email_to_invalid"), "{error:?}");
 }

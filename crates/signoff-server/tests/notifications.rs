@@ -1,7 +1,8 @@
 //! The notification outbox end to end, with the real Slack and email adapters against a fake Slack Web API and a real
 //! SMTP listener: a routed request reaches each member on each channel of their group; a decision from any channel
 //! updates every message; concurrent decisions through Slack, email and the API make exactly one; a Slack outage
-//! delays Slack's notifications and nothing else.
+//! delays Slack's notifications and nothing else, and its `429` is waited out as `Retry-After` says; reminders reach
+//! everyone asked who has not approved, in the thread of their ask.
 
 use serde_json::{Value, json};
 use signoff_domain::Channel;
@@ -19,6 +20,9 @@ on_every_backend!(
     a_routed_request_reaches_every_member_and_a_decision_updates_every_message,
     concurrent_decisions_through_slack_email_and_the_api_make_one,
     slack_down_delays_only_slack,
+    a_slack_rate_limit_is_waited_out_as_retry_after_says,
+    reminders_reach_everyone_asked_who_has_not_approved,
+    a_reminder_the_request_no_longer_needs_is_skipped,
 );
 
 const POLICY: &str = r#"
@@ -41,8 +45,26 @@ struct Scene {
     smtp: SmtpServer,
 }
 
+/// [`POLICY`] with reminders two seconds after routing, and two approvals for refunds.
+const REMINDING: &str = r#"
+version: 1
+approvers:
+  - { id: dana, name: Dana, email: dana@example.com, slack: U0DANA, groups: [finance] }
+  - { id: carl, name: Carl, email: carl@example.com, slack: U0CARL, groups: [finance] }
+  - { id: fred, name: Fred, email: fred@example.com, groups: [finance] }
+groups:
+  finance: { notify: [slack, email], slack_channel: C0FINANCE, remind: [2s] }
+defaults: { route: finance, timeout: 1h, on_timeout: reject }
+rules:
+  - { name: refund, when: 'action == "refund"', route: finance, approvals: 2 }
+"#;
+
 impl Scene {
     async fn new(backend: Backend) -> Scene {
+        Scene::with_policy(backend, POLICY).await
+    }
+
+    async fn with_policy(backend: Backend, policy: &str) -> Scene {
         let (slack, smtp) = (FakeSlack::start().await, SmtpServer::start().await);
         let (slack_config, smtp_url) = (slack.config(), smtp.url());
         let (db, app) = TestApp::on_with(backend, move |state| {
@@ -55,7 +77,7 @@ impl Scene {
             state.senders.insert(Channel::Email, Arc::new(EmailSender { mailer: mailer.expect("mailer"), signer }));
         })
         .await;
-        let (status, body) = app.apply_policy(POLICY).await;
+        let (status, body) = app.apply_policy(policy).await;
         assert_eq!(status, 201, "{body}");
         Scene { _db: db, app, slack, smtp }
     }
@@ -226,4 +248,121 @@ async fn slack_down_delays_only_slack(backend: Backend) {
     assert_eq!(posted.len(), 6);
     let updated = scene.slack.wait_for("chat.update", 3, WITHIN).await;
     assert!(updated.iter().all(|u| u.body.to_string().contains("Approved by Fred")), "{updated:#?}");
+}
+
+async fn a_slack_rate_limit_is_waited_out_as_retry_after_says(backend: Backend) {
+    let scene = Scene::new(backend).await;
+    scene.slack.rate_limit_next(1, 2);
+    let id = scene.refund().await;
+    let all = scene.all_sent(&id, 6).await;
+    let limited: Vec<&Value> = all.iter().filter(|n| n["attempts"] == 2).collect();
+    assert_eq!(limited.len(), 1, "one Slack ask met the rate limit: {all:#?}");
+    let history = limited[0]["history"].as_array().unwrap();
+    assert_eq!(history[0]["state"], "pending", "{history:#?}");
+    assert!(history[0]["error"].as_str().unwrap().contains("rate"), "{history:#?}");
+    let at = |attempt: &Value| chrono::DateTime::parse_from_rfc3339(attempt["at"].as_str().unwrap()).unwrap();
+    let waited = at(&history[1]) - at(&history[0]);
+    assert!(waited >= chrono::Duration::seconds(2), "retried after {waited}, before Retry-After's 2 s");
+    assert!(waited < chrono::Duration::seconds(10), "retried after {waited}: much later than Retry-After said");
+}
+
+/// The reminders of a request, once `count` of them are no longer pending.
+async fn settled_reminders(scene: &Scene, id: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let reminders: Vec<Value> =
+            scene.notifications(id).await.into_iter().filter(|n| n["purpose"] == "reminder").collect();
+        if reminders.len() >= count && reminders.iter().all(|n| n["state"] != "pending") {
+            return reminders;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reminders not settled: {reminders:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn reminders_reach_everyone_asked_who_has_not_approved(backend: Backend) {
+    let scene = Scene::with_policy(backend, REMINDING).await;
+    let id = scene.refund().await;
+    let dana = scene.app.approver("dana").await;
+    let (status, body) = scene.app.decide(&id, &dana, json!({"outcome": "approve"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("pending")), "one of two approvals: {body}");
+
+    // Two seconds after routing: Carl (Slack and email), Fred (email) and the shared channel; not Dana.
+    let reminders = settled_reminders(&scene, &id, 4).await;
+    let mut reminded: Vec<(String, String)> = reminders
+        .iter()
+        .map(|n| (n["approver_id"].as_str().unwrap_or("-").into(), n["channel"].as_str().unwrap().into()))
+        .collect();
+    reminded.sort();
+    let expected = [("-", "slack"), ("carl", "email"), ("carl", "slack"), ("fred", "email")];
+    assert_eq!(reminded, expected.map(|(a, c)| (a.to_string(), c.to_string())));
+    assert!(reminders.iter().all(|n| n["state"] == "sent"), "{reminders:#?}");
+    let (_, events) = send(scene.app.get(&format!("/v1/requests/{id}/events"), &scene.app.admin_key)).await;
+    assert_eq!(events.as_array().unwrap().iter().filter(|e| e["kind"] == "reminded").count(), 1, "{events:#}");
+
+    // On Slack, each reminder is a reply in the thread of its ask.
+    let posts = scene.slack.calls_to("chat.postMessage");
+    let threaded: Vec<&Value> = posts.iter().map(|c| &c.body).filter(|b| b.get("thread_ts").is_some()).collect();
+    assert_eq!(threaded.len(), 2, "{posts:#?}");
+    let messages = scene.slack.messages();
+    for reply in threaded {
+        let ask = messages.iter().find(|m| m.channel == reply["channel"] && m.thread_ts.is_none()).expect("the ask");
+        assert_eq!(reply["thread_ts"], ask.ts.as_str(), "{messages:#?}");
+        let text = reply["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Reminder: *Refund* still waits for your decision (1 of 2 approvals: Dana)"),
+            "{text}"
+        );
+    }
+
+    // By email, a reply in the thread of Fred's ask, with fresh links that decide.
+    let mails = scene.smtp.messages();
+    let to_fred: Vec<&ReceivedMail> = mails.iter().filter(|m| m.to.iter().any(|t| t.contains("fred@"))).collect();
+    let ask = to_fred.iter().find(|m| m.header("In-Reply-To").is_none()).expect("fred's ask");
+    let reminder = to_fred
+        .iter()
+        .find(|m| m.part("text/plain").is_some_and(|text| text.starts_with("Reminder: this request still waits")))
+        .unwrap_or_else(|| panic!("no reminder to fred: {to_fred:#?}"));
+    assert_eq!(reminder.header("In-Reply-To"), ask.header("Message-ID"));
+    assert!(reminder.header("Subject").unwrap().starts_with("Re: Approve: Refund?"), "{reminder:#?}");
+    let link = reminder.text_links().into_iter().find(|l| l.contains("/channels/email/act?token=")).expect("a link");
+    let (status, page) = scene.approve_by_email(link.split_once("?token=").unwrap().1).await;
+    assert_eq!(status, 200, "{page}");
+    let request = scene.request(&id).await;
+    assert_eq!(request["status"], "approved", "Dana and Fred: {request:#}");
+}
+
+async fn a_reminder_the_request_no_longer_needs_is_skipped(backend: Backend) {
+    let scene = Scene::with_policy(backend, REMINDING).await;
+    let id = scene.refund().await;
+    scene.all_sent(&id, 6).await;
+    // Slack goes down before the reminders: theirs wait and retry; email's go out.
+    scene.slack.go_down().await;
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let slack: Vec<Value> = scene
+            .notifications(&id)
+            .await
+            .into_iter()
+            .filter(|n| n["purpose"] == "reminder" && n["channel"] == "slack")
+            .collect();
+        if slack.len() == 3 && slack.iter().all(|n| n["attempts"].as_u64() >= Some(1)) {
+            assert!(slack.iter().all(|n| n["state"] == "pending"), "{slack:#?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no attempt at Slack reminders: {slack:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The request is decided meanwhile; once Slack is back, the reminders it no longer needs are not sent.
+    for person in ["dana", "carl"] {
+        let key = scene.app.approver(person).await;
+        assert_eq!(scene.app.decide(&id, &key, json!({"outcome": "approve"})).await.0, 200);
+    }
+    scene.slack.come_back().await;
+    let reminders = settled_reminders(&scene, &id, 6).await;
+    let skipped: Vec<&Value> = reminders.iter().filter(|n| n["channel"] == "slack").collect();
+    assert!(skipped.iter().all(|n| n["state"] == "skipped"), "{skipped:#?}");
+    assert!(skipped.iter().all(|n| n["last_error"] == "not sent: the request is approved"), "{skipped:#?}");
+    let threaded = scene.slack.calls_to("chat.postMessage").into_iter().filter(|c| c.body.get("thread_ts").is_some());
+    assert_eq!(threaded.count(), 0, "no Slack reminder about a decided request");
 }

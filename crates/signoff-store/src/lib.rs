@@ -201,6 +201,8 @@ pub enum NotificationOutcome {
     Failed { error: String },
     /// An update whose ask is not sent yet: look again at `next_attempt_at` (not an attempt; no event).
     Deferred { next_attempt_at: DateTime<Utc> },
+    /// Not sent because it no longer has anything to say, for `reason` (not an attempt; no event).
+    Skipped { reason: String },
 }
 
 impl NotificationOutcome {
@@ -208,8 +210,14 @@ impl NotificationOutcome {
         match self {
             NotificationOutcome::Sent { .. } => NotificationState::Sent,
             NotificationOutcome::Failed { .. } => NotificationState::Failed,
+            NotificationOutcome::Skipped { .. } => NotificationState::Skipped,
             NotificationOutcome::Retry { .. } | NotificationOutcome::Deferred { .. } => NotificationState::Pending,
         }
+    }
+
+    /// Whether the provider was called (so the attempt is counted and recorded as an event).
+    fn is_attempt(&self) -> bool {
+        !matches!(self, NotificationOutcome::Deferred { .. } | NotificationOutcome::Skipped { .. })
     }
 
     fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
@@ -224,6 +232,7 @@ impl NotificationOutcome {
     fn error(&self) -> Option<&str> {
         match self {
             NotificationOutcome::Retry { error, .. } | NotificationOutcome::Failed { error } => Some(error),
+            NotificationOutcome::Skipped { reason } => Some(reason),
             _ => None,
         }
     }
@@ -263,16 +272,26 @@ struct OutboxRow {
 /// An ask already written, as read back for its update: id, approver id, channel, address, group.
 type WrittenAsk = (String, Option<String>, String, String, String);
 
-/// The rows `plan` writes: an update for every written ask still worth updating, then the new asks.
-fn outbox_rows(plan: NotificationPlan, written: Vec<WrittenAsk>) -> Vec<OutboxRow> {
-    let updates = written.into_iter().map(|(id, approver_id, channel, address, group)| OutboxRow {
-        approver_id,
-        channel,
-        address,
-        purpose: "update",
-        group,
-        updates_id: Some(id),
-    });
+/// The rows `plan` writes: an update for every written ask still worth updating, a reminder for every ask to remind
+/// (but not the people the plan excepts), then the new asks.
+fn outbox_rows(plan: NotificationPlan, to_update: Vec<WrittenAsk>, to_remind: Vec<WrittenAsk>) -> Vec<OutboxRow> {
+    let except: Vec<String> =
+        plan.remind.map(|remind| remind.except.iter().map(ToString::to_string).collect()).unwrap_or_default();
+    let follow_up = |purpose: &'static str| {
+        move |(id, approver_id, channel, address, group): WrittenAsk| OutboxRow {
+            approver_id,
+            channel,
+            address,
+            purpose,
+            group,
+            updates_id: Some(id),
+        }
+    };
+    let updates = to_update.into_iter().map(follow_up("update"));
+    let reminders = to_remind
+        .into_iter()
+        .filter(|(_, approver_id, ..)| approver_id.as_ref().is_none_or(|person| !except.contains(person)))
+        .map(follow_up("reminder"));
     let asks = plan.asks.into_iter().map(|ask| OutboxRow {
         approver_id: ask.approver_id.map(|id| id.to_string()),
         channel: ask.channel.as_str().to_string(),
@@ -281,14 +300,22 @@ fn outbox_rows(plan: NotificationPlan, written: Vec<WrittenAsk>) -> Vec<OutboxRo
         group: ask.group,
         updates_id: None,
     });
-    updates.chain(asks).collect()
+    updates.chain(reminders).chain(asks).collect()
 }
 
 /// The asks of a request that an update should change: not failed, and with no update already waiting (an update
-/// renders the request as it is when sent, so one is enough). `$1`/`?1` is the request id.
+/// renders the request as it is when sent, so one is enough). `{id}` is the request id's placeholder.
 const ASKS_TO_UPDATE: &str = "SELECT id, approver_id, channel, address, group_name FROM notifications a
      WHERE request_id = {id} AND purpose = 'ask' AND state != 'failed'
-     AND NOT EXISTS (SELECT 1 FROM notifications u WHERE u.updates_id = a.id AND u.state = 'pending')";
+     AND NOT EXISTS (SELECT 1 FROM notifications u WHERE u.updates_id = a.id AND u.purpose = 'update'
+                     AND u.state = 'pending')";
+
+/// The asks of a request to its group `{group}` that a reminder goes to: not failed, and with no reminder still
+/// waiting to be sent (a provider that is down gets one reminder per ask, not a pile).
+const ASKS_TO_REMIND: &str = "SELECT id, approver_id, channel, address, group_name FROM notifications a
+     WHERE request_id = {id} AND group_name = {group} AND purpose = 'ask' AND state != 'failed'
+     AND NOT EXISTS (SELECT 1 FROM notifications r WHERE r.updates_id = a.id AND r.purpose = 'reminder'
+                     AND r.state = 'pending')";
 
 /// The columns both backends read a notification from, in order.
 const NOTIFICATION_COLUMNS: &str = "id, request_id, approver_id, channel, address, purpose, group_name, updates_id, state, \

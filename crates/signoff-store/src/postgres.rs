@@ -7,11 +7,12 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
-    DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord, NotificationAttempt,
-    NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk,
-    attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until, new_notification_id,
-    notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
+    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
+    DeliveryRecord, DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store,
+    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until,
+    new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db,
+    update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -311,18 +312,26 @@ async fn enqueue_notifications(
     plan: NotificationPlan,
     request: &Request,
 ) -> Result<(), StoreError> {
-    if !plan.update_sent && plan.asks.is_empty() {
+    if !plan.update_sent && plan.asks.is_empty() && plan.remind.is_none() {
         return Ok(());
     }
-    let mut written: Vec<WrittenAsk> = Vec::new();
+    let mut to_update: Vec<WrittenAsk> = Vec::new();
     if plan.update_sent {
-        written = sqlx::query_as(&ASKS_TO_UPDATE.replace("{id}", "$1"))
+        to_update = sqlx::query_as(&ASKS_TO_UPDATE.replace("{id}", "$1"))
             .bind(request.id.to_string())
             .fetch_all(&mut *conn)
             .await?;
     }
+    let mut to_remind: Vec<WrittenAsk> = Vec::new();
+    if let Some(remind) = &plan.remind {
+        to_remind = sqlx::query_as(&ASKS_TO_REMIND.replace("{id}", "$1").replace("{group}", "$2"))
+            .bind(request.id.to_string())
+            .bind(&remind.group)
+            .fetch_all(&mut *conn)
+            .await?;
+    }
     let at = now().timestamp_micros();
-    for row in outbox_rows(plan, written) {
+    for row in outbox_rows(plan, to_update, to_remind) {
         sqlx::query(
             "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose, group_name,
              updates_id, state, next_attempt_at, created_at, updated_at)
@@ -852,7 +861,7 @@ impl Store for PostgresStore {
         claimed: &ClaimedNotification,
         attempt: NotificationAttempt,
     ) -> Result<bool, StoreError> {
-        let counted = !matches!(attempt.outcome, NotificationOutcome::Deferred { .. });
+        let counted = attempt.outcome.is_attempt();
         let provider_ref = match &attempt.outcome {
             NotificationOutcome::Sent { provider_ref } => provider_ref.clone(),
             _ => None,

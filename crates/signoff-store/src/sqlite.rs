@@ -3,12 +3,12 @@
 
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt, DeliveryRecord,
-    DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord, NotificationAttempt,
-    NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store, StoreError, WrittenAsk,
-    attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until, new_lease_token,
-    new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db,
-    update_after_due_timers,
+    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
+    DeliveryRecord, DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store,
+    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until,
+    new_lease_token, new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event,
+    role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -284,24 +284,28 @@ fn save_request(
 
 /// Writes the notifications `plan` asks for (see [`outbox_rows`]).
 fn enqueue_notifications(conn: &Connection, plan: NotificationPlan, request: &Request) -> Result<(), StoreError> {
-    if !plan.update_sent && plan.asks.is_empty() {
+    if !plan.update_sent && plan.asks.is_empty() && plan.remind.is_none() {
         return Ok(());
     }
-    let mut written: Vec<WrittenAsk> = Vec::new();
-    if plan.update_sent {
-        let mut asks = conn.prepare_cached(&ASKS_TO_UPDATE.replace("{id}", "?1"))?;
-        let found = asks.query_map([request.id.to_string()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-        })?;
-        written = found.collect::<Result<_, _>>()?;
-    }
+    let id = request.id.to_string();
+    let written_asks = |query: &str, params: &[&dyn rusqlite::ToSql]| -> Result<Vec<WrittenAsk>, StoreError> {
+        let mut asks = conn.prepare_cached(&query.replace("{id}", "?1").replace("{group}", "?2"))?;
+        let found =
+            asks.query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?;
+        Ok(found.collect::<Result<_, _>>()?)
+    };
+    let to_update = if plan.update_sent { written_asks(ASKS_TO_UPDATE, &[&id])? } else { Vec::new() };
+    let to_remind = match &plan.remind {
+        Some(remind) => written_asks(ASKS_TO_REMIND, &[&id, &remind.group])?,
+        None => Vec::new(),
+    };
     let at = now().timestamp_micros();
     let mut insert = conn.prepare_cached(
         "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose, group_name,
          updates_id, state, next_attempt_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10, ?10)",
     )?;
-    for row in outbox_rows(plan, written) {
+    for row in outbox_rows(plan, to_update, to_remind) {
         insert.execute(params![
             new_notification_id(),
             request.id.to_string(),
@@ -1008,7 +1012,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let claimed = claimed.clone();
         self.write(move |conn| {
-            let counted = !matches!(attempt.outcome, NotificationOutcome::Deferred { .. });
+            let counted = attempt.outcome.is_attempt();
             let provider_ref = match &attempt.outcome {
                 NotificationOutcome::Sent { provider_ref } => provider_ref.clone(),
                 _ => None,

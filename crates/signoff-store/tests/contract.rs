@@ -24,6 +24,7 @@ on_every_backend!(
     keys_keep_the_person_they_act_for,
     only_the_lease_holder_records_a_delivery_attempt,
     notifications_are_written_with_the_change_and_updated_after_it,
+    reminders_follow_up_on_asks_once_and_never_hold_back_an_update,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -242,7 +243,7 @@ fn overdue(escalate_to: Option<&str>) -> NewRequestRecord {
         Some(group) => {
             record.request.deadline_at = Some(now() + chrono::Duration::hours(1));
             record.request.escalations =
-                vec![signoff_domain::Escalation { due_at: past, to: group.into(), fired_at: None }];
+                vec![signoff_domain::Escalation { due_at: past, to: group.into(), fired_at: None, remind: vec![] }];
         }
         None => {
             record.request.deadline_at = Some(past);
@@ -340,7 +341,8 @@ async fn only_the_lease_holder_records_a_delivery_attempt(backend: Backend) {
     assert_eq!(attempts.iter().filter(|e| e.kind == EventKind::CallbackAttempted).count(), 1);
 }
 
-/// Asks `dana` by email whenever a request lands in a group; updates every message once it moves on.
+/// Asks `dana` by email whenever a request lands in a group; updates every message once it moves on; reminds when a
+/// reminder fires.
 struct AskDana;
 
 impl signoff_store::NotificationPlanner for AskDana {
@@ -355,7 +357,13 @@ impl signoff_store::NotificationPlanner for AskDana {
             })
             .into_iter()
             .collect();
-        signoff_domain::NotificationPlan { asks, update_sent: before.is_some_and(|b| b.status != after.status) }
+        let fired = |r: &Request| r.reminders.iter().filter(|r| r.fired_at.is_some()).count();
+        let remind = before.filter(|b| fired(after) > fired(b)).and_then(|_| after.group.clone());
+        signoff_domain::NotificationPlan {
+            asks,
+            update_sent: before.is_some_and(|b| b.status != after.status),
+            remind: remind.map(|group| signoff_domain::RemindPlan { group, except: Vec::new() }),
+        }
     }
 }
 
@@ -422,4 +430,39 @@ async fn notifications_are_written_with_the_change_and_updated_after_it(backend:
         .map(|e| e.data["state"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(attempts, ["sent", "pending", "sent"], "every attempt is an event; a deferral is not");
+}
+
+async fn reminders_follow_up_on_asks_once_and_never_hold_back_an_update(backend: Backend) {
+    use signoff_domain::{NotificationState, Purpose, Reminder};
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    store.set_notification_planner(Arc::new(AskDana));
+    let mut routed = record(refund(10), None);
+    routed.request.group = Some("finance".into());
+    routed.request.deadline_at = Some(now() + chrono::Duration::hours(1));
+    let past = now() - chrono::Duration::seconds(1);
+    routed.request.reminders = vec![Reminder { due_at: past, fired_at: None }; 2];
+    routed.request.reminders[1].due_at = now() + chrono::Duration::milliseconds(300);
+    let id = store.create_request(routed).await.unwrap().request.id;
+    let ask = store.notifications(id).await.unwrap().remove(0);
+
+    // The first reminder fires with the next change (no timer loop runs here), the second with a later one; the
+    // ask is never sent (its provider is down), so only one reminder waits for it.
+    store.fire_due_timers(now(), 10).await.unwrap();
+    let reminders = |all: Vec<signoff_domain::Notification>| {
+        all.into_iter().filter(|n| n.purpose == Purpose::Reminder).collect::<Vec<_>>()
+    };
+    let first = reminders(store.notifications(id).await.unwrap());
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert_eq!((first[0].updates_id.as_deref(), first[0].state), (Some(ask.id.as_str()), NotificationState::Pending));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    store.fire_due_timers(now(), 10).await.unwrap();
+    let request = store.request(id).await.unwrap();
+    assert!(request.reminders.iter().all(|r| r.fired_at.is_some()), "both fired: {:?}", request.reminders);
+    assert_eq!(reminders(store.notifications(id).await.unwrap()).len(), 1, "one reminder waiting, not two");
+
+    // A waiting reminder does not count as a waiting update: the decision still writes one.
+    store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("carl"), now()))).await.unwrap();
+    let all = store.notifications(id).await.unwrap();
+    assert_eq!(all.iter().filter(|n| n.purpose == Purpose::Update).count(), 1, "{all:#?}");
 }

@@ -43,6 +43,8 @@ pub struct FakeMessage {
     pub ts: String,
     pub text: Value,
     pub blocks: Value,
+    /// For a reply: the `ts` of the message whose thread it is in.
+    pub thread_ts: Option<String>,
     /// How many times `chat.update` changed it.
     pub updates: u32,
 }
@@ -312,15 +314,24 @@ fn answer(inner: &Inner, call: &SlackCall) -> Value {
             // A message to a member id lands in the bot's DM with them.
             let channel =
                 if channel.starts_with(['U', 'W']) { format!("D{}", &channel[1..]) } else { channel.to_string() };
+            let mut messages = inner.messages.lock().unwrap();
+            let thread_ts = text("thread_ts").map(str::to_string);
+            if let Some(parent) = &thread_ts
+                && !messages.iter().any(|m| m.channel == channel && m.ts == *parent)
+            {
+                return fail("thread_not_found");
+            }
             let ts = format!("1700000000.{:06}", inner.next_ts.fetch_add(100, Ordering::SeqCst));
-            inner.messages.lock().unwrap().push(FakeMessage {
+            messages.push(FakeMessage {
                 channel: channel.clone(),
                 ts: ts.clone(),
                 text: body["text"].clone(),
                 blocks: body["blocks"].clone(),
+                thread_ts: thread_ts.clone(),
                 updates: 0,
             });
-            json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "text": body["text"], "ts": ts}})
+            let message = json!({"type": "message", "text": body["text"], "ts": ts, "thread_ts": thread_ts});
+            json!({"ok": true, "channel": channel, "ts": ts, "message": message})
         }
         "chat.update" => {
             let (Some(channel), Some(ts)) = (text("channel"), text("ts")) else { return fail("invalid_arguments") };
