@@ -23,6 +23,8 @@ struct FormState {
     edited_args: Option<String>,
     changes: Vec<Change>,
     comment: String,
+    /// The reject reason chosen.
+    reason: String,
     error: Option<String>,
 }
 
@@ -108,7 +110,11 @@ pub async fn decide(
     let proposed =
         dashboard.app.store.request(id).await.map_err(|e| PageError::from(e).for_person(signed_in.person()))?.args;
     let comment = form.comment.clone().filter(|c| !c.trim().is_empty());
-    let mut state = FormState { comment: comment.clone().unwrap_or_default(), ..FormState::default() };
+    let mut state = FormState {
+        comment: comment.clone().unwrap_or_default(),
+        reason: form.reason.clone().unwrap_or_default(),
+        ..FormState::default()
+    };
     let edited = match form.args.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => None,
         Some(text) => {
