@@ -57,3 +57,12 @@ for crate in signoff-domain signoff-wire signoff-client; do
 done
 
 cargo test --workspace
+
+# The dashboard in real headless Chromium: Debian's package, driven by playwright-core (pinned in
+# tests/browser/package-lock.json); no browser is ever downloaded. The tests start target/debug/signoff.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+cargo build -p signoff
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+(cd tests/browser && npm ci --no-audit --no-fund --silent && node --test dashboard.test.mjs)

@@ -8,10 +8,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
-use signoff_domain::{ChainVerifier, Role};
+use signoff_domain::{ChainVerifier, Event, Role};
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 /// Events read from the store per query.
@@ -37,23 +38,18 @@ pub async fn stream(
         .transpose()?;
     let after = from_header.or(params.after).unwrap_or(0);
     let owner = (caller.role() == Role::Agent).then(|| caller.0.id.clone());
-    let cursor = Cursor {
-        state,
-        caller,
-        owner,
-        after,
-        buffered: Vec::new().into_iter(),
-        changes: None,
-        key_checked: std::time::Instant::now(),
+    let key_state = state.clone();
+    let still_valid = move || {
+        let (caller, state) = (caller.clone(), key_state.clone());
+        async move { caller.still_valid(&state).await }
     };
-    let events = futures::stream::unfold(cursor, |mut cursor| async move {
-        let event = cursor.next().await?;
+    let events = follow(state, after, owner, still_valid).map(|event| {
         let sse = SseEvent::default()
             .id(event.seq.to_string())
             .event(event.kind.as_str())
             .json_data(&event)
             .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
-        Some((Ok(sse), cursor))
+        Ok(sse)
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("heartbeat")))
 }
@@ -64,21 +60,48 @@ pub struct StreamParams {
     after: Option<i64>,
 }
 
+/// The event log after sequence number `after` (only the requests of the key `owner`, when set), oldest first, then
+/// live as events commit. Ends when the server shuts down, or when `still_valid` (asked every few seconds: is the
+/// caller's key or session still good?) answers no. Front ends that stream to people (the dashboard) use it too.
+pub fn follow<F, V>(state: AppState, after: i64, owner: Option<String>, still_valid: V) -> impl Stream<Item = Event>
+where
+    V: Fn() -> F + Send + 'static,
+    F: Future<Output = bool> + Send,
+{
+    let cursor = Cursor {
+        state,
+        still_valid,
+        owner,
+        after,
+        buffered: Vec::new().into_iter(),
+        changes: None,
+        checked: std::time::Instant::now(),
+    };
+    futures::stream::unfold(cursor, |mut cursor| async move {
+        let event = cursor.next().await?;
+        Some((event, cursor))
+    })
+}
+
 /// Where a stream is in the log.
-struct Cursor {
+struct Cursor<V> {
     state: AppState,
-    caller: Caller,
-    /// When the caller's key was last found live; a revoked key ends the stream within `RECHECK`.
-    key_checked: std::time::Instant,
+    still_valid: V,
+    /// When the caller was last found valid; one that is no longer ends the stream within `RECHECK`.
+    checked: std::time::Instant,
     owner: Option<String>,
     after: i64,
-    buffered: std::vec::IntoIter<signoff_domain::Event>,
+    buffered: std::vec::IntoIter<Event>,
     changes: Option<tokio::sync::broadcast::Receiver<signoff_store::Change>>,
 }
 
-impl Cursor {
-    /// The next event, waiting for one if needed; `None` when the server shuts down.
-    async fn next(&mut self) -> Option<signoff_domain::Event> {
+impl<F, V> Cursor<V>
+where
+    V: Fn() -> F,
+    F: Future<Output = bool>,
+{
+    /// The next event, waiting for one if needed; `None` when the server shuts down or the caller is no longer valid.
+    async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.buffered.next() {
                 self.after = event.seq;
@@ -87,11 +110,11 @@ impl Cursor {
             if self.state.waiters.is_shutting_down() {
                 return None;
             }
-            if self.key_checked.elapsed() >= RECHECK {
-                if !self.caller.still_valid(&self.state).await {
+            if self.checked.elapsed() >= RECHECK {
+                if !(self.still_valid)().await {
                     return None;
                 }
-                self.key_checked = std::time::Instant::now();
+                self.checked = std::time::Instant::now();
             }
             // Subscribe before reading, so an event committed in between still wakes us.
             let changes = self.changes.get_or_insert_with(|| self.state.store.changes());

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use events::{Verification, verify as verify_audit_log};
-pub use limits::{Limits, MetricsToken};
+pub use events::{Verification, follow as follow_events, verify as verify_audit_log};
+pub use limits::{FailureLimiter, Limits, MetricsToken};
 pub use metrics::Metrics;
 pub use policy::{ActivePolicy, PolicyCell};
 pub use signoff_webhooks::RetryPolicy;
@@ -107,7 +107,7 @@ impl AppState {
 
 /// The whole HTTP application, `/metrics` included, with the per-call limits of `state.limits`.
 pub fn app(state: AppState) -> Router {
-    limits::router(state, limits::MetricsRoute::Served)
+    limits::router(state, limits::MetricsRoute::Served, Router::new())
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then in-flight calls finish and waiters are answered.
@@ -116,15 +116,18 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_metrics(listener, None, state, shutdown).await
+    serve_with_metrics(listener, None, state, Router::new(), shutdown).await
 }
 
-/// Like [`serve`]; with `metrics_listener`, `/metrics` is served only there (every other path answers 404 on it)
-/// and `listener` answers 404 for `/metrics`.
+/// Like [`serve`], with `pages` served beside the API under the same limits (the dashboard, which this crate does
+/// not know: the binary composes it). `pages` must not set a fallback; unknown paths get the API's `404`. With
+/// `metrics_listener`, `/metrics` is served only there (every other path answers 404 on it) and `listener` answers
+/// 404 for `/metrics`.
 pub async fn serve_with_metrics(
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    pages: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let waiters = state.waiters.clone();
@@ -133,10 +136,10 @@ pub async fn serve_with_metrics(
     workers::spawn(&state, workers_stopped);
     // Each router is built once; connections clone it (an Arc). Building one per connection would cost about
     // 10 KiB each, which adds up with idle waiters.
-    let metrics =
-        metrics_listener.map(|listener| (listener, limits::router(state.clone(), limits::MetricsRoute::Only)));
+    let metrics = metrics_listener
+        .map(|listener| (listener, limits::router(state.clone(), limits::MetricsRoute::Only, Router::new())));
     let main_metrics = if metrics.is_some() { limits::MetricsRoute::Hidden } else { limits::MetricsRoute::Served };
-    let main = limits::router(state, main_metrics);
+    let main = limits::router(state, main_metrics, pages);
     limits::serve(listener, main, metrics, &limits, async move {
         shutdown.await;
         let _ = stop_workers.send(true);

@@ -125,8 +125,8 @@ struct Guard {
     addresses: Buckets,
 }
 
-/// The application router with every per-call limit applied.
-pub(crate) fn router(state: AppState, metrics: MetricsRoute) -> Router {
+/// The application router, with `pages` beside the API, and every per-call limit applied.
+pub(crate) fn router(state: AppState, metrics: MetricsRoute, pages: Router) -> Router {
     let guard = Arc::new(Guard {
         limits: state.limits.clone(),
         metrics,
@@ -134,7 +134,8 @@ pub(crate) fn router(state: AppState, metrics: MetricsRoute) -> Router {
         keys: Buckets::new(state.limits.rate_limit),
         addresses: Buckets::new(state.limits.ip_rate_limit),
     });
-    crate::observe::layer(crate::routes::router(state).layer(axum::middleware::from_fn_with_state(guard, guard_call)))
+    let routes = pages.merge(crate::routes::router(state));
+    crate::observe::layer(routes.layer(axum::middleware::from_fn_with_state(guard, guard_call)))
 }
 
 /// Set by [`crate::auth::Caller`]'s extractor: whether the call's key was accepted (0 while not checked).
@@ -334,8 +335,10 @@ impl std::io::Write for ByteCounter {
 struct Buckets {
     /// Tokens per second; 0 means unlimited (buckets are still remembered, to know which keys were accepted).
     rate: f64,
-    /// The burst: one second's worth, at least one call.
+    /// The burst: at least one call.
     capacity: f64,
+    /// How long an untouched bucket takes to refill, and so to carry no information (at least [`IDLE_BUCKET`]).
+    idle: Duration,
     hasher: std::hash::RandomState,
     shards: Box<[Mutex<Shard>]>,
 }
@@ -343,7 +346,8 @@ struct Buckets {
 const SHARDS: usize = 16;
 /// Buckets at most per shard; past it, new clients share the shard's overflow bucket until a sweep makes room.
 const SHARD_CAPACITY: usize = 100_000 / SHARDS;
-/// A bucket untouched this long has refilled (the burst refills within a second) and carries no information.
+/// A bucket untouched this long has refilled (a burst of one second's worth refills within a second) and carries no
+/// information.
 const IDLE_BUCKET: Duration = Duration::from_secs(10);
 
 struct Shard {
@@ -359,15 +363,22 @@ struct Bucket {
 }
 
 impl Buckets {
+    /// `rate` tokens per second with a burst of one second's worth.
     fn new(rate: u32) -> Self {
+        Self::with_burst(f64::from(rate), f64::from(rate.max(1)))
+    }
+
+    /// `rate` tokens per second with a burst of `capacity`.
+    fn with_burst(rate: f64, capacity: f64) -> Self {
         let now = Instant::now();
-        let capacity = f64::from(rate.max(1));
         let shard = || {
             Mutex::new(Shard { buckets: HashMap::new(), overflow: Bucket { tokens: capacity, at: now }, swept: now })
         };
+        let refill = if rate > 0.0 { Duration::from_secs_f64(capacity / rate) } else { Duration::ZERO };
         Buckets {
-            rate: f64::from(rate),
+            rate,
             capacity,
+            idle: refill.max(IDLE_BUCKET),
             hasher: std::hash::RandomState::new(),
             shards: (0..SHARDS).map(|_| shard()).collect(),
         }
@@ -379,8 +390,8 @@ impl Buckets {
 
     fn shard(&self, key: u64, now: Instant) -> std::sync::MutexGuard<'_, Shard> {
         let mut shard = self.shards[key as usize % SHARDS].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if now.duration_since(shard.swept) >= IDLE_BUCKET {
-            shard.buckets.retain(|_, bucket| now.duration_since(bucket.at) < IDLE_BUCKET);
+        if now.duration_since(shard.swept) >= self.idle {
+            shard.buckets.retain(|_, bucket| now.duration_since(bucket.at) < self.idle);
             shard.swept = now;
         }
         shard
@@ -431,6 +442,31 @@ impl Buckets {
         } else {
             Err((((1.0 - bucket.tokens) / self.rate).ceil() as u64).max(1))
         }
+    }
+}
+
+/// Failed attempts per client address (IPv6: per /64), for front ends that must slow down guessing (the dashboard's
+/// sign-in): a burst of `burst` failures, then one more per `refill`. Successes cost nothing.
+#[derive(Clone)]
+pub struct FailureLimiter(Arc<Buckets>);
+
+impl FailureLimiter {
+    pub fn new(burst: u32, refill: Duration) -> Self {
+        let capacity = f64::from(burst.max(1));
+        FailureLimiter(Arc::new(Buckets::with_burst(1.0 / refill.as_secs_f64().max(f64::EPSILON), capacity)))
+    }
+
+    /// `Err(seconds to wait)` while `address` has no failure left; takes nothing.
+    pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+        let (key, now) = (self.0.hash(&address_group(address)), Instant::now());
+        let shard = self.0.shard(key, now);
+        let mut bucket = shard.buckets.get(&key).copied().unwrap_or(Bucket { tokens: self.0.capacity, at: now });
+        self.0.take_from(&mut bucket, now)
+    }
+
+    /// Counts a failure from `address`.
+    pub fn failed(&self, address: IpAddr) {
+        let _ = self.0.take(self.0.hash(&address_group(address)), Instant::now());
     }
 }
 
@@ -849,6 +885,26 @@ mod tests {
         assert_eq!(buckets.take(8, now), Ok(()), "another key has its own bucket");
         assert_eq!(buckets.take(7, now + Duration::from_millis(400)), Ok(()));
         assert_eq!(Buckets::new(0).take(7, now), Ok(()), "0 disables the limit");
+    }
+
+    #[test]
+    fn failures_are_limited_per_address_and_checking_costs_nothing() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let (guesser, other): (IpAddr, IpAddr) = ("192.0.2.7".parse().unwrap(), "192.0.2.8".parse().unwrap());
+        for _ in 0..5 {
+            assert_eq!(limiter.check(guesser), Ok(()), "checks take nothing");
+        }
+        for _ in 0..3 {
+            limiter.failed(guesser);
+        }
+        let wait = limiter.check(guesser).unwrap_err();
+        assert!((59..=60).contains(&wait), "one failure refills per minute: {wait}");
+        assert_eq!(limiter.check(other), Ok(()), "another address has its own allowance");
+        let same_site: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..3 {
+            limiter.failed(same_site);
+        }
+        assert!(limiter.check("2001:db8::2".parse().unwrap()).is_err(), "IPv6 is limited per /64");
     }
 
     #[test]

@@ -367,9 +367,10 @@ async fn a_separate_metrics_listener_serves_metrics_only_there() {
     let (main_url, metrics_url) =
         (format!("http://{}", main.local_addr().unwrap()), format!("http://{}", metrics.local_addr().unwrap()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(signoff_server::serve_with_metrics(main, Some(metrics), state, async move {
-        let _ = stopped.await;
-    }));
+    let server =
+        tokio::spawn(signoff_server::serve_with_metrics(main, Some(metrics), state, axum::Router::new(), async move {
+            let _ = stopped.await;
+        }));
     let http = reqwest::Client::new();
     let (status, body) = send(http.get(format!("{main_url}/metrics"))).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));

@@ -414,10 +414,69 @@ pub trait Store: Send + Sync + 'static {
     /// How many requests are pending (for the metrics gauge).
     async fn pending_count(&self) -> Result<u64, StoreError>;
 
+    /// Stores a new dashboard session, and drops the sessions that expired before it began.
+    async fn create_session(&self, session: &DashboardSession) -> Result<(), StoreError>;
+    /// The session whose token hashes to `token_hash`, if it is still live at `now`: not expired, not ended, and (when
+    /// it was signed in with an API key) that key not revoked.
+    async fn live_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSession>, StoreError>;
+    /// Ends a session (signing out); ending one that does not exist does nothing.
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Changes to requests, as they commit (on PostgreSQL, from every replica).
     fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// A person signed in to the dashboard, as stored. The browser holds the token; the store only its SHA-256.
+#[derive(Clone, PartialEq)]
+pub struct DashboardSession {
+    /// Lowercase hex SHA-256 of the session cookie's value.
+    pub token_hash: String,
+    pub person: ApproverId,
+    /// The API key the person signed in with; `None` for a sign-in that used no key (an email link).
+    pub key_id: Option<String>,
+    /// The token every form of this session must carry back.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for DashboardSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardSession")
+            .field("person", &self.person)
+            .field("key_id", &self.key_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The columns a session is read from, in [`DashboardSession`]'s order (both backends).
+const SESSION_COLUMNS: &str = "s.token_hash, s.person, s.key_id, s.csrf_token, s.created_at, s.expires_at";
+
+/// The query for [`Store::live_session`], with `{p1}` and `{p2}` for the backend's placeholders.
+fn live_session_query(token_hash: &str, now: &str) -> String {
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id \
+         WHERE s.token_hash = {token_hash} AND s.expires_at > {now} AND (s.key_id IS NULL OR k.revoked_at IS NULL)"
+    )
+}
+
+type SessionRow = (String, String, Option<String>, String, i64, i64);
+
+fn session_from_row(
+    (token_hash, person, key_id, csrf_token, created_at, expires_at): SessionRow,
+) -> Result<DashboardSession, StoreError> {
+    Ok(DashboardSession {
+        token_hash,
+        person: person_from_db(Some(person))?.ok_or_else(|| StoreError::other("a session without a person"))?,
+        key_id,
+        csrf_token,
+        created_at: from_micros(created_at),
+        expires_at: from_micros(expires_at),
+    })
 }
 
 /// The outcome of applying a policy.

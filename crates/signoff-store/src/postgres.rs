@@ -5,6 +5,7 @@
 //! its own), so a replica pays one commit for many writes. Changes are announced with NOTIFY so every replica wakes
 //! its own waiters.
 
+use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
@@ -923,6 +924,43 @@ impl Store for PostgresStore {
         let row =
             sqlx::query("SELECT 1 FROM used_links WHERE nonce = $1").bind(nonce).fetch_optional(&self.pool).await?;
         Ok(row.is_some())
+    }
+
+    async fn create_session(&self, session: &DashboardSession) -> Result<(), StoreError> {
+        let created_at = session.created_at.timestamp_micros();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at <= $1").bind(created_at).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO dashboard_sessions (token_hash, person, key_id, csrf_token, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&session.token_hash)
+        .bind(session.person.as_str())
+        .bind(&session.key_id)
+        .bind(&session.csrf_token)
+        .bind(created_at)
+        .bind(session.expires_at.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn live_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSession>, StoreError> {
+        let row: Option<crate::SessionRow> = sqlx::query_as(&crate::live_session_query("$1", "$2"))
+            .bind(token_hash)
+            .bind(now.timestamp_micros())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(crate::session_from_row).transpose()
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! The SQLite backend: one writer thread that commits concurrent writes together (group commit), and a pool of
 //! readers. WAL with `synchronous = FULL`: a write is acknowledged only after its transaction is on disk.
 
+use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_people_checkpoints.sql"),
     include_str!("../migrations/sqlite/0006_notifications.sql"),
     include_str!("../migrations/sqlite/0007_links.sql"),
+    include_str!("../migrations/sqlite/0008_dashboard_sessions.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -1085,6 +1087,53 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached("SELECT 1 FROM used_links WHERE nonce = ?1")?;
             Ok(statement.exists(params![nonce])?)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: &DashboardSession) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.write(move |conn| {
+            let created_at = session.created_at.timestamp_micros();
+            conn.prepare_cached("DELETE FROM dashboard_sessions WHERE expires_at <= ?1")?
+                .execute(params![created_at])?;
+            conn.prepare_cached(
+                "INSERT INTO dashboard_sessions (token_hash, person, key_id, csrf_token, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                session.token_hash,
+                session.person.as_str(),
+                session.key_id,
+                session.csrf_token,
+                created_at,
+                session.expires_at.timestamp_micros()
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn live_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSession>, StoreError> {
+        let token_hash = token_hash.to_string();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(&crate::live_session_query("?1", "?2"))?
+                .query_row(params![token_hash, now.timestamp_micros()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                })
+                .optional()?;
+            row.map(crate::session_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM dashboard_sessions WHERE token_hash = ?1")?
+                .execute(params![token_hash])?;
+            Ok(())
         })
         .await
     }

@@ -5,7 +5,7 @@ use signoff_domain::{
     Actor, Channel, DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, RequestId, Requester,
     Role, Status,
 };
-use signoff_store::{Change, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
+use signoff_store::{Change, DashboardSession, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
 use signoff_testkit::{Backend, TestDatabase, on_every_backend};
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ on_every_backend!(
     only_the_lease_holder_records_a_delivery_attempt,
     notifications_are_written_with_the_change_and_updated_after_it,
     reminders_follow_up_on_asks_once_and_never_hold_back_an_update,
+    sessions_live_until_they_expire_end_or_lose_their_key,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -465,4 +466,47 @@ async fn reminders_follow_up_on_asks_once_and_never_hold_back_an_update(backend:
     store.update_request(id, Box::new(|r| r.apply_human_verdict(approve("carl"), now()))).await.unwrap();
     let all = store.notifications(id).await.unwrap();
     assert_eq!(all.iter().filter(|n| n.purpose == Purpose::Update).count(), 1, "{all:#?}");
+}
+
+fn session(token_hash: &str, key_id: Option<&str>, ttl: chrono::Duration) -> DashboardSession {
+    let created_at = now();
+    DashboardSession {
+        token_hash: token_hash.into(),
+        person: signoff_testkit::person("dana"),
+        key_id: key_id.map(String::from),
+        csrf_token: format!("csrf-{token_hash}"),
+        created_at,
+        expires_at: created_at + ttl,
+    }
+}
+
+async fn sessions_live_until_they_expire_end_or_lose_their_key(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let key = store.create_key(NewKey::approver(&signoff_testkit::person("dana")), "test").await.unwrap().key;
+    let hour = chrono::Duration::hours(1);
+    let by_key = session("by-key", Some(&key.id), hour);
+    store.create_session(&by_key).await.unwrap();
+    let by_link = session("by-link", None, hour);
+    store.create_session(&by_link).await.unwrap();
+
+    assert_eq!(store.live_session("by-key", now()).await.unwrap(), Some(by_key.clone()));
+    assert_eq!(store.live_session("unknown", now()).await.unwrap(), None);
+    assert_eq!(store.live_session("by-key", by_key.expires_at).await.unwrap(), None, "expired at its expiry time");
+
+    store.revoke_key(&key.id, "test").await.unwrap();
+    assert_eq!(store.live_session("by-key", now()).await.unwrap(), None, "a revoked key ends its sessions");
+    assert_eq!(store.live_session("by-link", now()).await.unwrap(), Some(by_link), "a keyless session stays");
+
+    store.end_session("by-link").await.unwrap();
+    assert_eq!(store.live_session("by-link", now()).await.unwrap(), None, "signed out");
+    store.end_session("by-link").await.unwrap();
+
+    let stale = session("stale", None, chrono::Duration::microseconds(1));
+    store.create_session(&stale).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    store.create_session(&session("fresh", None, hour)).await.unwrap();
+    let far_past = stale.created_at - hour;
+    assert_eq!(store.live_session("stale", far_past).await.unwrap(), None, "expired sessions are dropped");
+    assert!(store.live_session("fresh", now()).await.unwrap().is_some());
 }

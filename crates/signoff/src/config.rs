@@ -28,6 +28,33 @@ pub struct Config {
     pub slack: SlackConfig,
     /// The email channel (unset: off).
     pub email: EmailConfig,
+    /// The web dashboard's sessions.
+    pub dashboard: DashboardConfig,
+}
+
+/// `[dashboard]` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// How long a dashboard session lasts from sign-in, e.g. `12h` (`SIGNOFF_DASHBOARD_SESSION_TTL`).
+    pub session_ttl: String,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { session_ttl: "12h".into() }
+    }
+}
+
+impl DashboardConfig {
+    pub fn settings(&self) -> anyhow::Result<signoff_dashboard::DashboardSettings> {
+        let session_ttl = signoff_policy::parse_duration(&self.session_ttl)
+            .map_err(|e| anyhow::anyhow!("dashboard.session_ttl: {e}"))?;
+        if session_ttl.is_zero() {
+            bail!("dashboard.session_ttl must be longer than zero");
+        }
+        Ok(signoff_dashboard::DashboardSettings { session_ttl, ..signoff_dashboard::DashboardSettings::default() })
+    }
 }
 
 /// `[slack]` in the config file: on when both the bot token and the signing secret are set.
@@ -385,6 +412,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8700".into(),
             slack: SlackConfig::default(),
             email: EmailConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -400,6 +428,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("slack", &self.slack)
             .field("email", &self.email)
+            .field("dashboard", &self.dashboard)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
             .finish()
@@ -563,6 +592,9 @@ impl Config {
         }
         if let Some(url) = var("SIGNOFF_SLACK_API_URL") {
             self.slack.api_url = url;
+        }
+        if let Some(ttl) = var("SIGNOFF_DASHBOARD_SESSION_TTL") {
+            self.dashboard.session_ttl = ttl;
         }
         if let Some(url) = var("SIGNOFF_PUBLIC_URL") {
             self.public_url = url;

@@ -157,7 +157,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             println!("  apply one with: signoff policy apply policy.yaml");
         }
     }
-    signoff_server::serve_with_metrics(listener, metrics_listener, state, shutdown_signal()).await?;
+    let dashboard = signoff_dashboard::router(state.clone(), config.dashboard.settings()?);
+    println!("dashboard: {}/ (sign in with an approver key, or an admin key bound to you)", state.public_url);
+    signoff_server::serve_with_metrics(listener, metrics_listener, state, dashboard, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())
 }

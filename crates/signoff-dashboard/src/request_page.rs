@@ -1,0 +1,321 @@
+//! One request: what it asks, why it is here, what happened to it, and (for a person who may decide it) the forms
+//! to approve, reject or approve with edits. The forms post to `/requests/{id}/decide`, which checks the session's
+//! CSRF token and decides through `signoff_server::service::decide`, where every rule lives.
+
+use crate::Dashboard;
+use crate::page::{Chrome, PageError, render, sentence};
+use crate::session::SignedIn;
+use crate::view::{Change, Field, Moment, diff, fields, pretty};
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use signoff_domain::{Channel, DecidedBy, Request, RequestId};
+use signoff_policy::EVERYONE;
+use signoff_server::service::{self, Decider, DecisionInput};
+
+/// What the decision forms show: the edited arguments, their difference from the proposed ones, and the error of
+/// the last attempt, if any.
+#[derive(Default)]
+struct FormState {
+    edited_args: Option<String>,
+    changes: Vec<Change>,
+    comment: String,
+    /// The reject reason chosen.
+    reason: String,
+    error: Option<String>,
+}
+
+struct Line {
+    at: Moment,
+    what: String,
+    detail: String,
+}
+
+struct Step {
+    to: String,
+    due: Moment,
+    fired: Option<Moment>,
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    chrome: Chrome,
+    id: String,
+    title: String,
+    action: String,
+    status: &'static str,
+    reasoning: Option<String>,
+    args: Vec<Field>,
+    args_json: String,
+    context: Option<String>,
+    confidence: Option<String>,
+    tags: Vec<String>,
+    requester: String,
+    created: Moment,
+    rule: String,
+    group: String,
+    policy_version: String,
+    escalations: Vec<Step>,
+    deadline: Option<Moment>,
+    at_deadline: String,
+    approvals: Vec<Line>,
+    quorum: String,
+    decision: Option<Line>,
+    decision_changes: Vec<Change>,
+    timeline: Vec<Line>,
+    notifications: Vec<Line>,
+    deliveries: Vec<Line>,
+    can_decide: bool,
+    why_not: Option<String>,
+    allow_edit: bool,
+    reject_reasons: Vec<String>,
+    csrf: String,
+    form: FormState,
+}
+
+/// `GET /requests/{id}`.
+pub async fn show(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = parse_id(&id, &signed_in)?;
+    page(&dashboard, &signed_in, id, FormState::default(), StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    csrf: Option<String>,
+    /// `approve`, `reject`, or `preview` (show the difference of the edited arguments, decide nothing).
+    verdict: String,
+    comment: Option<String>,
+    reason: Option<String>,
+    /// The edited arguments, as JSON (the edit form only).
+    args: Option<String>,
+}
+
+/// `POST /requests/{id}/decide`.
+pub async fn decide(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, PageError> {
+    signed_in.check_csrf(form.csrf.as_deref())?;
+    let id = parse_id(&id, &signed_in)?;
+    let proposed =
+        dashboard.app.store.request(id).await.map_err(|e| PageError::from(e).for_person(signed_in.person()))?.args;
+    let comment = form.comment.clone().filter(|c| !c.trim().is_empty());
+    let mut state = FormState {
+        comment: comment.clone().unwrap_or_default(),
+        reason: form.reason.clone().unwrap_or_default(),
+        ..FormState::default()
+    };
+    let edited = match form.args.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(text) => {
+            state.edited_args = Some(text.to_string());
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(value) => {
+                    state.changes = diff(&proposed, &value);
+                    (value != proposed).then_some(value)
+                }
+                Err(error) => {
+                    state.error = Some(format!("The edited arguments are not valid JSON: {error}."));
+                    return page(&dashboard, &signed_in, id, state, StatusCode::BAD_REQUEST).await;
+                }
+            }
+        }
+    };
+    let approve = match form.verdict.as_str() {
+        "approve" => true,
+        "reject" => false,
+        "preview" => return page(&dashboard, &signed_in, id, state, StatusCode::OK).await,
+        other => {
+            state.error = Some(format!("`{other}` is not a decision: approve or reject."));
+            return page(&dashboard, &signed_in, id, state, StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let decider = Decider {
+        person: signed_in.session.person.clone(),
+        channel: Channel::Dashboard,
+        key_id: signed_in.session.key_id.clone(),
+    };
+    let input = DecisionInput {
+        approve,
+        comment,
+        reason: form.reason.filter(|r| !r.is_empty()),
+        args: if approve { edited } else { None },
+    };
+    match service::decide(&dashboard.app, id, decider, input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            state.error = Some(sentence(&error.message));
+            page(&dashboard, &signed_in, id, state, status).await
+        }
+    }
+}
+
+fn parse_id(raw: &str, signed_in: &SignedIn) -> Result<RequestId, PageError> {
+    raw.parse().map_err(|_| {
+        PageError::new(StatusCode::NOT_FOUND, "Not found", format!("There is no request `{raw}`."))
+            .for_person(signed_in.person())
+    })
+}
+
+async fn page(
+    dashboard: &Dashboard,
+    signed_in: &SignedIn,
+    id: RequestId,
+    form: FormState,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let load = async {
+        let store = &dashboard.app.store;
+        Ok::<_, signoff_store::StoreError>((
+            store.request(id).await?,
+            store.request_events(id).await?,
+            store.notifications(id).await?,
+            store.deliveries(id).await?,
+        ))
+    };
+    let (request, events, notifications, deliveries) =
+        load.await.map_err(|e| PageError::from(e).for_person(signed_in.person()))?;
+    let policy = dashboard.app.policy.current().policy.clone();
+    let person = &signed_in.session.person;
+    let group = request.group.clone().unwrap_or_else(|| EVERYONE.to_string());
+    let why_not = if request.status.is_final() {
+        Some(format!("This request is {}; nothing more can be decided.", request.status.as_str()))
+    } else if !policy.is_member(person.as_str(), &group) {
+        Some(format!("You are not in the group `{group}` this request waits for, so you cannot decide it."))
+    } else if request.requested_by.responsible.as_ref() == Some(person) {
+        Some("You are responsible for this request, so you cannot approve it.".to_string())
+    } else {
+        None
+    };
+    let view = RequestPage {
+        chrome: Chrome::new(Some(signed_in.person()), "request"),
+        id: request.id.to_string(),
+        title: request.summary.clone().unwrap_or_else(|| request.action.clone()),
+        action: request.action.clone(),
+        status: request.status.as_str(),
+        reasoning: request.reasoning.clone(),
+        args: fields(&request.args),
+        args_json: pretty(&request.args),
+        context: (!request.context.is_null()).then(|| pretty(&request.context)),
+        confidence: request.confidence.map(|c| format!("{:.0} %", c * 100.0)),
+        tags: request.tags.clone(),
+        requester: request.requested_by.key_name.clone(),
+        created: Moment::of(request.created_at),
+        rule: rule_text(&request),
+        group: group.clone(),
+        policy_version: request.policy.as_ref().map(|p| p.version.to_string()).unwrap_or_else(|| "none".into()),
+        escalations: request
+            .escalations
+            .iter()
+            .map(|e| Step { to: e.to.clone(), due: Moment::of(e.due_at), fired: e.fired_at.map(Moment::of) })
+            .collect(),
+        deadline: request.deadline_at.map(Moment::of),
+        at_deadline: match request.on_timeout {
+            Some(on_timeout) => format!("If no one decides by then: {}.", on_timeout_text(on_timeout)),
+            None => String::new(),
+        },
+        approvals: request
+            .approvals
+            .iter()
+            .map(|a| Line {
+                at: Moment::of(a.at),
+                what: format!(
+                    "{} approved{} via {}",
+                    a.approver_id,
+                    if a.edited { " with edits" } else { "" },
+                    a.channel
+                ),
+                detail: a.comment.clone().unwrap_or_default(),
+            })
+            .collect(),
+        quorum: format!("{} of {} approvals", request.approvals.len(), request.approvals_required.max(1)),
+        decision: request.decision.as_ref().map(|d| Line {
+            at: Moment::of(d.at),
+            what: format!("{} by {}", d.outcome.status().as_str(), decided_by(&d.by)),
+            detail: [d.reason.clone(), d.comment.clone()].into_iter().flatten().collect::<Vec<_>>().join(" — "),
+        }),
+        decision_changes: request
+            .decision
+            .as_ref()
+            .filter(|d| d.edited)
+            .map(|d| diff(&request.args, &d.args))
+            .unwrap_or_default(),
+        timeline: events
+            .iter()
+            .map(|e| Line { at: Moment::of(e.at), what: e.kind.as_str().replace('_', " "), detail: e.actor.clone() })
+            .collect(),
+        notifications: notifications
+            .iter()
+            .map(|n| Line {
+                at: Moment::of(n.created_at),
+                what: format!("{} {} to {} ({})", n.channel, n.purpose.as_str(), n.address, n.state.as_str()),
+                detail: format!(
+                    "{} attempts{}",
+                    n.attempts,
+                    n.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                ),
+            })
+            .collect(),
+        deliveries: deliveries
+            .iter()
+            .map(|d| Line {
+                at: Moment::of(d.created_at),
+                what: format!("callback to {} ({})", d.url, d.state.as_str()),
+                detail: format!(
+                    "{} attempts{}{}",
+                    d.attempts,
+                    d.last_status.map(|s| format!("; last answer HTTP {s}")).unwrap_or_default(),
+                    d.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                ),
+            })
+            .collect(),
+        can_decide: why_not.is_none(),
+        why_not,
+        allow_edit: request.allow_edit,
+        reject_reasons: request.reject_reasons.clone(),
+        csrf: signed_in.session.csrf_token.clone(),
+        form,
+    };
+    Ok(render(status, &view))
+}
+
+fn rule_text(request: &Request) -> String {
+    match &request.policy {
+        Some(placed) => match (&placed.rule, &placed.error) {
+            (Some(rule), None) => format!("rule `{rule}`"),
+            (Some(rule), Some(error)) => {
+                format!("rule `{rule}` could not be evaluated ({error}); the defaults placed it")
+            }
+            (None, _) => "no rule matched; the policy's defaults placed it".to_string(),
+        },
+        None => "placed without a policy".to_string(),
+    }
+}
+
+fn on_timeout_text(on_timeout: signoff_domain::OnTimeout) -> &'static str {
+    match on_timeout {
+        signoff_domain::OnTimeout::Approve => "it is approved",
+        signoff_domain::OnTimeout::Reject => "it is rejected",
+        signoff_domain::OnTimeout::Fail => "it expires, and the work needs following up",
+    }
+}
+
+fn decided_by(by: &DecidedBy) -> String {
+    match by {
+        DecidedBy::Human { approver_id, channel } => format!("{approver_id} via {channel}"),
+        DecidedBy::Policy { rule } => format!("policy rule `{rule}`"),
+        DecidedBy::Timeout => "its deadline".to_string(),
+        DecidedBy::Agent { key_id } => format!("the agent ({key_id})"),
+    }
+}

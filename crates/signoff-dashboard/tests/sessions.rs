@@ -1,0 +1,257 @@
+//! The dashboard's server-side rules, through the real app: signing in by key, sessions that end (signed out,
+//! expired, key revoked, person gone from the policy), and decisions that need the session's CSRF token and a
+//! person who may decide.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use signoff_store::{DashboardSession, NewKey};
+use signoff_testkit::{Backend, TestApp, on_every_backend, person};
+
+on_every_backend!(
+    signing_in_by_key_starts_a_session_and_bad_keys_are_refused,
+    a_decision_needs_the_session_csrf_token,
+    a_person_outside_the_group_sees_no_buttons_and_cannot_decide,
+    an_expired_session_is_signed_out,
+    revoking_the_key_or_leaving_the_policy_ends_the_session,
+    a_signed_out_session_cannot_act,
+    failed_sign_ins_are_rate_limited,
+);
+
+const POLICY: &str = r#"
+version: 1
+approvers:
+  - { id: dana, name: Dana Director, email: dana@example.com, groups: [directors] }
+  - { id: hugo, name: Hugo HR, email: hugo@example.com, groups: [hr] }
+  - { id: ada, name: Ada Admin, email: ada@example.com, groups: [admins] }
+groups:
+  directors: { notify: [dashboard] }
+  hr: { notify: [dashboard] }
+  admins: { notify: [dashboard] }
+defaults: { route: admins, timeout: 24h, on_timeout: reject }
+rules:
+  - name: expenses
+    when: action == "expense"
+    route: directors
+"#;
+
+/// A browser's view of the app: no redirects followed, the session cookie kept by hand.
+struct Browser<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    location: String,
+    set_cookie: String,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Browser<'a> {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { app, http, cookie: None }
+    }
+
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Answer {
+        let builder = match &self.cookie {
+            Some(cookie) => builder.header("cookie", cookie),
+            None => builder,
+        };
+        let response = builder.send().await.expect("send");
+        let header =
+            |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        Answer { status: response.status().as_u16(), location, set_cookie, body: response.text().await.unwrap() }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.app.url))).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.app.url)).form(form)).await
+    }
+
+    /// Signs in with `key`; keeps the session cookie when one is set.
+    async fn sign_in(&mut self, key: &str) -> Answer {
+        let answer = self.post("/sign-in", &[("key", key), ("next", "/")]).await;
+        if let Some(pair) = answer.set_cookie.split(';').next().filter(|pair| !pair.is_empty() && !pair.ends_with('='))
+        {
+            self.cookie = Some(pair.to_string());
+        }
+        answer
+    }
+
+    /// The CSRF token in a page's forms.
+    async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await.body;
+        let start = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
+        page[start..start + page[start..].find('"').unwrap()].to_string()
+    }
+}
+
+async fn create_expense(app: &TestApp) -> String {
+    let (status, created) =
+        app.create(json!({"action": "expense", "args": {"amount": 120}, "summary": "Team lunch"})).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_string()
+}
+
+async fn status_of(app: &TestApp, id: &str) -> String {
+    let (_, request) = signoff_testkit::send(app.get(&format!("/v1/requests/{id}"), &app.admin_key)).await;
+    request["status"].as_str().unwrap().to_string()
+}
+
+async fn signing_in_by_key_starts_a_session_and_bad_keys_are_refused(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let mut browser = Browser::new(&app);
+    let before = browser.get("/").await;
+    assert_eq!((before.status, before.location.as_str()), (303, "/sign-in?next=%2F"), "the queue asks to sign in");
+
+    let wrong = browser.sign_in("so_approver_not_a_key").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("That key is not valid"), "{}", wrong.body);
+    let agent = browser.sign_in(&app.agent_key).await;
+    assert_eq!(agent.status, 403);
+    assert!(agent.body.contains("cannot sign in to the dashboard, which is for people"), "{}", agent.body);
+    let unbound = app.key(NewKey::new("ops", signoff_domain::Role::Admin)).await;
+    let unbound = browser.sign_in(&unbound).await;
+    assert!(unbound.status == 403 && unbound.body.contains("bound to no person"), "{}", unbound.body);
+    assert!(browser.cookie.is_none(), "no refusal starts a session");
+
+    let signed_in = browser.sign_in(&app.approver_key).await;
+    assert_eq!((signed_in.status, signed_in.location.as_str()), (303, "/"));
+    assert!(signed_in.set_cookie.contains("HttpOnly") && signed_in.set_cookie.contains("SameSite=Lax"));
+    assert!(!signed_in.set_cookie.contains("Secure"), "plain http: not Secure");
+    let queue = browser.get("/").await;
+    assert_eq!(queue.status, 200);
+    assert!(queue.body.contains("<h1>Queue</h1>") && queue.body.contains("dana"), "{}", queue.body);
+}
+
+async fn a_decision_needs_the_session_csrf_token(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let id = create_expense(&app).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&app.approver_key).await;
+    let path = format!("/requests/{id}/decide");
+
+    let without = browser.post(&path, &[("verdict", "approve")]).await;
+    assert_eq!(without.status, 403);
+    assert!(without.body.contains("security token is missing or wrong"), "{}", without.body);
+    let forged = browser.post(&path, &[("verdict", "approve"), ("csrf", "guessed")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(status_of(&app, &id).await, "pending", "a forged form decides nothing");
+
+    let csrf = browser.csrf(&format!("/requests/{id}")).await;
+    let approved = browser.post(&path, &[("verdict", "approve"), ("csrf", &csrf)]).await;
+    assert_eq!((approved.status, approved.location), (303, format!("/requests/{id}")));
+    let (_, request) = signoff_testkit::send(app.get(&format!("/v1/requests/{id}"), &app.admin_key)).await;
+    assert_eq!(request["status"], "approved");
+    assert_eq!(request["decision"]["by"]["channel"], "dashboard", "{request}");
+    assert_eq!(request["decision"]["by"]["approver_id"], "dana");
+}
+
+async fn a_person_outside_the_group_sees_no_buttons_and_cannot_decide(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    assert_eq!(app.apply_policy(POLICY).await.0, 201);
+    let id = create_expense(&app).await;
+    let hugo = app.approver("hugo").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&hugo).await;
+
+    let page = browser.get(&format!("/requests/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(r#"id="approve""#) && !page.body.contains(r#"id="reject""#), "no buttons");
+    assert!(page.body.contains("You are not in the group `directors`"), "{}", page.body);
+    assert!(!browser.get("/").await.body.contains("Team lunch"), "not in hugo's queue");
+
+    let csrf = browser.csrf("/").await;
+    let refused = browser.post(&format!("/requests/{id}/decide"), &[("verdict", "approve"), ("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("directors"), "the refusal says why: {}", refused.body);
+    assert_eq!(status_of(&app, &id).await, "pending");
+
+    let mut dana = Browser::new(&app);
+    dana.sign_in(&app.approver_key).await;
+    let queue = dana.get("/").await.body;
+    assert!(queue.contains("Team lunch") && queue.contains("amount: 120"), "{queue}");
+    assert!(dana.get(&format!("/requests/{id}")).await.body.contains(r#"id="approve""#));
+}
+
+async fn an_expired_session_is_signed_out(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let token = "an-expired-session-token";
+    let hour = chrono::Duration::hours(1);
+    let now = signoff_store::now();
+    let session = DashboardSession {
+        token_hash: Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
+        person: person("dana"),
+        key_id: None,
+        csrf_token: "csrf".into(),
+        created_at: now - hour * 13,
+        expires_at: now - hour,
+    };
+    app.state.store.create_session(&session).await.unwrap();
+    let mut browser = Browser::new(&app);
+    browser.cookie = Some(format!("{}={token}", signoff_dashboard::SESSION_COOKIE));
+    assert_eq!(browser.get("/").await.status, 303, "sent to sign in");
+    let id = create_expense(&app).await;
+    let refused = browser.post(&format!("/requests/{id}/decide"), &[("verdict", "approve"), ("csrf", "csrf")]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("You are not signed in"), "{}", refused.body);
+}
+
+async fn revoking_the_key_or_leaving_the_policy_ends_the_session(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let created = app.state.store.create_key(NewKey::approver(&person("dana")), "test").await.unwrap();
+    let mut by_key = Browser::new(&app);
+    by_key.sign_in(&created.secret).await;
+    assert_eq!(by_key.get("/").await.status, 200);
+    app.state.store.revoke_key(&created.key.id, "test").await.unwrap();
+    assert_eq!(by_key.get("/").await.status, 303, "a revoked key ends its sessions");
+
+    let mut hugo = Browser::new(&app);
+    hugo.sign_in(&app.approver("hugo").await).await;
+    assert_eq!(hugo.get("/").await.status, 200, "under the built-in policy any approver may sign in");
+    assert_eq!(
+        app.apply_policy(
+            &POLICY.replace("  - { id: hugo, name: Hugo HR, email: hugo@example.com, groups: [hr] }\n", "")
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(hugo.get("/").await.status, 303, "gone from the policy: signed out");
+    let refused = Browser::new(&app).sign_in(&app.approver("hugo").await).await;
+    assert!(refused.status == 403 && refused.body.contains("not an approver in the policy"), "{}", refused.body);
+}
+
+async fn a_signed_out_session_cannot_act(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let id = create_expense(&app).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&app.approver_key).await;
+    let csrf = browser.csrf(&format!("/requests/{id}")).await;
+    let refused = browser.post("/sign-out", &[("csrf", "wrong")]).await;
+    assert_eq!(refused.status, 403, "signing out needs the token too");
+    let out = browser.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location.as_str()), (303, "/sign-in"));
+    assert!(out.set_cookie.contains("Max-Age=0"), "{}", out.set_cookie);
+    let after = browser.post(&format!("/requests/{id}/decide"), &[("verdict", "approve"), ("csrf", &csrf)]).await;
+    assert_eq!(after.status, 401, "the old cookie is dead");
+    assert_eq!(status_of(&app, &id).await, "pending");
+}
+
+async fn failed_sign_ins_are_rate_limited(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let mut browser = Browser::new(&app);
+    let burst = signoff_dashboard::DashboardSettings::default().sign_in_burst;
+    for _ in 0..burst {
+        assert_eq!(browser.sign_in("so_approver_guess").await.status, 401);
+    }
+    let limited = browser.sign_in(&app.approver_key).await;
+    assert_eq!(limited.status, 429, "even a good key waits once the failures are used up");
+    assert!(limited.body.contains("Too many failed sign-ins"), "{}", limited.body);
+}
