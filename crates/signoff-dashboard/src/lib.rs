@@ -73,6 +73,8 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
     Router::new()
         .route("/", get(queue::show))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-in/email", post(sign_in::email_link))
+        .route("/sign-in/link", get(sign_in::link_page).post(sign_in::use_link))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/requests/{id}", get(request_page::show))
         .route("/requests/{id}/decide", post(request_page::decide))

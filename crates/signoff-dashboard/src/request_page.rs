@@ -40,6 +40,20 @@ struct Step {
     fired: Option<Moment>,
 }
 
+/// The earlier attempt a revision asks again: which one it is, how it ended, and what the agent changed.
+struct Revision {
+    /// 2 for the first revision, 3 for a revision of a revision, …
+    attempt: usize,
+    earlier_id: String,
+    earlier_title: String,
+    /// "rejected by dana via slack", with the reason and comment.
+    earlier_outcome: Option<Line>,
+    changes: Vec<Change>,
+}
+
+/// The longest chain of revisions walked back to number an attempt.
+const MAX_ATTEMPTS: usize = 50;
+
 #[derive(Template)]
 #[template(path = "request.html")]
 struct RequestPage {
@@ -69,6 +83,8 @@ struct RequestPage {
     timeline: Vec<Line>,
     notifications: Vec<Line>,
     deliveries: Vec<Line>,
+    revision: Option<Revision>,
+    revised_by: Option<String>,
     can_decide: bool,
     why_not: Option<String>,
     allow_edit: bool,
@@ -186,6 +202,8 @@ async fn page(
     };
     let (request, events, notifications, deliveries) =
         load.await.map_err(|e| PageError::from(e).for_person(signed_in.person()))?;
+    let revision =
+        revision(dashboard, &request).await.map_err(|e| PageError::from(e).for_person(signed_in.person()))?;
     let policy = dashboard.app.policy.current().policy.clone();
     let person = &signed_in.session.person;
     let group = request.group.clone().unwrap_or_else(|| EVERYONE.to_string());
@@ -240,11 +258,7 @@ async fn page(
             })
             .collect(),
         quorum: format!("{} of {} approvals", request.approvals.len(), request.approvals_required.max(1)),
-        decision: request.decision.as_ref().map(|d| Line {
-            at: Moment::of(d.at),
-            what: format!("{} by {}", d.outcome.status().as_str(), decided_by(&d.by)),
-            detail: [d.reason.clone(), d.comment.clone()].into_iter().flatten().collect::<Vec<_>>().join(" — "),
-        }),
+        decision: request.decision.as_ref().map(decision_line),
         decision_changes: request
             .decision
             .as_ref()
@@ -280,6 +294,8 @@ async fn page(
                 ),
             })
             .collect(),
+        revision,
+        revised_by: request.revised_by.map(|id| id.to_string()),
         can_decide: why_not.is_none(),
         why_not,
         allow_edit: request.allow_edit,
@@ -288,6 +304,38 @@ async fn page(
         form,
     };
     Ok(render(status, &view))
+}
+
+/// The earlier attempt `request` revises, if it revises one.
+async fn revision(dashboard: &Dashboard, request: &Request) -> Result<Option<Revision>, signoff_store::StoreError> {
+    let Some(earlier_id) = request.revises else { return Ok(None) };
+    let earlier = dashboard.app.store.request(earlier_id).await?;
+    let mut attempt = 2;
+    let mut walk = earlier.revises;
+    while let Some(id) = walk.filter(|_| attempt < MAX_ATTEMPTS) {
+        attempt += 1;
+        walk = dashboard.app.store.request(id).await?.revises;
+    }
+    Ok(Some(Revision {
+        attempt,
+        earlier_id: earlier.id.to_string(),
+        earlier_title: earlier.summary.clone().unwrap_or_else(|| earlier.action.clone()),
+        earlier_outcome: earlier.decision.as_ref().map(decision_line),
+        changes: diff(&earlier.args, &request.args),
+    }))
+}
+
+/// "rejected by dana via slack", when, and the reason and comment.
+fn decision_line(decision: &signoff_domain::Decision) -> Line {
+    Line {
+        at: Moment::of(decision.at),
+        what: format!("{} by {}", decision.outcome.status().as_str(), decided_by(&decision.by)),
+        detail: [decision.reason.clone(), decision.comment.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" — "),
+    }
 }
 
 fn rule_text(request: &Request) -> String {

@@ -15,6 +15,9 @@ on_every_backend!(
     revoking_the_key_or_leaving_the_policy_ends_the_session,
     a_signed_out_session_cannot_act,
     failed_sign_ins_are_rate_limited,
+    an_emailed_link_signs_in_once,
+    a_sign_in_link_that_is_forged_or_expired_signs_no_one_in,
+    sign_in_forms_from_another_site_are_refused,
 );
 
 const POLICY: &str = r#"
@@ -254,4 +257,121 @@ async fn failed_sign_ins_are_rate_limited(backend: Backend) {
     let limited = browser.sign_in(&app.approver_key).await;
     assert_eq!(limited.status, 429, "even a good key waits once the failures are used up");
     assert!(limited.body.contains("Too many failed sign-ins"), "{}", limited.body);
+}
+
+/// An app with email configured (a real SMTP listener) and the test policy.
+async fn with_email(backend: Backend) -> (signoff_testkit::TestDatabase, TestApp, signoff_testkit::smtp::SmtpServer) {
+    let smtp = signoff_testkit::smtp::SmtpServer::start().await;
+    let smtp_url = smtp.url();
+    let (db, app) = TestApp::on_with(backend, move |state| {
+        let config = signoff_notify::email::EmailConfig { smtp_url, from: "Signoff <signoff@example.com>".into() };
+        state.mailer = Some(signoff_notify::email::Mailer::new(&config).expect("mailer"));
+        let key = signoff_notify::links::LinkSigner::generate_key();
+        state.link_signer = Some(signoff_notify::links::LinkSigner::from_base64(&key).expect("link key"));
+    })
+    .await;
+    assert_eq!(app.apply_policy(POLICY).await.0, 201);
+    (db, app, smtp)
+}
+
+/// The sign-in link's token in a mail.
+fn token_in(mail: &signoff_testkit::smtp::ReceivedMail) -> String {
+    let link = mail.text_links().into_iter().find(|l| l.contains("/sign-in/link?token=")).expect("a sign-in link");
+    let query = link.split_once('?').unwrap().1;
+    let token = query.split('&').find_map(|pair| pair.strip_prefix("token=")).unwrap();
+    url::form_urlencoded::parse(format!("t={token}").as_bytes()).next().unwrap().1.into_owned()
+}
+
+async fn an_emailed_link_signs_in_once(backend: Backend) {
+    let (_db, app, smtp) = with_email(backend).await;
+    let browser = Browser::new(&app);
+    let form = browser.get("/sign-in").await;
+    assert!(form.body.contains("Email me a link"), "{}", form.body);
+
+    // Known and unknown addresses get the same answer; only the known one gets mail.
+    let unknown = browser.post("/sign-in/email", &[("email", "nobody@example.com"), ("next", "/")]).await;
+    let known = browser.post("/sign-in/email", &[("email", "Dana@Example.com"), ("next", "/")]).await;
+    assert_eq!((unknown.status, known.status), (200, 200));
+    let said = |body: &str| body.contains("If that address belongs to an approver, a sign-in link is on its way");
+    assert!(said(&unknown.body) && said(&known.body), "{}", known.body);
+    let mail = smtp.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert!(mail.to.iter().any(|to| to.contains("dana@example.com")), "{mail:#?}");
+    assert_eq!(mail.header("Subject").as_deref(), Some("Sign in to Signoff"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 1, "no mail for an unknown address");
+
+    // Following the link signs no one in (a scanner may fetch it); its form does, once.
+    let token = token_in(&mail);
+    let page = browser.get(&format!("/sign-in/link?token={}", urlencode(&token))).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Sign in as Dana Director") && page.set_cookie.is_empty(), "{}", page.body);
+    let mut signed_in = Browser::new(&app);
+    let used = signed_in.post("/sign-in/link", &[("token", &token), ("next", "/")]).await;
+    assert_eq!((used.status, used.location.as_str()), (303, "/"), "{}", used.body);
+    signed_in.cookie = used.set_cookie.split(';').next().map(String::from);
+    let queue = signed_in.get("/").await;
+    assert!(queue.status == 200 && queue.body.contains("Dana Director"), "{}", queue.body);
+
+    let again = browser.post("/sign-in/link", &[("token", &token), ("next", "/")]).await;
+    assert_eq!(again.status, 410);
+    assert!(again.body.contains("already used") && again.set_cookie.is_empty(), "{}", again.body);
+    let page = browser.get(&format!("/sign-in/link?token={}", urlencode(&token))).await;
+    assert!(page.status == 410 && page.body.contains("already used"), "{}", page.body);
+}
+
+async fn a_sign_in_link_that_is_forged_or_expired_signs_no_one_in(backend: Backend) {
+    use signoff_notify::links::{LinkClaims, SignInClaims};
+    let (_db, app, _smtp) = with_email(backend).await;
+    let browser = Browser::new(&app);
+    let signer = app.state.link_signer.clone().unwrap();
+    let expired = signer.sign_sign_in(&SignInClaims {
+        approver_id: person("dana"),
+        nonce: LinkClaims::new_nonce(),
+        expires_at: signoff_store::now() - chrono::Duration::seconds(1),
+    });
+    let answer = browser.post("/sign-in/link", &[("token", &expired)]).await;
+    assert!(answer.status == 400 && answer.body.contains("has expired"), "{}", answer.body);
+    let other = signoff_notify::links::LinkSigner::from_base64(&signoff_notify::links::LinkSigner::generate_key());
+    let forged = other.unwrap().sign_sign_in(&SignInClaims {
+        approver_id: person("dana"),
+        nonce: LinkClaims::new_nonce(),
+        expires_at: signoff_store::now() + chrono::Duration::minutes(5),
+    });
+    for token in [forged.as_str(), "garbage"] {
+        let answer = browser.post("/sign-in/link", &[("token", token)]).await;
+        assert!(answer.status == 400 && answer.body.contains("not a valid sign-in link"), "{}", answer.body);
+        assert!(answer.set_cookie.is_empty());
+    }
+    // A person no longer in the policy: the genuine link signs no one in.
+    let gone = signer.sign_sign_in(&SignInClaims {
+        approver_id: person("zoe"),
+        nonce: LinkClaims::new_nonce(),
+        expires_at: signoff_store::now() + chrono::Duration::minutes(5),
+    });
+    let answer = browser.post("/sign-in/link", &[("token", &gone)]).await;
+    assert!(answer.status == 403 && answer.body.contains("no longer an approver"), "{}", answer.body);
+}
+
+async fn sign_in_forms_from_another_site_are_refused(backend: Backend) {
+    let (_db, app, smtp) = with_email(backend).await;
+    let browser = Browser::new(&app);
+    let from_elsewhere = |path: &str, form: &[(&str, &str)]| {
+        let request = browser.http.post(format!("{}{path}", app.url)).header("origin", "https://evil.example");
+        browser.send(request.form(form))
+    };
+    let by_key = from_elsewhere("/sign-in", &[("key", &app.approver_key)]).await;
+    assert!(by_key.status == 403 && by_key.set_cookie.is_empty(), "{}", by_key.body);
+    assert!(by_key.body.contains("sent from another site"), "{}", by_key.body);
+    let by_email = from_elsewhere("/sign-in/email", &[("email", "dana@example.com")]).await;
+    assert_eq!(by_email.status, 403);
+    // The same form from this site's own page works.
+    let own = browser.http.post(format!("{}/sign-in", app.url)).header("origin", &app.url);
+    let answer = browser.send(own.form(&[("key", app.approver_key.as_str())])).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(smtp.messages().is_empty(), "no link mailed for a refused form");
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -23,6 +23,8 @@ pub enum EventKind {
     ApprovalsReset,
     Cancelled,
     OutcomeReported,
+    /// A rejected or expired request was asked again by a later one (`revised_by`).
+    Revised,
     CallbackAttempted,
     NotificationAttempted,
     KeyCreated,
@@ -42,6 +44,7 @@ impl EventKind {
             EventKind::ApprovalsReset => "approvals_reset",
             EventKind::Cancelled => "cancelled",
             EventKind::OutcomeReported => "outcome_reported",
+            EventKind::Revised => "revised",
             EventKind::CallbackAttempted => "callback_attempted",
             EventKind::NotificationAttempted => "notification_attempted",
             EventKind::KeyCreated => "key_created",

@@ -116,6 +116,9 @@ pub struct NewRequest {
     pub state: Option<Value>,
     #[serde(default, deserialize_with = "whole_seconds")]
     pub timeout_s: Option<u64>,
+    /// The earlier request (rejected or expired, the same agent's) that this one asks again, with changed arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revises: Option<RequestId>,
 }
 
 fn empty_object() -> Value {
@@ -154,6 +157,7 @@ impl NewRequest {
             callback_url: None,
             state: None,
             timeout_s: None,
+            revises: None,
         }
     }
 
@@ -371,6 +375,12 @@ pub struct Request {
     pub reminders: Vec<Reminder>,
     pub decision: Option<Decision>,
     pub outcome: Option<Outcome>,
+    /// The earlier request this one asks again (see [`NewRequest::revises`]).
+    #[serde(default)]
+    pub revises: Option<RequestId>,
+    /// The later request that asked this one again.
+    #[serde(default)]
+    pub revised_by: Option<RequestId>,
 }
 
 fn yes() -> bool {
@@ -453,6 +463,16 @@ pub enum DomainError {
     OutcomeAlreadyReported,
     #[error("the request is still pending; report the outcome after it is decided")]
     NotDecided,
+    #[error("revises: {0}")]
+    InvalidRevision(String),
+}
+
+impl DomainError {
+    /// A `revises` naming no request of the agent's: the same words for another agent's request as for none, so an
+    /// agent learns nothing of others' requests.
+    pub fn no_request_to_revise(id: RequestId) -> DomainError {
+        DomainError::InvalidRevision(format!("no request {id} of this agent to revise"))
+    }
 }
 
 /// A person's verdict on a request.
@@ -503,13 +523,15 @@ impl Request {
             reminders: Vec::new(),
             decision: None,
             outcome: None,
+            revises: new.revises,
+            revised_by: None,
         }
     }
 
     /// The event recording this request's creation by `actor`: the whole proposal as the agent made it, so the
     /// chain keeps it whatever edits follow.
     pub fn created_event(&self, actor: &Actor) -> NewEvent {
-        NewEvent::new(
+        let mut event = NewEvent::new(
             Some(self.id),
             EventKind::Created,
             actor.to_string(),
@@ -528,7 +550,34 @@ impl Request {
                 "timeout_s": self.timeout_s,
                 "requested_by": self.requested_by,
             }),
-        )
+        );
+        if let Some(earlier) = self.revises {
+            event.data["revises"] = json!(earlier);
+        }
+        event
+    }
+
+    /// Records that `revision`, a new request, asks this one again. Only the agent (key) that made this request may
+    /// revise it, only once it was rejected or expired, and only once: anything else is
+    /// [`DomainError::InvalidRevision`], and another agent's request reads as no request at all.
+    pub fn accept_revision(&mut self, revision: &Request, now: DateTime<Utc>) -> Result<NewEvent, DomainError> {
+        if self.requested_by.key_id != revision.requested_by.key_id {
+            return Err(DomainError::no_request_to_revise(self.id));
+        }
+        if !matches!(self.status, Status::Rejected | Status::Expired) {
+            return Err(DomainError::InvalidRevision(format!(
+                "request {} is {}: only a rejected or expired request can be revised",
+                self.id,
+                self.status.as_str()
+            )));
+        }
+        if let Some(later) = self.revised_by {
+            return Err(DomainError::InvalidRevision(format!("request {} was already revised by {later}", self.id)));
+        }
+        self.revised_by = Some(revision.id);
+        self.updated_at = now;
+        let actor = format!("key:{}", revision.requested_by.key_id);
+        Ok(NewEvent::new(Some(self.id), EventKind::Revised, actor, json!({ "revised_by": revision.id })))
     }
 
     /// Applies the policy's verdict to a new request: decides it at once (approve, deny, an unsampled

@@ -178,6 +178,28 @@ impl Mailer {
         Ok(message_id)
     }
 
+    /// A dashboard sign-in link: `Sign in to Signoff`, valid once until `expires_at`. Returns its `Message-ID`.
+    pub async fn send_sign_in(
+        &self,
+        to: &str,
+        link: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<ProviderRef, ProviderError> {
+        let random: String = LinkClaims::new_nonce().chars().filter(char::is_ascii_alphanumeric).collect();
+        let message_id = format!("<sign-in.{random}@{}>", self.from.email.domain());
+        let until = format_time(expires_at);
+        let text = format!(
+            "Sign in to the Signoff dashboard:\n{link}\n\nThe link works once, until {until}. If you did not ask \
+             for it, ignore this message: nobody can use it without this mailbox.\n"
+        );
+        let html = SignInHtml { link, until: &until }
+            .render()
+            .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
+        let message = self.builder(to)?.subject("Sign in to Signoff").message_id(Some(message_id.clone()));
+        self.send(message, text, html).await?;
+        Ok(message_id)
+    }
+
     /// A message that checks the wiring (`signoff channels test email --to ADDRESS`). Returns its `Message-ID`.
     pub async fn send_test(&self, to: &str) -> Result<ProviderRef, ProviderError> {
         let random: String = LinkClaims::new_nonce().chars().filter(char::is_ascii_alphanumeric).collect();
@@ -404,6 +426,13 @@ struct RequestHtml<'a> {
     details: &'a [Detail],
     links: &'a EmailLinks,
     request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "email_sign_in.html")]
+struct SignInHtml<'a> {
+    link: &'a str,
+    until: &'a str,
 }
 
 #[derive(Template)]

@@ -22,6 +22,8 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 const LINK_CONTEXT: &[u8] = b"signoff-link-v1\0";
 const FORM_CONTEXT: &[u8] = b"signoff-form-v1\0";
+/// Sign-in links are signed apart from action links: neither kind of token is ever taken for the other.
+const SIGN_IN_CONTEXT: &[u8] = b"signoff-sign-in-v1\0";
 
 /// What a link does when its confirmation form is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +51,14 @@ pub struct LinkClaims {
     /// The group the email was sent for: the link is superseded once the request moves to another.
     pub group: String,
     /// Unique per link; recorded when the link is used (`Store::use_link`).
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a dashboard sign-in link says: who may sign in with it, once, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInClaims {
+    pub approver_id: ApproverId,
     pub nonce: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -124,28 +134,50 @@ impl LinkSigner {
 
     /// The token for `claims`.
     pub fn sign(&self, claims: &LinkClaims) -> String {
-        let payload = encode_claims(claims);
-        let mac = self.mac(LINK_CONTEXT, &payload);
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
+        self.sign_in_context(LINK_CONTEXT, claims)
     }
 
     /// The claims of a genuine, unexpired token. The signature is checked (in constant time) before anything else
     /// is read from the token, and the expiry only after it.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(LinkError::Malformed);
-        }
-        let Some((payload, mac)) = token.split_once('.') else { return Err(LinkError::Malformed) };
-        let expected = URL_SAFE_NO_PAD.encode(self.mac(LINK_CONTEXT, payload));
-        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
-            return Err(LinkError::Forged);
-        }
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| LinkError::Malformed)?;
-        let claims: LinkClaims = serde_json::from_slice(&json).map_err(|_| LinkError::Malformed)?;
+        let claims: LinkClaims = self.verify_in_context(LINK_CONTEXT, token)?;
         if now >= claims.expires_at {
             return Err(LinkError::Expired);
         }
         Ok(claims)
+    }
+
+    /// The token of a dashboard sign-in link.
+    pub fn sign_sign_in(&self, claims: &SignInClaims) -> String {
+        self.sign_in_context(SIGN_IN_CONTEXT, claims)
+    }
+
+    /// The claims of a genuine, unexpired sign-in token (checked as [`LinkSigner::verify`] checks action links).
+    pub fn verify_sign_in(&self, token: &str, now: DateTime<Utc>) -> Result<SignInClaims, LinkError> {
+        let claims: SignInClaims = self.verify_in_context(SIGN_IN_CONTEXT, token)?;
+        if now >= claims.expires_at {
+            return Err(LinkError::Expired);
+        }
+        Ok(claims)
+    }
+
+    fn sign_in_context(&self, context: &[u8], claims: &impl Serialize) -> String {
+        let payload = encode_claims(claims);
+        let mac = self.mac(context, &payload);
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    fn verify_in_context<T: serde::de::DeserializeOwned>(&self, context: &[u8], token: &str) -> Result<T, LinkError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(LinkError::Malformed);
+        }
+        let Some((payload, mac)) = token.split_once('.') else { return Err(LinkError::Malformed) };
+        let expected = URL_SAFE_NO_PAD.encode(self.mac(context, payload));
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return Err(LinkError::Forged);
+        }
+        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| LinkError::Malformed)?;
+        serde_json::from_slice(&json).map_err(|_| LinkError::Malformed)
     }
 
     /// The token the confirmation page embeds for `claims`; the page's `POST` must send it back.
@@ -166,7 +198,7 @@ impl LinkSigner {
     }
 }
 
-fn encode_claims(claims: &LinkClaims) -> String {
+fn encode_claims(claims: &impl Serialize) -> String {
     let json = serde_json::to_vec(claims).expect("link claims always serialize");
     URL_SAFE_NO_PAD.encode(json)
 }
@@ -198,6 +230,21 @@ mod tests {
         let token = signer.sign(&claims);
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{token}");
         assert_eq!(signer.verify(&token, now), Ok(claims));
+    }
+
+    #[test]
+    fn sign_in_tokens_and_action_tokens_are_never_taken_for_each_other() {
+        let (signer, now) = (signer(), Utc::now());
+        let sign_in = SignInClaims {
+            approver_id: ApproverId::parse("dana").unwrap(),
+            nonce: LinkClaims::new_nonce(),
+            expires_at: now + Duration::minutes(15),
+        };
+        let token = signer.sign_sign_in(&sign_in);
+        assert_eq!(signer.verify_sign_in(&token, now), Ok(sign_in));
+        assert_eq!(signer.verify(&token, now), Err(LinkError::Forged));
+        assert_eq!(signer.verify_sign_in(&signer.sign(&claims(now)), now), Err(LinkError::Forged));
+        assert_eq!(signer.verify_sign_in(&token, now + Duration::minutes(15)), Err(LinkError::Expired));
     }
 
     #[test]

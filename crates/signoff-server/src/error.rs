@@ -87,6 +87,7 @@ impl From<DomainError> for ApiError {
             DomainError::NotInGroup(_) => ErrorCode::Forbidden,
             DomainError::OutcomeAlreadyReported => ErrorCode::OutcomeAlreadyReported,
             DomainError::NotDecided => ErrorCode::NotDecided,
+            DomainError::InvalidRevision(_) => ErrorCode::InvalidRevision,
         };
         ApiError::new(code, error.to_string())
     }

@@ -61,6 +61,9 @@ pub struct AppState {
     pub slack: Option<signoff_notify::slack::SlackConfig>,
     /// Signs and checks email action links; `None`: email links answer that they are not configured.
     pub link_signer: Option<signoff_notify::links::LinkSigner>,
+    /// Sends email (the channel's asks go through its sender; the dashboard mails sign-in links with it); `None`:
+    /// email is not configured.
+    pub mailer: Option<signoff_notify::email::Mailer>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -101,6 +104,7 @@ impl AppState {
             senders: notify::Senders::default(),
             slack: None,
             link_signer: None,
+            mailer: None,
         })
     }
 }

@@ -407,8 +407,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// A request's notifications, oldest first.
     async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError>;
-    /// Records an email link's nonce as used for `request_id`: `true` the first time, `false` ever after.
-    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError>;
+    /// Records a signed link's nonce as used, for `used_for` (the request an action link decides, or
+    /// `sign-in:{person}`): `true` the first time, `false` ever after.
+    async fn use_link(&self, nonce: &str, used_for: &str) -> Result<bool, StoreError>;
     /// Whether an email link's nonce was used.
     async fn link_used(&self, nonce: &str) -> Result<bool, StoreError>;
     /// How many requests are pending (for the metrics gauge).

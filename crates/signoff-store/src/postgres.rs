@@ -225,6 +225,15 @@ async fn insert_request(
         return Ok(Created { request: decode_request(row.get("doc"))?, created: false });
     }
     append_events(conn, record.events, Some(&request.requested_by.key_id)).await?;
+    if let Some(earlier) = request.revises {
+        let mut revised = load_request(conn, earlier, true).await.map_err(|error| match error {
+            StoreError::NotFound => DomainError::no_request_to_revise(earlier).into(),
+            other => other,
+        })?;
+        let before = revised.clone();
+        let event = revised.accept_revision(&request, request.created_at)?;
+        save_request(conn, planner, &before, &revised, vec![event]).await?;
+    }
     enqueue_callback(conn, Status::Pending, &request).await?;
     enqueue_notifications(conn, planner.plan(None, &request), &request).await?;
     notify(conn, request.id).await?;
@@ -908,12 +917,12 @@ impl Store for PostgresStore {
         Ok(count as u64)
     }
 
-    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError> {
+    async fn use_link(&self, nonce: &str, used_for: &str) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO used_links (nonce, request_id, used_at) VALUES ($1, $2, $3) ON CONFLICT (nonce) DO NOTHING",
         )
         .bind(nonce)
-        .bind(request_id.to_string())
+        .bind(used_for)
         .bind(crate::now().timestamp_micros())
         .execute(&self.pool)
         .await?;

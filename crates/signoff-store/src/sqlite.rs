@@ -539,6 +539,15 @@ impl Store for SqliteStore {
                 request.group,
             ])?;
             append_events(conn, record.events, Some(&request.requested_by.key_id))?;
+            if let Some(earlier) = request.revises {
+                let mut revised = load_request(conn, earlier).map_err(|error| match error {
+                    StoreError::NotFound => signoff_domain::DomainError::no_request_to_revise(earlier).into(),
+                    other => other,
+                })?;
+                let before = revised.clone();
+                let event = revised.accept_revision(&request, request.created_at)?;
+                save_request(conn, &planner, &before, &revised, vec![event])?;
+            }
             enqueue_callback(conn, Status::Pending, &request)?;
             enqueue_notifications(conn, planner.plan(None, &request), &request)?;
             Ok(Created { request, created: true })
@@ -1069,14 +1078,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn use_link(&self, nonce: &str, request_id: RequestId) -> Result<bool, StoreError> {
-        let nonce = nonce.to_string();
+    async fn use_link(&self, nonce: &str, used_for: &str) -> Result<bool, StoreError> {
+        let (nonce, used_for) = (nonce.to_string(), used_for.to_string());
         self.write(move |conn| {
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO used_links (nonce, request_id, used_at) VALUES (?1, ?2, ?3) ON CONFLICT (nonce) DO NOTHING",
                 )?
-                .execute(params![nonce, request_id.to_string(), crate::now().timestamp_micros()])?;
+                .execute(params![nonce, used_for, crate::now().timestamp_micros()])?;
             Ok(inserted == 1)
         })
         .await

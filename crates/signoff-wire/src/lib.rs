@@ -40,6 +40,8 @@ pub enum ErrorCode {
     InvalidPolicy,
     OutcomeAlreadyReported,
     NotDecided,
+    /// `revises` names no request of this agent's, or one that is not rejected or expired, or already revised.
+    InvalidRevision,
     /// Too many calls for one API key (or, for calls without an accepted key, one client address); see `Retry-After`.
     RateLimited,
     /// The call did not finish within the server's request timeout, or its body did not arrive within the body timeout.
@@ -61,6 +63,7 @@ impl ErrorCode {
             | ErrorCode::EditNotAllowed
             | ErrorCode::InvalidReason
             | ErrorCode::InvalidPolicy
+            | ErrorCode::InvalidRevision
             | ErrorCode::InvalidArgs => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::SelfApproval | ErrorCode::NotAnApprover => 403,

@@ -158,7 +158,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let dashboard = signoff_dashboard::router(state.clone(), config.dashboard.settings()?);
-    println!("dashboard: {}/ (sign in with an approver key, or an admin key bound to you)", state.public_url);
+    let sign_in = if state.mailer.is_some() { "by email link, or with" } else { "with" };
+    println!("dashboard: {}/ (sign in {sign_in} an approver key, or an admin key bound to you)", state.public_url);
     signoff_server::serve_with_metrics(listener, metrics_listener, state, dashboard, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())
@@ -186,6 +187,7 @@ fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> 
         let mailer = signoff_notify::email::Mailer::new(&email).map_err(|e| anyhow::anyhow!("email: {e}"))?;
         let signer = config.email.link_signer(&config.database_url)?;
         state.link_signer = Some(signer.clone());
+        state.mailer = Some(mailer.clone());
         state.senders.insert(Channel::Email, Arc::new(EmailSender { mailer, signer }));
     }
     let channels: Vec<String> = state.senders.channels().iter().map(|c| c.to_string()).collect();

@@ -92,7 +92,7 @@ async fn act(State(state): State<AppState>, body: Bytes) -> Page {
                 return Err(not_recorded(&format!("Choose one of the reasons: {reasons}. (invalid_reason)")));
             }
         }
-        if !state.store.use_link(&claims.nonce, claims.request_id).await.map_err(store_failed)? {
+        if !state.store.use_link(&claims.nonce, &claims.request_id.to_string()).await.map_err(store_failed)? {
             return Err(used(&state, &request));
         }
         let decider = Decider { person: claims.approver_id.clone(), channel: Channel::Email, key_id: None };
