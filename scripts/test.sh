@@ -49,12 +49,6 @@ for crate in signoff-domain signoff-wire signoff-client; do
     exit 1
   fi
 done
-for crate in signoff-domain signoff-wire signoff-client; do
-  if cargo tree -p "$crate" -e normal --prefix none | grep -E '^(signoff-policy|cel) '; then
-    echo "invariant broken: $crate depends on the policy engine (above)" >&2
-    exit 1
-  fi
-done
 
 cargo test --workspace
 
@@ -65,4 +59,5 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 cargo build -p signoff
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-(cd tests/browser && npm ci --no-audit --no-fund --silent && node --test dashboard.test.mjs)
+# `node --test` runs every *.test.mjs file here.
+(cd tests/browser && npm ci --no-audit --no-fund --silent && node --test)
