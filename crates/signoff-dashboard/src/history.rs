@@ -130,8 +130,11 @@ fn search(params: &HistoryParams) -> Result<RequestQuery, String> {
     })
 }
 
+/// The moments a range of days spans: where it starts, and where it ends (exclusive); `None`: open on that side.
+type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The moments a range of UTC days spans: from the start of `from` to the end of `to` (either may be empty: open).
-fn days(from: &str, to: &str) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+fn days(from: &str, to: &str) -> Result<Span, String> {
     let day = |text: &str, name: &str| -> Result<Option<NaiveDate>, String> {
         if text.is_empty() {
             return Ok(None);
