@@ -3,17 +3,8 @@
 // CLI and drives the pages as people would. Screenshots of the queue and a request go to docs/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const binary = join(process.env.CARGO_TARGET_DIR ? resolve(root, process.env.CARGO_TARGET_DIR) : join(root, "target"), "debug/signoff");
-const screenshots = join(root, "docs/screenshots");
+import { join } from "node:path";
+import { launchBrowser, noHorizontalScroll, screenshots, signedInPage as signIn, startSignoff } from "./support.mjs";
 
 const POLICY = `version: 1
 approvers:
@@ -32,37 +23,13 @@ rules:
     timeout: 28h
 `;
 
-let dir, env, server, base, browser;
+let signoff, base, browser;
 const keys = {};
 
-function freePort() {
-  return new Promise((resolvePort) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
-function cli(...args) {
-  return execFileSync(binary, args, { env, encoding: "utf8" });
-}
-
-function makeKey(...args) {
-  return JSON.parse(cli("keys", "create", "--json", ...args)).key;
-}
-
-async function api(method, path, key, body) {
-  const response = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body && JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const api = (...args) => signoff.api(...args);
 
 async function createExpense(summary, amount) {
-  const created = await api("POST", "/v1/requests", keys.agent, {
+  return signoff.create(keys.agent, {
     action: "expense",
     summary,
     reasoning: "The team worked through the weekend on the release.",
@@ -71,52 +38,22 @@ async function createExpense(summary, amount) {
     confidence: 0.82,
     tags: ["team", "food"],
   });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  return created.body.id;
 }
 
-async function signedInPage(key, viewport = { width: 1100, height: 900 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  await page.goto(base + "/");
-  await page.getByLabel("API key").fill(key);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Queue" }).waitFor();
-  return page;
-}
-
-async function noHorizontalScroll(page) {
-  return page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
-}
+const signedInPage = (key, viewport) => signIn(browser, base, key, viewport);
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "signoff-browser-"));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  env = {
-    ...process.env,
-    SIGNOFF_DATABASE_URL: `sqlite://${join(dir, "signoff.db")}`,
-    SIGNOFF_LISTEN: `127.0.0.1:${port}`,
-    SIGNOFF_PUBLIC_URL: base,
-    SIGNOFF_LOG: "warn",
-  };
-  writeFileSync(join(dir, "policy.yaml"), POLICY);
-  cli("policy", "apply", join(dir, "policy.yaml"));
-  keys.agent = makeKey("--role", "agent", "--name", "expenses-bot");
-  keys.dana = makeKey("--role", "approver", "--name", "dana", "--approver", "dana");
-  keys.hugo = makeKey("--role", "approver", "--name", "hugo", "--approver", "hugo");
-  server = spawn(binary, ["serve"], { env, stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((ready, fail) => {
-    server.on("exit", (code) => fail(new Error(`signoff serve exited with ${code}`)));
-    server.stdout.on("data", (chunk) => chunk.toString().includes("listening on") && ready());
-  });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+  signoff = await startSignoff(POLICY);
+  base = signoff.base;
+  keys.agent = signoff.makeKey("--role", "agent", "--name", "expenses-bot");
+  keys.dana = signoff.makeKey("--role", "approver", "--name", "dana", "--approver", "dana");
+  keys.hugo = signoff.makeKey("--role", "approver", "--name", "hugo", "--approver", "hugo");
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
+  signoff?.stop();
 });
 
 test("signing in by key works, and a wrong key is refused on the page", async () => {

@@ -9,10 +9,14 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod expired;
+mod history;
+mod lists;
 mod live;
 mod page;
 mod queue;
 mod request_page;
+mod review;
 mod session;
 mod sign_in;
 mod view;
@@ -78,6 +82,11 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/requests/{id}", get(request_page::show))
         .route("/requests/{id}/decide", post(request_page::decide))
+        // The follow-up pages: expired requests, sampled reports to review, and what was decided.
+        .route("/expired", get(expired::show))
+        .route("/review", get(review::show))
+        .route("/review/{id}", post(review::decide))
+        .route("/history", get(history::show))
         .route("/live", get(live::stream))
         .route("/assets/{name}", get(assets::serve))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

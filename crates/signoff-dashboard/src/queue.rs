@@ -150,7 +150,7 @@ fn matches(request: &Request, q: &str) -> bool {
 }
 
 /// The groups `person` belongs to (every group, for `everyone`'s sake, when the policy declares no approvers).
-fn my_groups(policy: &Policy, person: &str) -> Vec<String> {
+pub(crate) fn my_groups(policy: &Policy, person: &str) -> Vec<String> {
     let mut groups: Vec<String> =
         policy.groups().map(|g| g.name.clone()).filter(|name| policy.is_member(person, name)).collect();
     groups.sort();

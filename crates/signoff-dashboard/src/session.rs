@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use signoff_domain::ApproverId;
+use signoff_domain::{ApproverId, Role};
 use signoff_policy::Policy;
 use signoff_store::{DashboardSession, StoreError};
 
@@ -79,6 +79,13 @@ impl SignedIn {
     /// The navigation bar's view of this person.
     pub fn person(&self) -> Person {
         Person { name: self.name.clone(), csrf: self.session.csrf_token.clone() }
+    }
+
+    /// Whether this person signed in with an admin key (every key the dashboard accepts is bound to a person).
+    pub async fn is_admin(&self, dashboard: &Dashboard) -> Result<bool, StoreError> {
+        let Some(key_id) = &self.session.key_id else { return Ok(false) };
+        let keys = dashboard.app.store.keys().await?;
+        Ok(keys.iter().any(|key| &key.id == key_id && key.role == Role::Admin))
     }
 
     /// Refuses a form that does not carry this session's CSRF token.

@@ -123,6 +123,52 @@ pub struct RequestFilter {
     pub limit: u32,
 }
 
+/// What the dashboard's lists (Expired, Review, History) ask for: requests matching every filter given, the newest
+/// decision first, then (for requests not decided yet) the newest request first; paged by offset.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    /// Any of these statuses (empty: any status).
+    pub statuses: Vec<Status>,
+    /// Only requests routed to one of these groups (`None`: any group, or none).
+    pub groups: Option<Vec<String>>,
+    /// Only post-execution reports drawn (`true`) or not drawn (`false`) for review.
+    pub sampled: Option<bool>,
+    /// Only requests decided by this person (the one whose verdict made the decision).
+    pub decided_by: Option<String>,
+    /// Only requests placed by this policy rule.
+    pub rule: Option<String>,
+    /// Only requests decided at or after this time.
+    pub decided_from: Option<DateTime<Utc>>,
+    /// Only requests decided before this time.
+    pub decided_before: Option<DateTime<Utc>>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// The columns kept beside a request's document for [`RequestQuery`], computed in one place for both backends.
+struct ListColumns {
+    /// Microseconds since the epoch.
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    rule: Option<String>,
+    sampled: Option<bool>,
+}
+
+impl ListColumns {
+    fn of(request: &Request) -> ListColumns {
+        let decision = request.decision.as_ref();
+        ListColumns {
+            decided_at: decision.map(|d| d.at.timestamp_micros()),
+            decided_by: decision.and_then(|d| match &d.by {
+                signoff_domain::DecidedBy::Human { approver_id, .. } => Some(approver_id.to_string()),
+                _ => None,
+            }),
+            rule: request.policy.as_ref().and_then(|p| p.rule.clone()),
+            sampled: request.sampled,
+        }
+    }
+}
+
 /// A change to one request, applied under the store's lock on that request. It returns the events to append,
 /// or a domain refusal that rolls back everything it did (the request's due timers, fired first, still take effect).
 pub type RequestUpdate = Box<dyn FnOnce(&mut Request) -> Result<Vec<NewEvent>, DomainError> + Send>;
@@ -347,6 +393,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError>;
     async fn request(&self, id: RequestId) -> Result<Request, StoreError>;
     async fn list_requests(&self, filter: RequestFilter) -> Result<Vec<Request>, StoreError>;
+    /// Requests for the dashboard's lists; see [`RequestQuery`].
+    async fn find_requests(&self, query: RequestQuery) -> Result<Vec<Request>, StoreError>;
     /// Applies `update` to a request atomically with its events, then announces the change.
     async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError>;
     /// One request's events, oldest first.

@@ -9,11 +9,11 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store,
-    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until,
-    new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event, role_from_db,
-    update_after_due_timers,
+    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestQuery,
+    RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
+    from_micros, lease_until, new_notification_id, notification_event, now, outbox_rows, person_from_db,
+    policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -190,10 +190,11 @@ async fn insert_request(
     record: NewRequestRecord,
 ) -> Result<Created, StoreError> {
     let request = record.request;
+    let columns = ListColumns::of(&request);
     let inserted = sqlx::query(
         "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
-         next_timer_at, route_group)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         next_timer_at, route_group, decided_at, decided_by, rule, sampled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
     )
     .bind(request.id.to_string())
@@ -208,6 +209,10 @@ async fn insert_request(
     .bind(encode_json(&request))
     .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
     .bind(&request.group)
+    .bind(columns.decided_at)
+    .bind(&columns.decided_by)
+    .bind(&columns.rule)
+    .bind(columns.sampled)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -299,17 +304,23 @@ async fn save_request(
     if events.is_empty() && request.status == was {
         return Ok(());
     }
+    let columns = ListColumns::of(request);
     sqlx::query(
-        "UPDATE requests SET status = $2, updated_at = $3, doc = $4, next_timer_at = $5, route_group = $6 WHERE id = $1",
+        "UPDATE requests SET status = $2, updated_at = $3, doc = $4, next_timer_at = $5, route_group = $6,
+         decided_at = $7, decided_by = $8, rule = $9, sampled = $10 WHERE id = $1",
     )
-        .bind(request.id.to_string())
-        .bind(request.status.as_str())
-        .bind(request.updated_at.timestamp_micros())
-        .bind(encode_json(request))
-        .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
-        .bind(&request.group)
-        .execute(&mut *conn)
-        .await?;
+    .bind(request.id.to_string())
+    .bind(request.status.as_str())
+    .bind(request.updated_at.timestamp_micros())
+    .bind(encode_json(request))
+    .bind(request.next_timer_at().map(|at| at.timestamp_micros()))
+    .bind(&request.group)
+    .bind(columns.decided_at)
+    .bind(&columns.decided_by)
+    .bind(&columns.rule)
+    .bind(columns.sampled)
+    .execute(&mut *conn)
+    .await?;
     append_events(conn, events, Some(&request.requested_by.key_id)).await?;
     enqueue_callback(conn, was, request).await?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
@@ -511,6 +522,37 @@ impl Store for PostgresStore {
         }
         query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(filter.limit));
         let docs: Vec<String> = query.build_query_scalar().fetch_all(&self.pool).await?;
+        docs.iter().map(|doc| decode_request(doc)).collect()
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres"))]
+    async fn find_requests(&self, query: RequestQuery) -> Result<Vec<Request>, StoreError> {
+        let mut sql = sqlx::QueryBuilder::new("SELECT doc FROM requests WHERE TRUE");
+        if !query.statuses.is_empty() {
+            let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+            sql.push(" AND status = ANY(").push_bind(statuses).push(")");
+        }
+        if let Some(groups) = query.groups {
+            sql.push(" AND route_group = ANY(").push_bind(groups).push(")");
+        }
+        if let Some(person) = query.decided_by {
+            sql.push(" AND decided_by = ").push_bind(person);
+        }
+        if let Some(rule) = query.rule {
+            sql.push(" AND rule = ").push_bind(rule);
+        }
+        if let Some(sampled) = query.sampled {
+            sql.push(" AND sampled = ").push_bind(sampled);
+        }
+        if let Some(from) = query.decided_from {
+            sql.push(" AND decided_at >= ").push_bind(from.timestamp_micros());
+        }
+        if let Some(before) = query.decided_before {
+            sql.push(" AND decided_at < ").push_bind(before.timestamp_micros());
+        }
+        sql.push(" ORDER BY decided_at DESC NULLS LAST, id DESC LIMIT ").push_bind(i64::from(query.limit));
+        sql.push(" OFFSET ").push_bind(i64::from(query.offset));
+        let docs: Vec<String> = sql.build_query_scalar().fetch_all(&self.pool).await?;
         docs.iter().map(|doc| decode_request(doc)).collect()
     }
 

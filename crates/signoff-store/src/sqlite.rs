@@ -5,11 +5,11 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestUpdate, Store,
-    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, lease_until,
-    new_lease_token, new_notification_id, notification_event, now, outbox_rows, person_from_db, policy_applied_event,
-    role_from_db, update_after_due_timers,
+    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestQuery,
+    RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
+    from_micros, lease_until, new_lease_token, new_notification_id, notification_event, now, outbox_rows,
+    person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_notifications.sql"),
     include_str!("../migrations/sqlite/0007_links.sql"),
     include_str!("../migrations/sqlite/0008_dashboard_sessions.sql"),
+    include_str!("../migrations/sqlite/0009_request_lists.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -268,17 +269,23 @@ fn save_request(
     if events.is_empty() && request.status == was {
         return Ok(());
     }
+    let columns = ListColumns::of(request);
     conn.prepare_cached(
-        "UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5, route_group = ?6 WHERE id = ?1",
+        "UPDATE requests SET status = ?2, updated_at = ?3, doc = ?4, next_timer_at = ?5, route_group = ?6,
+         decided_at = ?7, decided_by = ?8, rule = ?9, sampled = ?10 WHERE id = ?1",
     )?
-        .execute(params![
-            request.id.to_string(),
-            request.status.as_str(),
-            request.updated_at.timestamp_micros(),
-            encode_json(request),
-            request.next_timer_at().map(|at| at.timestamp_micros()),
-            request.group,
-        ])?;
+    .execute(params![
+        request.id.to_string(),
+        request.status.as_str(),
+        request.updated_at.timestamp_micros(),
+        encode_json(request),
+        request.next_timer_at().map(|at| at.timestamp_micros()),
+        request.group,
+        columns.decided_at,
+        columns.decided_by,
+        columns.rule,
+        columns.sampled,
+    ])?;
     append_events(conn, events, Some(&request.requested_by.key_id))?;
     enqueue_callback(conn, was, request)?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request)
@@ -519,10 +526,11 @@ impl Store for SqliteStore {
                     return Ok(Created { request: decode_request(&doc)?, created: false });
                 }
             }
+            let columns = ListColumns::of(&request);
             conn.prepare_cached(
                 "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
-                 next_timer_at, route_group)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 next_timer_at, route_group, decided_at, decided_by, rule, sampled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 request.id.to_string(),
@@ -537,6 +545,10 @@ impl Store for SqliteStore {
                 encode_json(&request),
                 request.next_timer_at().map(|at| at.timestamp_micros()),
                 request.group,
+                columns.decided_at,
+                columns.decided_by,
+                columns.rule,
+                columns.sampled,
             ])?;
             append_events(conn, record.events, Some(&request.requested_by.key_id))?;
             if let Some(earlier) = request.revises {
@@ -582,6 +594,49 @@ impl Store for SqliteStore {
             }
             sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit));
             let mut statement = conn.prepare_cached(&sql)?;
+            let docs = statement.query_map(params_from_iter(values.iter()), |row| row.get::<_, String>(0))?;
+            docs.map(|doc| decode_request(&doc?)).collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite"))]
+    async fn find_requests(&self, query: RequestQuery) -> Result<Vec<Request>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = String::from("SELECT doc FROM requests WHERE 1 = 1");
+            let mut values: Vec<String> = Vec::new();
+            let mut bind = |value: String| {
+                values.push(value);
+                format!("?{}", values.len())
+            };
+            if !query.statuses.is_empty() {
+                let marks: Vec<String> = query.statuses.iter().map(|s| bind(s.as_str().to_string())).collect();
+                sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+            }
+            if let Some(groups) = query.groups {
+                let marks: Vec<String> = groups.into_iter().map(&mut bind).collect();
+                sql.push_str(&format!(" AND route_group IN ({})", marks.join(", ")));
+            }
+            if let Some(person) = query.decided_by {
+                sql.push_str(&format!(" AND decided_by = {}", bind(person)));
+            }
+            if let Some(rule) = query.rule {
+                sql.push_str(&format!(" AND rule = {}", bind(rule)));
+            }
+            if let Some(sampled) = query.sampled {
+                sql.push_str(&format!(" AND sampled = {}", i32::from(sampled)));
+            }
+            if let Some(from) = query.decided_from {
+                sql.push_str(&format!(" AND decided_at >= {}", from.timestamp_micros()));
+            }
+            if let Some(before) = query.decided_before {
+                sql.push_str(&format!(" AND decided_at < {}", before.timestamp_micros()));
+            }
+            sql.push_str(&format!(
+                " ORDER BY decided_at DESC NULLS LAST, id DESC LIMIT {} OFFSET {}",
+                query.limit, query.offset
+            ));
+            let mut statement = conn.prepare(&sql)?;
             let docs = statement.query_map(params_from_iter(values.iter()), |row| row.get::<_, String>(0))?;
             docs.map(|doc| decode_request(&doc?)).collect()
         })

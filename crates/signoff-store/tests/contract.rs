@@ -5,7 +5,9 @@ use signoff_domain::{
     Actor, Channel, DomainError, EventKind, GENESIS_HASH, HumanVerdict, NewRequest, Request, RequestId, Requester,
     Role, Status,
 };
-use signoff_store::{Change, DashboardSession, NewKey, NewRequestRecord, RequestFilter, Store, StoreError, now};
+use signoff_store::{
+    Change, DashboardSession, NewKey, NewRequestRecord, RequestFilter, RequestQuery, Store, StoreError, now,
+};
 use signoff_testkit::{Backend, TestDatabase, on_every_backend};
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ on_every_backend!(
     notifications_are_written_with_the_change_and_updated_after_it,
     reminders_follow_up_on_asks_once_and_never_hold_back_an_update,
     sessions_live_until_they_expire_end_or_lose_their_key,
+    dashboard_lists_filter_on_decisions_rules_and_sampling,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -509,4 +512,76 @@ async fn sessions_live_until_they_expire_end_or_lose_their_key(backend: Backend)
     let far_past = stale.created_at - hour;
     assert_eq!(store.live_session("stale", far_past).await.unwrap(), None, "expired sessions are dropped");
     assert!(store.live_session("fresh", now()).await.unwrap().is_some());
+}
+
+/// A request routed to `group` by the policy rule `rule`.
+fn placed(group: &str, rule: &str) -> NewRequestRecord {
+    let mut record = record(refund(10), None);
+    record.request.group = Some(group.into());
+    record.request.policy = Some(signoff_domain::PolicyMatch {
+        version: 1,
+        content_hash: "hash".into(),
+        rule: Some(rule.into()),
+        error: None,
+        verdict: signoff_domain::Verdict::Approve { rule: rule.into() },
+    });
+    record
+}
+
+async fn dashboard_lists_filter_on_decisions_rules_and_sampling(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let create = |record: NewRequestRecord| {
+        let store = store.clone();
+        async move { store.create_request(record).await.unwrap().request.id }
+    };
+    let decide = |id: RequestId, verdict: HumanVerdict| {
+        let store = store.clone();
+        async move { store.update_request(id, Box::new(move |r| r.apply_human_verdict(verdict, now()))).await.unwrap() }
+    };
+    let (lunch, taxi, ads) = (
+        create(placed("finance", "expenses")).await,
+        create(placed("finance", "expenses")).await,
+        create(placed("marketing", "spend")).await,
+    );
+    decide(lunch, approve("dana")).await;
+    decide(ads, HumanVerdict { approve: false, comment: Some("off brand".into()), ..approve("mo") }).await;
+    let taxi_decided = decide(taxi, approve("carl")).await.decision.unwrap().at;
+    let mut overdue = placed("finance", "expenses");
+    overdue.request.deadline_at = Some(now() - chrono::Duration::seconds(1));
+    overdue.request.on_timeout = Some(signoff_domain::OnTimeout::Fail);
+    let expired = create(overdue).await;
+    store.fire_due_timers(now(), 10).await.unwrap();
+    let mut report = placed("moderators", "comment-removal");
+    report.request.sampled = Some(true);
+    let report = create(report).await;
+    create(placed("moderators", "comment-removal")).await;
+
+    let find = |query: RequestQuery| {
+        let store = store.clone();
+        async move {
+            let found = store.find_requests(RequestQuery { limit: 10, ..query }).await.unwrap();
+            found.iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    let finished = || RequestQuery {
+        statuses: vec![Status::Approved, Status::Rejected, Status::Expired, Status::Cancelled],
+        ..Default::default()
+    };
+    assert_eq!(find(finished()).await, [expired, taxi, ads, lunch], "newest decision first");
+    let second_page = store.find_requests(RequestQuery { offset: 2, limit: 2, ..finished() }).await.unwrap();
+    assert_eq!(second_page.iter().map(|r| r.id).collect::<Vec<_>>(), [ads, lunch]);
+    let expired_in = |group: &str| RequestQuery {
+        statuses: vec![Status::Expired],
+        groups: Some(vec![group.into(), "hr".into()]),
+        ..Default::default()
+    };
+    assert_eq!(find(expired_in("finance")).await, [expired]);
+    assert!(find(expired_in("marketing")).await.is_empty());
+    assert_eq!(find(RequestQuery { decided_by: Some("dana".into()), ..finished() }).await, [lunch]);
+    assert_eq!(find(RequestQuery { rule: Some("spend".into()), ..finished() }).await, [ads]);
+    assert_eq!(find(RequestQuery { decided_from: Some(taxi_decided), ..finished() }).await, [expired, taxi]);
+    assert_eq!(find(RequestQuery { decided_before: Some(taxi_decided), ..finished() }).await, [ads, lunch]);
+    let sampled = RequestQuery { statuses: vec![Status::Pending], sampled: Some(true), ..Default::default() };
+    assert_eq!(find(sampled).await, [report], "the unsampled report and the decided requests are not listed");
 }

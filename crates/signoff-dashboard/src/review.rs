@@ -1,0 +1,206 @@
+//! Review: sampled post-execution reports (`mode: post`, drawn by a `review` rule) waiting for the signed-in person's
+//! groups, newest first, each with what the agent did and why, and two forms: **Confirm** and **Flag** (with a
+//! comment saying what is wrong). Both decide through `signoff_server::service::decide`, as the API's decision
+//! endpoint does: confirming approves the report, flagging rejects it, and the rule that a rejection needs a comment
+//! is the service's.
+
+use crate::Dashboard;
+use crate::lists::{self, Pager};
+use crate::page::{Chrome, PageError, render, sentence};
+use crate::queue::my_groups;
+use crate::session::SignedIn;
+use crate::view::{Field, Moment, fields};
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use signoff_domain::{Channel, Request, RequestId, Status};
+use signoff_server::service::{self, Decider, DecisionInput};
+use signoff_store::{RequestQuery, StoreError};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReviewParams {
+    page: Option<u32>,
+    /// The report just decided here, to say what became of it.
+    done: Option<String>,
+}
+
+struct Item {
+    id: String,
+    title: String,
+    action: String,
+    reasoning: Option<String>,
+    args: Vec<Field>,
+    requester: String,
+    group: String,
+    reported: Moment,
+    /// The last attempt's refusal, and the comment it carried, when this item's form was refused.
+    error: Option<String>,
+    comment: String,
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewPage {
+    chrome: Chrome,
+    items: Vec<Item>,
+    done: Option<String>,
+    csrf: String,
+    pager: Pager,
+}
+
+/// `GET /review`.
+pub async fn show(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Query(params): Query<ReviewParams>,
+) -> Result<Response, PageError> {
+    let done = match params.done.as_deref().and_then(|id| id.parse::<RequestId>().ok()) {
+        Some(id) => dashboard.app.store.request(id).await.ok().and_then(|request| outcome_text(&request)),
+        None => None,
+    };
+    page(&dashboard, &signed_in, params.page, done, None, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    csrf: Option<String>,
+    /// `confirm` or `flag`.
+    verdict: String,
+    comment: Option<String>,
+}
+
+/// `POST /review/{id}`: confirms or flags one sampled report.
+pub async fn decide(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Result<Response, PageError> {
+    signed_in.check_csrf(form.csrf.as_deref())?;
+    let not_a_report = || {
+        PageError::new(StatusCode::NOT_FOUND, "Not found", format!("There is no sampled report `{id}` to review."))
+            .for_person(signed_in.person())
+    };
+    let request_id: RequestId = id.parse().map_err(|_| not_a_report())?;
+    let request = dashboard.app.store.request(request_id).await.map_err(|error| match error {
+        StoreError::NotFound => not_a_report(),
+        other => PageError::from(other).for_person(signed_in.person()),
+    })?;
+    if request.sampled != Some(true) {
+        return Err(not_a_report());
+    }
+    let comment = form.comment.filter(|c| !c.trim().is_empty());
+    let refused =
+        |message: String, status: StatusCode| Refusal { id: request_id, message, comment: comment.clone(), status };
+    let approve = match form.verdict.as_str() {
+        "confirm" => true,
+        "flag" => false,
+        other => {
+            let message = format!("`{other}` is not a review verdict: confirm or flag.");
+            return page(
+                &dashboard,
+                &signed_in,
+                None,
+                None,
+                Some(refused(message, StatusCode::BAD_REQUEST)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    let decider = Decider {
+        person: signed_in.session.person.clone(),
+        channel: Channel::Dashboard,
+        key_id: signed_in.session.key_id.clone(),
+    };
+    let input = DecisionInput { approve, comment: comment.clone(), reason: None, args: None };
+    match service::decide(&dashboard.app, request_id, decider, input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/review?done={request_id}")).into_response()),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let refusal = refused(sentence(&error.message), status);
+            page(&dashboard, &signed_in, None, None, Some(refusal), status).await
+        }
+    }
+}
+
+/// A review form the service refused: shown on the report it was for, with the comment typed.
+struct Refusal {
+    id: RequestId,
+    message: String,
+    comment: Option<String>,
+    status: StatusCode,
+}
+
+async fn page(
+    dashboard: &Dashboard,
+    signed_in: &SignedIn,
+    number: Option<u32>,
+    done: Option<String>,
+    refusal: Option<Refusal>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let policy = dashboard.app.policy.current().policy.clone();
+    let query = RequestQuery {
+        statuses: vec![Status::Pending],
+        sampled: Some(true),
+        groups: Some(my_groups(&policy, signed_in.session.person.as_str())),
+        ..RequestQuery::default()
+    };
+    let page = lists::fetch(dashboard, query, number).await.map_err(|e| e.for_person(signed_in.person()))?;
+    let mut items: Vec<Item> = page.requests.iter().map(item).collect();
+    if let Some(refusal) = refusal {
+        let id = refusal.id.to_string();
+        match items.iter_mut().find(|item| item.id == id) {
+            Some(item) => {
+                item.error = Some(refusal.message);
+                item.comment = refusal.comment.unwrap_or_default();
+            }
+            // The report is no longer waiting here (decided meanwhile): say why on top of the page.
+            None => {
+                return Err(
+                    PageError::new(refusal.status, "That did not work", refusal.message).for_person(signed_in.person())
+                );
+            }
+        }
+    }
+    let view = ReviewPage {
+        chrome: Chrome::new(Some(signed_in.person()), "review"),
+        items,
+        done,
+        csrf: signed_in.session.csrf_token.clone(),
+        pager: Pager::new("/review", &[], &page),
+    };
+    Ok(render(status, &view))
+}
+
+fn item(request: &Request) -> Item {
+    Item {
+        id: request.id.to_string(),
+        title: request.summary.clone().unwrap_or_else(|| request.action.clone()),
+        action: request.action.clone(),
+        reasoning: request.reasoning.clone(),
+        args: fields(&request.args),
+        requester: request.requested_by.key_name.clone(),
+        group: request.group.clone().unwrap_or_default(),
+        reported: Moment::of(request.created_at),
+        error: None,
+        comment: String::new(),
+    }
+}
+
+/// What became of a decided sampled report, in a sentence: confirmed, or flagged with its comment.
+fn outcome_text(request: &Request) -> Option<String> {
+    let title = request.summary.clone().unwrap_or_else(|| request.action.clone());
+    let comment = request.decision.as_ref().and_then(|d| d.comment.clone()).unwrap_or_default();
+    match (request.sampled, request.status) {
+        (Some(true), Status::Approved) => Some(format!("Confirmed “{title}”.")),
+        (Some(true), Status::Rejected) => {
+            Some(format!("Flagged “{title}”: “{comment}”. The agent is told, to undo or correct it."))
+        }
+        _ => None,
+    }
+}

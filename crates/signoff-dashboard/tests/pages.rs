@@ -1,0 +1,164 @@
+//! The follow-up pages through the real app: Expired shows a person's groups (an admin's: all), Review confirms and
+//! flags sampled reports through the service (a flag needs a comment, every form the session's CSRF token), and
+//! History filters decided requests by outcome, person, rule and day.
+
+mod support;
+
+use serde_json::json;
+use signoff_domain::Role;
+use signoff_store::NewKey;
+use signoff_testkit::{Backend, TestApp, on_every_backend, person};
+use support::Browser;
+
+on_every_backend!(
+    expired_requests_show_for_their_group_and_for_admins,
+    sampled_reports_are_confirmed_or_flagged_with_a_comment,
+    history_filters_by_outcome_person_rule_and_day,
+);
+
+const POLICY: &str = r#"
+version: 1
+approvers:
+  - { id: dana, name: Dana Director, email: dana@example.com, groups: [directors] }
+  - { id: mo, name: Mo Moderator, email: mo@example.com, groups: [moderators] }
+  - { id: ada, name: Ada Admin, email: ada@example.com, groups: [admins] }
+groups:
+  directors: { notify: [dashboard] }
+  moderators: { notify: [dashboard] }
+  admins: { notify: [dashboard] }
+defaults: { route: admins, timeout: 24h, on_timeout: reject }
+rules:
+  - name: vendor-payment
+    when: action == "pay_vendor"
+    route: directors
+    on_timeout: fail
+  - name: expenses
+    when: action == "expense"
+    route: directors
+  - name: comment-removal
+    when: action == "remove_comment"
+    review: { sample: 1.0, group: moderators }
+"#;
+
+async fn app_with_policy(backend: Backend) -> (signoff_testkit::TestDatabase, TestApp) {
+    let (db, app) = TestApp::on(backend).await;
+    assert_eq!(app.apply_policy(POLICY).await.0, 201);
+    (db, app)
+}
+
+async fn create(app: &TestApp, body: serde_json::Value) -> String {
+    let (status, created) = app.create(body).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_string()
+}
+
+async fn signed_in<'a>(app: &'a TestApp, key: &str) -> Browser<'a> {
+    let mut browser = Browser::new(app);
+    assert_eq!(browser.sign_in(key).await.status, 303);
+    browser
+}
+
+async fn expired_requests_show_for_their_group_and_for_admins(backend: Backend) {
+    let (_db, app) = app_with_policy(backend).await;
+    let id = create(&app, json!({"action": "pay_vendor", "args": {"amount": 900}, "summary": "Pay Acme"})).await;
+    let waiting = create(&app, json!({"action": "pay_vendor", "summary": "Pay Globex"})).await;
+    app.state.store.fire_due_timers(signoff_store::now() + chrono::Duration::hours(25), 100).await.unwrap();
+    assert_eq!(status_of(&app, &id).await, "expired");
+    let later = create(&app, json!({"action": "pay_vendor", "summary": "Pay Initech"})).await;
+
+    let dana = signed_in(&app, &app.approver_key).await;
+    let page = dana.get("/expired").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Pay Acme") && page.body.contains("amount: 900"), "{}", page.body);
+    assert!(page.body.contains("rule vendor-payment") && page.body.contains("group directors"));
+    assert!(page.body.contains(&format!(r#"href="/requests/{waiting}""#)), "both expired");
+    assert!(!page.body.contains(&later), "a pending request is not expired");
+
+    let mo = signed_in(&app, &app.approver("mo").await).await;
+    assert!(!mo.get("/expired").await.body.contains("Pay Acme"), "not mo's group");
+    let ada = NewKey { approver_id: Some(person("ada")), ..NewKey::new("ada", Role::Admin) };
+    let ada = signed_in(&app, &app.key(ada).await).await;
+    let everything = ada.get("/expired").await.body;
+    assert!(everything.contains("Pay Acme") && everything.contains("every group"), "{everything}");
+}
+
+async fn status_of(app: &TestApp, id: &str) -> String {
+    let (_, request) = signoff_testkit::send(app.get(&format!("/v1/requests/{id}"), &app.admin_key)).await;
+    request["status"].as_str().unwrap().to_string()
+}
+
+async fn report(app: &TestApp, summary: &str) -> String {
+    create(app, json!({"action": "remove_comment", "mode": "post", "args": {"comment": 7}, "summary": summary})).await
+}
+
+async fn sampled_reports_are_confirmed_or_flagged_with_a_comment(backend: Backend) {
+    let (_db, app) = app_with_policy(backend).await;
+    let (spam, joke) = (report(&app, "Removed spam").await, report(&app, "Removed a joke").await);
+    let expense = create(&app, json!({"action": "expense", "summary": "Lunch"})).await;
+    let mo = signed_in(&app, &app.approver("mo").await).await;
+    let page = mo.get("/review").await.body;
+    assert!(page.contains("Removed spam") && page.contains("Removed a joke") && !page.contains("Lunch"), "{page}");
+    let csrf = mo.csrf("/review").await;
+
+    let forged = mo.post(&format!("/review/{spam}"), &[("verdict", "confirm")]).await;
+    assert_eq!(forged.status, 403, "no CSRF token, no decision");
+    let bare_flag = mo.post(&format!("/review/{joke}"), &[("verdict", "flag"), ("csrf", &csrf)]).await;
+    assert_eq!(bare_flag.status, 400);
+    assert!(bare_flag.body.contains("comment"), "the page says a flag needs a comment: {}", bare_flag.body);
+    assert_eq!(status_of(&app, &joke).await, "pending");
+    let not_a_report = mo.post(&format!("/review/{expense}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
+    assert_eq!(not_a_report.status, 404, "only sampled reports are reviewed here");
+    assert_eq!(status_of(&app, &expense).await, "pending");
+
+    let confirmed = mo.post(&format!("/review/{spam}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
+    assert_eq!((confirmed.status, confirmed.location.clone()), (303, format!("/review?done={spam}")));
+    assert!(mo.get(&confirmed.location).await.body.contains("Confirmed “Removed spam”"));
+    let flag = [("verdict", "flag"), ("csrf", &csrf), ("comment", "It was not spam")];
+    let flagged = mo.post(&format!("/review/{joke}"), &flag).await;
+    let after = mo.get(&flagged.location).await.body;
+    assert!(after.contains("Flagged “Removed a joke”: “It was not spam”"), "{after}");
+    assert!(!after.contains(r#"id="report-"#), "nothing waits any more");
+    let (_, flagged) = signoff_testkit::send(app.get(&format!("/v1/requests/{joke}"), &app.agent_key)).await;
+    assert_eq!(
+        (flagged["status"].as_str(), flagged["decision"]["comment"].as_str()),
+        (Some("rejected"), Some("It was not spam"))
+    );
+    assert_eq!(status_of(&app, &spam).await, "approved");
+
+    let dana = signed_in(&app, &app.approver_key).await;
+    let another = report(&app, "Removed a link").await;
+    assert!(!dana.get("/review").await.body.contains("Removed a link"), "not dana's group");
+    let csrf = dana.csrf("/review").await;
+    let refused = dana.post(&format!("/review/{another}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 403, "the service's group rule holds here too: {}", refused.body);
+}
+
+async fn history_filters_by_outcome_person_rule_and_day(backend: Backend) {
+    let (_db, app) = app_with_policy(backend).await;
+    let lunch = create(&app, json!({"action": "expense", "summary": "Team lunch"})).await;
+    let taxi = create(&app, json!({"action": "expense", "summary": "Late taxi"})).await;
+    create(&app, json!({"action": "expense", "summary": "Still open"})).await;
+    assert_eq!(app.decide(&lunch, &app.approver_key, json!({"outcome": "approve"})).await.0, 200);
+    let rejected = json!({"outcome": "reject", "comment": "Take the bus"});
+    assert_eq!(app.decide(&taxi, &app.approver_key, rejected).await.0, 200);
+    let dana = signed_in(&app, &app.approver_key).await;
+
+    let all = dana.get("/history").await.body;
+    assert!(all.contains("Team lunch") && all.contains("Late taxi") && !all.contains("Still open"), "{all}");
+    assert!(all.find("Late taxi") < all.find("Team lunch"), "newest decision first");
+    assert!(all.contains("by Dana Director via api") && all.contains("“Take the bus”"), "{all}");
+    let rejected = dana.get("/history?outcome=rejected").await.body;
+    assert!(rejected.contains("Late taxi") && !rejected.contains("Team lunch"), "{rejected}");
+    assert!(!dana.get("/history?person=mo").await.body.contains("Team lunch"), "mo decided nothing");
+    assert!(dana.get("/history?person=dana&rule=expenses").await.body.contains("Team lunch"));
+    assert!(!dana.get("/history?rule=vendor-payment").await.body.contains("Team lunch"));
+    let today = signoff_store::now().date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let since_today = dana.get(&format!("/history?from={}&to={}", day(today), day(today))).await.body;
+    assert!(since_today.contains("Team lunch"), "today's decisions are in today's range");
+    let yesterday = day(today.pred_opt().unwrap());
+    assert!(!dana.get(&format!("/history?to={yesterday}")).await.body.contains("Team lunch"));
+    let backwards = dana.get(&format!("/history?from={}&to={yesterday}", day(today))).await;
+    assert_eq!(backwards.status, 400);
+    assert!(backwards.body.contains("before it starts"), "{}", backwards.body);
+}
