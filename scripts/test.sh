@@ -65,4 +65,4 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 cargo build -p signoff
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-(cd tests/browser && npm ci --no-audit --no-fund --silent && node --test dashboard.test.mjs)
+(cd tests/browser && npm ci --no-audit --no-fund --silent && node --test ./*.test.mjs)

@@ -7,6 +7,9 @@ use sha2::{Digest, Sha256};
 use signoff_store::{DashboardSession, NewKey};
 use signoff_testkit::{Backend, TestApp, on_every_backend, person};
 
+mod common;
+use common::Browser;
+
 on_every_backend!(
     signing_in_by_key_starts_a_session_and_bad_keys_are_refused,
     a_decision_needs_the_session_csrf_token,
@@ -33,64 +36,6 @@ rules:
     when: action == "expense"
     route: directors
 "#;
-
-/// A browser's view of the app: no redirects followed, the session cookie kept by hand.
-struct Browser<'a> {
-    app: &'a TestApp,
-    http: reqwest::Client,
-    cookie: Option<String>,
-}
-
-struct Answer {
-    status: u16,
-    location: String,
-    set_cookie: String,
-    body: String,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Browser<'a> {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { app, http, cookie: None }
-    }
-
-    async fn send(&self, builder: reqwest::RequestBuilder) -> Answer {
-        let builder = match &self.cookie {
-            Some(cookie) => builder.header("cookie", cookie),
-            None => builder,
-        };
-        let response = builder.send().await.expect("send");
-        let header =
-            |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let (location, set_cookie) = (header("location"), header("set-cookie"));
-        Answer { status: response.status().as_u16(), location, set_cookie, body: response.text().await.unwrap() }
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.send(self.http.get(format!("{}{path}", self.app.url))).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
-        self.send(self.http.post(format!("{}{path}", self.app.url)).form(form)).await
-    }
-
-    /// Signs in with `key`; keeps the session cookie when one is set.
-    async fn sign_in(&mut self, key: &str) -> Answer {
-        let answer = self.post("/sign-in", &[("key", key), ("next", "/")]).await;
-        if let Some(pair) = answer.set_cookie.split(';').next().filter(|pair| !pair.is_empty() && !pair.ends_with('='))
-        {
-            self.cookie = Some(pair.to_string());
-        }
-        answer
-    }
-
-    /// The CSRF token in a page's forms.
-    async fn csrf(&self, path: &str) -> String {
-        let page = self.get(path).await.body;
-        let start = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
-        page[start..start + page[start..].find('"').unwrap()].to_string()
-    }
-}
 
 async fn create_expense(app: &TestApp) -> String {
     let (status, created) =
