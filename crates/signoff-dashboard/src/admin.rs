@@ -28,6 +28,11 @@ impl Admin {
         self.key.actor().to_string()
     }
 
+    /// A store failure, shown with this admin's navigation bar.
+    pub fn failed(&self, error: signoff_store::StoreError) -> PageError {
+        PageError::from(error).for_person(self.signed_in.person())
+    }
+
     /// `error` shown with this admin's navigation bar.
     pub fn error(&self, status: StatusCode, title: &str, message: impl Into<String>) -> PageError {
         PageError::new(status, title, message).for_person(self.signed_in.person())

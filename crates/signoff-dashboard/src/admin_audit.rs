@@ -51,9 +51,8 @@ pub async fn verify(
     admin: Admin,
     Query(params): Query<AuditParams>,
 ) -> Result<Response, PageError> {
-    let verification = signoff_server::verify_audit_log(dashboard.app.store.as_ref())
-        .await
-        .map_err(|e| PageError::from(e).for_person(admin.signed_in.person()))?;
+    let verification =
+        signoff_server::verify_audit_log(dashboard.app.store.as_ref()).await.map_err(|e| admin.failed(e))?;
     page(&dashboard, &admin, params, Some(verification)).await
 }
 
@@ -63,8 +62,7 @@ async fn page(
     params: AuditParams,
     verification: Option<Verification>,
 ) -> Result<Response, PageError> {
-    let mut checkpoints =
-        dashboard.app.store.checkpoints().await.map_err(|e| PageError::from(e).for_person(admin.signed_in.person()))?;
+    let mut checkpoints = dashboard.app.store.checkpoints().await.map_err(|e| admin.failed(e))?;
     checkpoints.reverse();
     let rows = checkpoints
         .into_iter()

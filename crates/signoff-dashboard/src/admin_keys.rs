@@ -99,7 +99,7 @@ pub async fn create(
             let error = sentence(&format!("the key was not created: {problem}"));
             (KeysView { form, error: Some(error), ..KeysView::default() }, StatusCode::BAD_REQUEST)
         }
-        Err(error) => return Err(PageError::from(error).for_person(admin.signed_in.person())),
+        Err(error) => return Err(admin.failed(error)),
     };
     let keys = all_keys(&dashboard, &admin).await?;
     Ok(page(&admin, keys, view, status))
@@ -165,7 +165,7 @@ pub async fn revoke(
     match dashboard.app.store.revoke_key(&id, &admin.actor()).await {
         Ok(key) => Ok(Redirect::to(&format!("/admin/keys?revoked={}", crate::view::encode(&key.id))).into_response()),
         Err(StoreError::NotFound) => Err(no_such_key(&admin, &id)),
-        Err(error) => Err(PageError::from(error).for_person(admin.signed_in.person())),
+        Err(error) => Err(admin.failed(error)),
     }
 }
 
@@ -175,8 +175,7 @@ fn no_such_key(admin: &Admin, id: &str) -> PageError {
 
 /// Every key, newest first.
 async fn all_keys(dashboard: &Dashboard, admin: &Admin) -> Result<Vec<ApiKey>, PageError> {
-    let mut keys =
-        dashboard.app.store.keys().await.map_err(|e| PageError::from(e).for_person(admin.signed_in.person()))?;
+    let mut keys = dashboard.app.store.keys().await.map_err(|e| admin.failed(e))?;
     keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
     Ok(keys)
 }

@@ -111,7 +111,7 @@ pub async fn test(
         Ok(draft) => {
             let report = signoff_server::replay::replay_history(dashboard.app.store.as_ref(), &draft, from)
                 .await
-                .map_err(|e| PageError::from(e).for_person(admin.signed_in.person()))?;
+                .map_err(|e| admin.failed(e))?;
             let warnings = draft
                 .warnings()
                 .iter()
@@ -135,12 +135,7 @@ async fn page(
     test: Test,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let mut versions = dashboard
-        .app
-        .store
-        .policy_versions()
-        .await
-        .map_err(|e| PageError::from(e).for_person(admin.signed_in.person()))?;
+    let mut versions = dashboard.app.store.policy_versions().await.map_err(|e| admin.failed(e))?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
     // Unless two are chosen: the latest change (the version before the newest against the newest).
