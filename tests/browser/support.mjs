@@ -23,8 +23,8 @@ function freePort() {
   });
 }
 
-// Starts `signoff serve` with `policy` applied (and `settings`, more SIGNOFF_* variables); returns its address and
-// helpers bound to it.
+// Starts `signoff serve` with `policy` applied (a list: each version applied in turn) and `settings` (more SIGNOFF_*
+// variables); returns its address and helpers bound to it.
 export async function startSignoff(policy, settings = {}) {
   const dir = mkdtempSync(join(tmpdir(), "signoff-browser-"));
   const port = await freePort();
@@ -38,8 +38,10 @@ export async function startSignoff(policy, settings = {}) {
     ...settings,
   };
   const cli = (...args) => execFileSync(binary, args, { env, encoding: "utf8" });
-  writeFileSync(join(dir, "policy.yaml"), policy);
-  cli("policy", "apply", join(dir, "policy.yaml"));
+  for (const [version, text] of [policy].flat().entries()) {
+    writeFileSync(join(dir, `policy-${version}.yaml`), text);
+    cli("policy", "apply", join(dir, `policy-${version}.yaml`));
+  }
   const server = spawn(binary, ["serve"], { env, stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((ready, fail) => {
     server.on("exit", (code) => fail(new Error(`signoff serve exited with ${code}`)));

@@ -8,9 +8,14 @@
 //! crate renders and signs people in, and never re-implements a rule.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod admin_audit;
+mod admin_keys;
+mod admin_policy;
 mod assets;
 mod expired;
 mod history;
+mod line_diff;
 mod lists;
 mod live;
 mod page;
@@ -88,6 +93,15 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/review/{id}", post(review::decide))
         .route("/history", get(history::show))
         .route("/live", get(live::stream))
+        // The admin pages: only for sessions signed in with an admin key bound to a person.
+        .route("/admin", get(admin::index))
+        .route("/admin/policy", get(admin_policy::show))
+        .route("/admin/policy/test", post(admin_policy::test))
+        .route("/admin/keys", get(admin_keys::list).post(admin_keys::create))
+        .route("/admin/keys/{id}/revoke", get(admin_keys::confirm_revoke).post(admin_keys::revoke))
+        .route("/admin/audit", get(admin_audit::show))
+        .route("/admin/audit/verify", get(admin_audit::verify))
+        .route("/admin/audit/export", get(admin_audit::export))
         .route("/assets/{name}", get(assets::serve))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(Dashboard::new(app, settings))

@@ -24,6 +24,8 @@ pub struct Chrome {
 pub struct Person {
     pub name: String,
     pub csrf: String,
+    /// Signed in with an admin key: the bar shows the Admin entry.
+    pub admin: bool,
 }
 
 impl Chrome {

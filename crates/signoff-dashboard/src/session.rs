@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use signoff_domain::{ApproverId, Role};
+use signoff_domain::{ApiKey, ApproverId, Role};
 use signoff_policy::Policy;
 use signoff_store::{DashboardSession, StoreError};
 
@@ -73,12 +73,14 @@ pub struct SignedIn {
     pub session: DashboardSession,
     /// The person's name in the policy (their id when it names none).
     pub name: String,
+    /// The admin key this session was signed in with, if it was one: only such sessions see the admin pages.
+    pub admin_key: Option<ApiKey>,
 }
 
 impl SignedIn {
     /// The navigation bar's view of this person.
     pub fn person(&self) -> Person {
-        Person { name: self.name.clone(), csrf: self.session.csrf_token.clone() }
+        Person { name: self.name.clone(), csrf: self.session.csrf_token.clone(), admin: self.admin_key.is_some() }
     }
 
     /// Whether this person signed in with an admin key (every key the dashboard accepts is bound to a person).
@@ -115,7 +117,13 @@ impl SignedIn {
         }
         let name = active.policy.approver(session.person.as_str()).map(|a| a.name.clone());
         let name = name.unwrap_or_else(|| session.person.to_string());
-        Ok(Some(SignedIn { session, name }))
+        let admin_key = match &session.key_id {
+            Some(key_id) => dashboard.app.store.keys().await?.into_iter().find(|key| {
+                &key.id == key_id && key.role == Role::Admin && key.approver_id.as_ref() == Some(&session.person)
+            }),
+            None => None,
+        };
+        Ok(Some(SignedIn { session, name, admin_key }))
     }
 }
 

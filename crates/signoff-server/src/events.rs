@@ -1,5 +1,5 @@
-//! The event log over HTTP: a live Server-Sent Events stream (resumable with `Last-Event-ID`), and the
-//! audit chain's verification.
+//! The event log over HTTP: a live Server-Sent Events stream (resumable with `Last-Event-ID`), the audit chain's
+//! verification, and its export as JSON Lines (`signoff audit export`, the dashboard's download).
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -177,6 +177,40 @@ pub async fn verify(store: &dyn signoff_store::Store) -> Result<Verification, si
         first_bad_seq: None,
         problem: None,
     })
+}
+
+/// The event log as `signoff audit export` writes it: pages of events, oldest first, from the first event at or
+/// after `since` (from the first of all, without it) to the head. The pages form one contiguous slice of the chain,
+/// so an export verifies on its own; pages before `since` come out empty.
+pub fn export(
+    store: std::sync::Arc<dyn signoff_store::Store>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> impl Stream<Item = Result<Vec<Event>, signoff_store::StoreError>> {
+    futures::stream::try_unfold((0, since), move |(after, since)| {
+        let store = store.clone();
+        async move {
+            let page = store.events_after(after, 5_000, None).await?;
+            let Some(last) = page.last() else { return Ok(None) };
+            let after = last.seq;
+            let events: Vec<Event> = match since {
+                None => page,
+                Some(since) => page.into_iter().skip_while(|event| event.at < since).collect(),
+            };
+            // Once the slice has started, everything after it belongs to it.
+            let since = if events.is_empty() { since } else { None };
+            Ok(Some((events, (after, since))))
+        }
+    })
+}
+
+/// Events as JSON Lines: one event per line, each line ending with a newline.
+pub fn json_lines(events: &[Event]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::new();
+    for event in events {
+        serde_json::to_writer(&mut out, event)?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 /// `GET /v1/audit/verify` (admin).

@@ -15,6 +15,7 @@ mod metrics;
 pub mod notify;
 mod observe;
 mod policy;
+pub mod replay;
 mod routes;
 pub mod service;
 mod waiters;
@@ -27,7 +28,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use events::{Verification, follow as follow_events, verify as verify_audit_log};
+pub use events::{
+    Verification, export as export_audit_log, follow as follow_events, json_lines, verify as verify_audit_log,
+};
 pub use limits::{FailureLimiter, Limits, MetricsToken};
 pub use metrics::Metrics;
 pub use policy::{ActivePolicy, PolicyCell};

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use futures::StreamExt;
 use signoff_domain::checkpoint::{SignedCheckpoint, check_chain_against_checkpoints};
 use signoff_domain::{ChainVerifier, Event};
 use std::io::{BufRead, Write};
@@ -139,22 +140,12 @@ async fn export(config: &Config, since: Option<String>, output: Option<PathBuf>)
         .transpose()?;
     let store = signoff_store::open(&config.database_url).await?;
     let mut out = output_to(output.as_ref())?;
-    let (mut after, mut written) = (0, 0u64);
-    // The export is a contiguous slice of the chain: from the first event at or after `since`, everything.
-    let mut started = since.is_none();
-    loop {
-        let page = store.events_after(after, 5_000, None).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for event in &page {
-            started = started || since.is_some_and(|since| event.at >= since);
-            if !started {
-                continue;
-            }
-            serde_json::to_writer(&mut out, event)?;
-            out.write_all(b"\n")?;
-            written += 1;
-        }
+    let mut written = 0;
+    let mut pages = std::pin::pin!(signoff_server::export_audit_log(store, since));
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        out.write_all(&signoff_server::json_lines(&page)?)?;
+        written += page.len();
     }
     out.flush()?;
     if let Some(path) = output {

@@ -5,8 +5,8 @@ use crate::config::Config;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use signoff_domain::{NewRequest, Request, Requester};
-use signoff_policy::{Policy, ReplayRecord, parse_duration, replay};
-use signoff_store::RequestFilter;
+use signoff_policy::{Policy, parse_duration};
+use signoff_server::replay::{replay_history, replay_record};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
@@ -36,21 +36,6 @@ pub struct TestArgs {
     /// With --request: the request id, which seeds review sampling (to reproduce a stored request's draw).
     #[arg(long)]
     id: Option<signoff_domain::RequestId>,
-}
-
-/// What policy sees of a request.
-fn replay_record(request: Request) -> ReplayRecord {
-    ReplayRecord {
-        request_id: request.id.to_string(),
-        action: request.action,
-        args: request.args,
-        context: request.context,
-        confidence: request.confidence,
-        tags: request.tags,
-        mode: request.mode,
-        agent: request.requested_by.key_name,
-        run_id: request.run_id,
-    }
 }
 
 fn read_policy(file: &Path) -> anyhow::Result<(String, Policy)> {
@@ -110,19 +95,8 @@ async fn test(args: TestArgs, config: &Config) -> anyhow::Result<()> {
     let window = parse_duration(&args.since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let since = signoff_store::now() - chrono::Duration::from_std(window)?;
     let store = signoff_store::open(&config.database_url).await?;
-    let mut records = Vec::new();
-    let mut before = None;
-    loop {
-        let filter = RequestFilter { before, created_since: Some(since), limit: 500, ..RequestFilter::default() };
-        let page = store.list_requests(filter).await?;
-        let Some(last) = page.last() else { break };
-        before = Some(last.id);
-        for request in page {
-            let Some(verdict) = request.policy.as_ref().map(|placed| placed.verdict.clone()) else { continue };
-            records.push((replay_record(request), verdict));
-        }
-    }
-    println!("replaying {} requests from the last {} against {}", records.len(), args.since, args.draft.display());
-    print!("{}", replay(&draft, records));
+    let report = replay_history(store.as_ref(), &draft, since).await?;
+    println!("replaying {} requests from the last {} against {}", report.total, args.since, args.draft.display());
+    print!("{report}");
     Ok(())
 }

@@ -15,6 +15,7 @@ pub struct Answer {
     pub status: u16,
     pub location: String,
     pub set_cookie: String,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -33,7 +34,8 @@ impl<'a> Browser<'a> {
         let header =
             |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let (location, set_cookie) = (header("location"), header("set-cookie"));
-        Answer { status: response.status().as_u16(), location, set_cookie, body: response.text().await.unwrap() }
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        Answer { status, location, set_cookie, headers, body: response.text().await.unwrap() }
     }
 
     pub async fn get(&self, path: &str) -> Answer {
