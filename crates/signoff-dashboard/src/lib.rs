@@ -87,6 +87,7 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/requests/{id}", get(request_page::show))
         .route("/requests/{id}/decide", post(request_page::decide))
+        .route("/requests/{id}/answer", post(request_page::answer))
         // The follow-up pages: expired requests, sampled reports to review, and what was decided.
         .route("/expired", get(expired::show))
         .route("/review", get(review::show))

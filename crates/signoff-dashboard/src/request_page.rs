@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signoff_domain::{Channel, DecidedBy, Request, RequestId};
+use signoff_domain::{Channel, DecidedBy, Kind, Request, RequestId};
 use signoff_policy::EVERYONE;
 use signoff_server::service::{self, Decider, DecisionInput};
 
@@ -85,6 +85,9 @@ struct RequestPage {
     deliveries: Vec<Line>,
     revision: Option<Revision>,
     revised_by: Option<String>,
+    /// A question's text and options (a question is answered, not approved).
+    question: Option<String>,
+    options: Vec<String>,
     can_decide: bool,
     why_not: Option<String>,
     allow_edit: bool,
@@ -177,6 +180,37 @@ pub async fn decide(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct AnswerForm {
+    csrf: Option<String>,
+    text: Option<String>,
+}
+
+/// `POST /requests/{id}/answer`: answers a question through `signoff_server::service::answer`.
+pub async fn answer(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<AnswerForm>,
+) -> Result<Response, PageError> {
+    signed_in.check_csrf(form.csrf.as_deref())?;
+    let id = parse_id(&id, &signed_in)?;
+    let by = Decider {
+        person: signed_in.session.person.clone(),
+        channel: Channel::Dashboard,
+        key_id: signed_in.session.key_id.clone(),
+    };
+    let text = form.text.unwrap_or_default();
+    match service::answer(&dashboard.app, id, by, text.clone()).await {
+        Ok(_) => Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let state = FormState { comment: text, error: Some(sentence(&error.message)), ..FormState::default() };
+            page(&dashboard, &signed_in, id, state, status).await
+        }
+    }
+}
+
 fn parse_id(raw: &str, signed_in: &SignedIn) -> Result<RequestId, PageError> {
     raw.parse().map_err(|_| {
         PageError::new(StatusCode::NOT_FOUND, "Not found", format!("There is no request `{raw}`."))
@@ -211,7 +245,7 @@ async fn page(
         Some(format!("This request is {}; nothing more can be decided.", request.status.as_str()))
     } else if !policy.is_member(person.as_str(), &group) {
         Some(format!("You are not in the group `{group}` this request waits for, so you cannot decide it."))
-    } else if request.requested_by.responsible.as_ref() == Some(person) {
+    } else if request.kind == Kind::Approval && request.requested_by.responsible.as_ref() == Some(person) {
         Some("You are responsible for this request, so you cannot approve it.".to_string())
     } else {
         None
@@ -296,6 +330,8 @@ async fn page(
             .collect(),
         revision,
         revised_by: request.revised_by.map(|id| id.to_string()),
+        question: request.question.clone().filter(|_| request.kind == Kind::Question),
+        options: request.options.clone(),
         can_decide: why_not.is_none(),
         why_not,
         allow_edit: request.allow_edit,

@@ -21,6 +21,7 @@ on_every_backend!(
     an_emailed_link_signs_in_once,
     a_sign_in_link_that_is_forged_or_expired_signs_no_one_in,
     sign_in_forms_from_another_site_are_refused,
+    a_question_is_answered_on_its_page,
 );
 
 const POLICY: &str = r#"
@@ -319,4 +320,36 @@ async fn sign_in_forms_from_another_site_are_refused(backend: Backend) {
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn a_question_is_answered_on_its_page(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    assert_eq!(app.apply_policy(POLICY).await.0, 201);
+    let question = json!({"action": "expense", "kind": "question", "question": "Which budget pays for the offsite?",
+                          "options": ["travel", "food"]});
+    let (status, asked) = app.create(question).await;
+    assert_eq!(status, 201, "{asked}");
+    let id = asked["id"].as_str().unwrap().to_string();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&app.approver_key).await;
+    let page = browser.get(&format!("/requests/{id}")).await;
+    assert!(page.body.contains("Which budget pays for the offsite?"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"name="text" value="food""#) && !page.body.contains(r#"id="approve""#),
+        "{}",
+        page.body
+    );
+
+    let path = format!("/requests/{id}/answer");
+    let without = browser.post(&path, &[("text", "food")]).await;
+    assert_eq!(without.status, 403, "no CSRF token: {}", without.body);
+    let csrf = browser.csrf(&format!("/requests/{id}")).await;
+    let wrong = browser.post(&path, &[("csrf", &csrf), ("text", "toys")]).await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("The answer must be one of: travel, food."), "{}", wrong.body);
+    let answered = browser.post(&path, &[("csrf", &csrf), ("text", "food")]).await;
+    assert_eq!((answered.status, answered.location.as_str()), (303, format!("/requests/{id}").as_str()));
+    assert_eq!(status_of(&app, &id).await, "answered");
+    let page = browser.get(&format!("/requests/{id}")).await;
+    assert!(page.body.contains("answered by dana via dashboard") && page.body.contains("food"), "{}", page.body);
 }

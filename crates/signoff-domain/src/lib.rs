@@ -22,7 +22,7 @@ pub use key::{ApiKey, KeyId, Role, hash_key_secret};
 pub use notification::{NewAsk, Notification, NotificationPlan, NotificationState, Purpose, RemindPlan};
 pub use policy_version::PolicyVersion;
 pub use request::{
-    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, NewRequest, Outcome,
+    Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, Kind, NewRequest, Outcome,
     Placement, PolicyMatch, Reminder, Request, RequestId, Requester, Status,
 };
 pub use vocabulary::{

@@ -63,9 +63,14 @@ pub enum Status {
     Rejected,
     Expired,
     Cancelled,
+    /// A question that a person answered.
+    Answered,
 }
 
 impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Pending, Status::Approved, Status::Rejected, Status::Expired, Status::Cancelled, Status::Answered];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -73,13 +78,12 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Expired => "expired",
             Status::Cancelled => "cancelled",
+            Status::Answered => "answered",
         }
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [Status::Pending, Status::Approved, Status::Rejected, Status::Expired, Status::Cancelled]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        Status::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
     pub fn is_final(self) -> bool {
@@ -119,7 +123,41 @@ pub struct NewRequest {
     /// The earlier request (rejected or expired, the same agent's) that this one asks again, with changed arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revises: Option<RequestId>,
+    /// `approval` (the default), or `question`: the agent asks a person something and gets text back.
+    #[serde(default, skip_serializing_if = "Kind::is_approval")]
+    pub kind: Kind,
+    /// A question's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// A question's choices: when given, the answer is one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
+
+/// What a request asks of a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Approve or reject an action.
+    #[default]
+    Approval,
+    /// Answer a question with text (human-as-tool).
+    Question,
+}
+
+impl Kind {
+    pub fn is_approval(&self) -> bool {
+        *self == Kind::Approval
+    }
+}
+
+/// The longest question, in characters.
+pub const QUESTION_MAX_CHARS: usize = 4000;
+/// The most options a question may offer, and the longest option.
+pub const OPTIONS_MAX: usize = 20;
+pub const OPTION_MAX_CHARS: usize = 200;
+/// The longest answer, in characters.
+pub const ANSWER_MAX_CHARS: usize = 16_000;
 
 fn empty_object() -> Value {
     Value::Object(Map::new())
@@ -158,6 +196,9 @@ impl NewRequest {
             state: None,
             timeout_s: None,
             revises: None,
+            kind: Kind::Approval,
+            question: None,
+            options: Vec::new(),
         }
     }
 
@@ -214,6 +255,32 @@ impl NewRequest {
         if self.timeout_s == Some(0) {
             return invalid("timeout_s", "must be at least 1 second");
         }
+        match (self.kind, &self.question) {
+            (Kind::Approval, Some(_)) => return invalid("question", "only a request of kind `question` has one"),
+            (Kind::Approval, None) if !self.options.is_empty() => {
+                return invalid("options", "only a request of kind `question` has them");
+            }
+            (Kind::Question, None) => return invalid("question", "a request of kind `question` needs its question"),
+            (Kind::Question, Some(question)) => {
+                let chars = question.trim().chars().count();
+                if chars == 0 || question.chars().count() > QUESTION_MAX_CHARS {
+                    return invalid("question", &format!("must be 1 to {QUESTION_MAX_CHARS} characters"));
+                }
+                if self.mode == Mode::Post {
+                    return invalid("mode", "a question is asked before acting: `pre`");
+                }
+                if self.options.len() > OPTIONS_MAX {
+                    return invalid("options", &format!("at most {OPTIONS_MAX} options"));
+                }
+                if self.options.iter().any(|o| o.trim().is_empty() || o.chars().count() > OPTION_MAX_CHARS) {
+                    return invalid("options", &format!("each option must be 1 to {OPTION_MAX_CHARS} characters"));
+                }
+                if (1..self.options.len()).any(|i| self.options[..i].contains(&self.options[i])) {
+                    return invalid("options", "each option must be listed once");
+                }
+            }
+            (Kind::Approval, None) => {}
+        }
         // Texts are indexed as-is, and NUL is the one character databases refuse there.
         let texts = [Some(&self.action), self.run_id.as_ref(), self.call_id.as_ref(), self.callback_url.as_ref()];
         if texts.into_iter().flatten().any(|text| text.contains('\0')) {
@@ -264,6 +331,8 @@ pub enum DecisionOutcome {
     Rejected,
     Expired,
     Cancelled,
+    /// A question answered (the text is the decision's `answer`).
+    Answered,
 }
 
 impl DecisionOutcome {
@@ -273,6 +342,7 @@ impl DecisionOutcome {
             DecisionOutcome::Rejected => Status::Rejected,
             DecisionOutcome::Expired => Status::Expired,
             DecisionOutcome::Cancelled => Status::Cancelled,
+            DecisionOutcome::Answered => Status::Answered,
         }
     }
 }
@@ -298,6 +368,9 @@ pub struct Decision {
     pub reason: Option<String>,
     pub by: DecidedBy,
     pub at: DateTime<Utc>,
+    /// A question's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// One person's approval of one set of arguments, counted toward the approvals a request needs.
@@ -381,6 +454,12 @@ pub struct Request {
     /// The later request that asked this one again.
     #[serde(default)]
     pub revised_by: Option<RequestId>,
+    #[serde(default)]
+    pub kind: Kind,
+    #[serde(default)]
+    pub question: Option<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -465,6 +544,10 @@ pub enum DomainError {
     NotDecided,
     #[error("revises: {0}")]
     InvalidRevision(String),
+    #[error("{0}")]
+    WrongKind(&'static str),
+    #[error("{0}")]
+    InvalidAnswer(String),
 }
 
 impl DomainError {
@@ -525,6 +608,9 @@ impl Request {
             outcome: None,
             revises: new.revises,
             revised_by: None,
+            kind: new.kind,
+            question: new.question,
+            options: new.options,
         }
     }
 
@@ -553,6 +639,11 @@ impl Request {
         );
         if let Some(earlier) = self.revises {
             event.data["revises"] = json!(earlier);
+        }
+        if self.kind == Kind::Question {
+            event.data["kind"] = json!(self.kind);
+            event.data["question"] = json!(self.question);
+            event.data["options"] = json!(self.options);
         }
         event
     }
@@ -603,6 +694,7 @@ impl Request {
                 reason: None,
                 by: by_policy(rule),
                 at: now,
+                answer: None,
             };
             vec![request.finish(decision)]
         };
@@ -712,6 +804,9 @@ impl Request {
         now: DateTime<Utc>,
     ) -> Result<Vec<NewEvent>, DomainError> {
         self.ensure_pending()?;
+        if self.kind == Kind::Question {
+            return Err(DomainError::WrongKind("this request is a question: answer it, do not decide it"));
+        }
         if let Some(args) = &verdict.args {
             if !verdict.approve || !args.is_object() {
                 return Err(DomainError::InvalidEdit);
@@ -776,6 +871,7 @@ impl Request {
             reason: verdict.reason,
             by,
             at: now,
+            answer: None,
         };
         events.push(self.finish(decision));
         Ok(events)
@@ -813,6 +909,7 @@ impl Request {
             reason: verdict.reason,
             by,
             at: now,
+            answer: None,
         };
         Ok(vec![self.finish(decision)])
     }
@@ -872,7 +969,12 @@ impl Request {
             }
         }
         if deadline_passed {
-            let (outcome, comment) = match self.on_timeout.unwrap_or(OnTimeout::Reject) {
+            // A question nobody answered in time has no answer to act on, whatever `on_timeout` says.
+            let on_timeout = match self.kind {
+                Kind::Question => OnTimeout::Fail,
+                Kind::Approval => self.on_timeout.unwrap_or(OnTimeout::Reject),
+            };
+            let (outcome, comment) = match on_timeout {
                 OnTimeout::Approve => (DecisionOutcome::Approved, "approved: no decision before the deadline"),
                 OnTimeout::Reject => (DecisionOutcome::Rejected, "rejected: no decision before the deadline"),
                 OnTimeout::Fail => (DecisionOutcome::Expired, "expired: no decision before the deadline"),
@@ -885,6 +987,7 @@ impl Request {
                 reason: Some("timeout".to_string()),
                 by: DecidedBy::Timeout,
                 at: now,
+                answer: None,
             };
             events.push(self.finish(decision));
         }
@@ -907,6 +1010,42 @@ impl Request {
             reason,
             by: DecidedBy::Agent { key_id: key_id.to_string() },
             at: now,
+            answer: None,
+        };
+        Ok(vec![self.finish(decision)])
+    }
+
+    /// A person answers a question: the first answer ends it (`answered`). When the question offers options, the
+    /// answer must be one of them.
+    pub fn answer(
+        &mut self,
+        approver_id: ApproverId,
+        channel: Channel,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, DomainError> {
+        self.ensure_pending()?;
+        if self.kind != Kind::Question {
+            return Err(DomainError::WrongKind(
+                "this request asks for approval: decide it, it has no question to answer",
+            ));
+        }
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > ANSWER_MAX_CHARS {
+            return Err(DomainError::InvalidAnswer(format!("an answer is 1 to {ANSWER_MAX_CHARS} characters")));
+        }
+        if !self.options.is_empty() && !self.options.iter().any(|option| option == text) {
+            return Err(DomainError::InvalidAnswer(format!("the answer must be one of: {}", self.options.join(", "))));
+        }
+        let decision = Decision {
+            outcome: DecisionOutcome::Answered,
+            args: self.args.clone(),
+            edited: false,
+            comment: None,
+            reason: None,
+            by: DecidedBy::Human { approver_id, channel },
+            at: now,
+            answer: Some(text.to_string()),
         };
         Ok(vec![self.finish(decision)])
     }

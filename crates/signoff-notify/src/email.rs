@@ -12,7 +12,7 @@ use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use signoff_domain::{ApproverId, DecidedBy, DecisionOutcome, Request, Status};
+use signoff_domain::{ApproverId, DecidedBy, DecisionOutcome, Kind, Request, Status};
 use std::fmt;
 
 /// The longest an email link lives, whatever the request's deadline.
@@ -124,6 +124,7 @@ impl Mailer {
         let details = details(request, view);
         let lead = match reminding {
             Some(_) => reminder_lead(request, view),
+            None if request.kind == Kind::Question => "Signoff has a question for you".to_string(),
             None => "Signoff asks for your approval".to_string(),
         };
         let text = request_text(&lead, request, &details, links);
@@ -133,6 +134,7 @@ impl Mailer {
             details: &details,
             links,
             request_id: request.id.to_string(),
+            question: request.kind == Kind::Question,
         }
         .render()
         .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
@@ -274,6 +276,9 @@ pub const MAX_VALUE_CHARS: usize = 300;
 
 /// The subject of the ask: `Approve: {summary or action}? ({action}, rule {rule})`, on one line.
 pub fn subject(request: &Request) -> String {
+    if let Some(question) = request.question.as_deref().filter(|_| request.kind == Kind::Question) {
+        return format!("Question: {} ({})", one_line(question, 150), request.action);
+    }
     let what = one_line(request.summary.as_deref().unwrap_or(&request.action), 150);
     let what = what.trim_end_matches('?');
     match rule(request) {
@@ -284,12 +289,19 @@ pub fn subject(request: &Request) -> String {
 
 /// The summary, else the action.
 pub fn heading(request: &Request) -> String {
-    one_line(request.summary.as_deref().unwrap_or(&request.action), 500)
+    let question = request.question.as_deref().filter(|_| request.kind == Kind::Question);
+    one_line(question.or(request.summary.as_deref()).unwrap_or(&request.action), 500)
 }
 
 /// What a request shows: action, arguments, reasoning, confidence, tags, rule, deadline, quorum progress.
 pub fn details(request: &Request, view: &RequestView) -> Vec<Detail> {
     let mut details = vec![Detail { label: "Action", value: request.action.clone() }];
+    if let Some(question) = request.question.as_deref().filter(|_| request.kind == Kind::Question) {
+        details.push(Detail { label: "Question", value: question.to_string() });
+        if !request.options.is_empty() {
+            details.push(Detail { label: "Options", value: request.options.join("\n") });
+        }
+    }
     details.push(Detail { label: "Arguments", value: readable_args(&request.args) });
     if let Some(reasoning) = &request.reasoning {
         details.push(Detail { label: "Reasoning", value: reasoning.clone() });
@@ -323,6 +335,7 @@ pub fn status_line(request: &Request, view: &RequestView) -> String {
             DecisionOutcome::Rejected => "Rejected",
             DecisionOutcome::Expired => "Expired",
             DecisionOutcome::Cancelled => "Cancelled",
+            DecisionOutcome::Answered => "Answered",
         };
         let mut line = match &decision.by {
             DecidedBy::Human { approver_id, channel } => {
@@ -334,6 +347,9 @@ pub fn status_line(request: &Request, view: &RequestView) -> String {
         };
         if decision.edited {
             line.push_str(" (arguments edited)");
+        }
+        if let Some(answer) = &decision.answer {
+            line.push_str(&format!(": “{answer}”"));
         }
         if let Some(reason) = &decision.reason {
             line.push_str(&format!(": {reason}"));
@@ -410,6 +426,10 @@ fn request_text(lead: &str, request: &Request, details: &[Detail], links: &Email
             text.push_str(&format!("{}: {}\n", detail.label, detail.value));
         }
     }
+    if request.kind == Kind::Question {
+        text.push_str(&format!("\nAnswer in the dashboard:\n{}\n", links.dashboard));
+        return text;
+    }
     text.push_str(&format!(
         "\nApprove:\n{}\n\nReject:\n{}\n\nReview in dashboard:\n{}\n\n\
          Each link opens a page that asks you to confirm; nothing is decided until you do.\n",
@@ -423,6 +443,8 @@ fn request_text(lead: &str, request: &Request, details: &[Detail], links: &Email
 struct RequestHtml<'a> {
     lead: &'a str,
     heading: String,
+    /// A question is answered in the dashboard: its mail has no Approve and Reject links.
+    question: bool,
     details: &'a [Detail],
     links: &'a EmailLinks,
     request_id: String,

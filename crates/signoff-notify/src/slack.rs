@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use signoff_domain::{DecidedBy, DecisionOutcome, Request, Status};
+use signoff_domain::{DecidedBy, DecisionOutcome, Kind, Request, Status};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -22,8 +22,13 @@ pub const FOLD_AFTER_CHARS: usize = 300;
 pub const REJECT_CALLBACK_ID: &str = "signoff_reject";
 /// The `callback_id` of the edit modal.
 pub const EDIT_CALLBACK_ID: &str = "signoff_edit";
+/// The `callback_id` of the answer modal (a question without options).
+pub const ANSWER_CALLBACK_ID: &str = "signoff_answer";
 /// Button `action_id`s of a request message.
 pub const ACTION_APPROVE: &str = "approve";
+/// A question's **Answer** button (opens the answer modal), and its option buttons (value `{request id}:{index}`).
+pub const ACTION_ANSWER: &str = "answer";
+pub const ACTION_ANSWER_OPTION: &str = "answer_option";
 pub const ACTION_REJECT: &str = "reject";
 pub const ACTION_EDIT: &str = "edit";
 pub const ACTION_OPEN_DASHBOARD: &str = "open_dashboard";
@@ -31,6 +36,7 @@ pub const ACTION_OPEN_DASHBOARD: &str = "open_dashboard";
 pub const INPUT_REASON: &str = "reason";
 pub const INPUT_COMMENT: &str = "comment";
 pub const INPUT_ARGS: &str = "args";
+pub const INPUT_ANSWER: &str = "answer";
 
 /// Time allowed for one call to Slack.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,6 +199,11 @@ impl SlackClient {
         self.views_open(trigger_id, reject_modal(request)).await
     }
 
+    /// The answer modal for the question `request` ([`answer_modal`]).
+    pub async fn open_answer_modal(&self, trigger_id: &str, request: &Request) -> Result<(), ProviderError> {
+        self.views_open(trigger_id, answer_modal(request)).await
+    }
+
     /// The edit modal for `request` ([`edit_modal`]); a permanent error when its arguments are too long to edit in
     /// Slack.
     pub async fn open_edit_modal(&self, trigger_id: &str, request: &Request) -> Result<(), ProviderError> {
@@ -343,7 +354,8 @@ fn time(at: &DateTime<Utc>) -> String {
 }
 
 fn title(request: &Request) -> &str {
-    request.summary.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(&request.action)
+    let question = request.question.as_deref().filter(|_| request.kind == Kind::Question);
+    question.or(request.summary.as_deref().filter(|s| !s.trim().is_empty())).unwrap_or(&request.action)
 }
 
 fn rule(request: &Request) -> &str {
@@ -381,6 +393,7 @@ pub fn status_line(request: &Request, view: &RequestView) -> Option<String> {
             DecisionOutcome::Rejected => "Rejected",
             DecisionOutcome::Expired => "Expired",
             DecisionOutcome::Cancelled => "Cancelled",
+            DecisionOutcome::Answered => "Answered",
         };
         let mut line = match (&decision.by, decision.outcome) {
             (DecidedBy::Timeout, DecisionOutcome::Expired) => "Expired: no decision before the deadline".to_string(),
@@ -396,6 +409,9 @@ pub fn status_line(request: &Request, view: &RequestView) -> Option<String> {
         };
         if decision.edited {
             line.push_str(" (arguments edited)");
+        }
+        if let Some(answer) = &decision.answer {
+            line.push_str(&format!(": “{}”", escape(&truncate(answer, 500))));
         }
         if let Some(reason) = &decision.reason {
             line.push_str(&format!(" (reason: {reason})"));
@@ -503,11 +519,18 @@ pub fn request_blocks(request: &Request, view: &RequestView) -> Value {
             blocks.push(json!({ "type": "context", "elements": [mrkdwn(escape(status))] }));
         }
         let id = request.id.to_string();
-        let mut buttons = vec![
-            button("Approve", ACTION_APPROVE, &id, Some("primary")),
-            button("Reject", ACTION_REJECT, &id, Some("danger")),
-        ];
-        if request.allow_edit {
+        let mut buttons = match request.kind {
+            Kind::Question if request.options.is_empty() => vec![button("Answer", ACTION_ANSWER, &id, Some("primary"))],
+            // Slack allows 25 elements in an actions block; the dashboard link takes one.
+            Kind::Question => (request.options.iter().enumerate().take(24))
+                .map(|(i, option)| button(&truncate(option, 75), ACTION_ANSWER_OPTION, &format!("{id}:{i}"), None))
+                .collect(),
+            Kind::Approval => vec![
+                button("Approve", ACTION_APPROVE, &id, Some("primary")),
+                button("Reject", ACTION_REJECT, &id, Some("danger")),
+            ],
+        };
+        if request.kind == Kind::Approval && request.allow_edit {
             buttons.push(button("Edit", ACTION_EDIT, &id, None));
         }
         buttons.push(json!({
@@ -566,6 +589,28 @@ pub fn reject_modal(request: &Request) -> Value {
         "submit": plain("Reject"),
         "close": plain("Cancel"),
         "blocks": blocks,
+    })
+}
+
+/// The modal a question's **Answer** button opens: the question and a required answer. `private_metadata` is the
+/// request id.
+pub fn answer_modal(request: &Request) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": ANSWER_CALLBACK_ID,
+        "private_metadata": request.id.to_string(),
+        "title": plain("Answer"),
+        "submit": plain("Answer"),
+        "close": plain("Cancel"),
+        "blocks": [
+            { "type": "section", "text": mrkdwn(format!("*{}*", escape(&truncate(title(request), SECTION_MAX - 10)))) },
+            {
+                "type": "input",
+                "block_id": INPUT_ANSWER,
+                "label": plain("Your answer"),
+                "element": { "type": "plain_text_input", "action_id": INPUT_ANSWER, "multiline": true, "max_length": INPUT_MAX },
+            },
+        ],
     })
 }
 
@@ -873,6 +918,7 @@ mod tests {
             reason: None,
             by,
             at: "2024-05-01T16:02:00Z".parse().unwrap(),
+            answer: None,
         });
     }
 

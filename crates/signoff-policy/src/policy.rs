@@ -239,7 +239,13 @@ impl Policy {
                 }
             }
         }
-        let d = &inner.defaults;
+        self.defaults_verdict()
+    }
+
+    /// The defaults' route: where a request goes when no rule matched (and a question that a rule would decide at
+    /// once, since only a person can answer it).
+    pub fn defaults_verdict(&self) -> Verdict {
+        let d = &self.inner.defaults;
         Verdict::Route(Route {
             rule: None,
             group: d.route.clone(),

@@ -88,6 +88,8 @@ impl From<DomainError> for ApiError {
             DomainError::OutcomeAlreadyReported => ErrorCode::OutcomeAlreadyReported,
             DomainError::NotDecided => ErrorCode::NotDecided,
             DomainError::InvalidRevision(_) => ErrorCode::InvalidRevision,
+            DomainError::WrongKind(_) => ErrorCode::WrongKind,
+            DomainError::InvalidAnswer(_) => ErrorCode::InvalidAnswer,
         };
         ApiError::new(code, error.to_string())
     }

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}", get(get_request))
         .route("/v1/requests/{id}/wait", get(wait_request))
         .route("/v1/requests/{id}/decision", post(decide_request))
+        .route("/v1/requests/{id}/answer", post(answer_request))
         .route("/v1/requests/{id}/cancel", post(cancel_request))
         .route("/v1/requests/{id}/outcome", post(report_outcome))
         .route("/v1/requests/{id}/events", get(request_events))
@@ -233,6 +234,17 @@ async fn decide_request(
         args: body.args,
     };
     Ok(Json(service::decide(&state, id, decider, input).await?))
+}
+
+async fn answer_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<signoff_wire::AnswerBody>,
+) -> Result<Json<Request>, ApiError> {
+    let by = Decider::from_key(&caller.0, Channel::Api)?;
+    let id = request_id(&id)?;
+    Ok(Json(service::answer(&state, id, by, body.text).await?))
 }
 
 /// The optional body of a cancel: absent, empty or `{"reason": ...}`.

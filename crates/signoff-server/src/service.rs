@@ -7,7 +7,8 @@
 use crate::AppState;
 use crate::error::ApiError;
 use signoff_domain::{
-    ApiKey, ApproverId, Channel, DomainError, HumanVerdict, NewRequest, Placement, Request, RequestId, Requester, Role,
+    ApiKey, ApproverId, Channel, DomainError, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId, Requester,
+    Role, Verdict,
 };
 use signoff_policy::{EVERYONE, EvalInput};
 use signoff_store::{Created, NewRequestRecord};
@@ -146,6 +147,13 @@ pub async fn create(
         agent: &by.name,
         run_id: request.run_id.as_deref(),
     });
+    // Only a person can answer a question: a rule that would decide one at once (or sample it) routes it by the
+    // defaults instead.
+    let verdict = match verdict {
+        Verdict::Route(_) => verdict,
+        _ if request.kind == Kind::Question => active.policy.defaults_verdict(),
+        _ => verdict,
+    };
     let placement = Placement {
         version: active.version(),
         content_hash: active.policy.content_hash(),
@@ -211,6 +219,28 @@ pub async fn decide(
                     }
                 }
                 request.apply_human_verdict(verdict, now)
+            }),
+        )
+        .await?;
+    state.metrics.decided(&request);
+    Ok(request)
+}
+
+/// A person answers a question. Like a decision, inside the request's update after its due timers: the person must
+/// belong to the group the question is routed to at that moment; the first answer ends it.
+pub async fn answer(state: &AppState, id: RequestId, by: Decider, text: String) -> Result<Request, ApiError> {
+    let active = state.policy.current();
+    let now = signoff_store::now();
+    let request = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |request| {
+                let group = request.group.as_deref().unwrap_or(EVERYONE);
+                if !request.status.is_final() && !active.policy.is_member(by.person.as_str(), group) {
+                    return Err(DomainError::NotInGroup(group.to_string()));
+                }
+                request.answer(by.person, by.channel, &text, now)
             }),
         )
         .await?;

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     NotDecided,
     /// `revises` names no request of this agent's, or one that is not rejected or expired, or already revised.
     InvalidRevision,
+    /// An answer to a request that asks for approval, or a decision on a question.
+    WrongKind,
+    /// An answer that is empty, too long, or not one of the question's options.
+    InvalidAnswer,
     /// Too many calls for one API key (or, for calls without an accepted key, one client address); see `Retry-After`.
     RateLimited,
     /// The call did not finish within the server's request timeout, or its body did not arrive within the body timeout.
@@ -64,6 +68,8 @@ impl ErrorCode {
             | ErrorCode::InvalidReason
             | ErrorCode::InvalidPolicy
             | ErrorCode::InvalidRevision
+            | ErrorCode::WrongKind
+            | ErrorCode::InvalidAnswer
             | ErrorCode::InvalidArgs => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::SelfApproval | ErrorCode::NotAnApprover => 403,
@@ -144,6 +150,13 @@ pub struct DecisionBody {
     /// Approve only: replaces the proposed arguments (both are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Value>,
+}
+
+/// A person's answer to a question: `POST /v1/requests/{id}/answer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

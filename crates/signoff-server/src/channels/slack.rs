@@ -15,8 +15,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use signoff_domain::{ApproverId, Channel, DecidedBy, Request, RequestId};
 use signoff_notify::slack::{
-    self, ACTION_APPROVE, ACTION_EDIT, ACTION_REJECT, BlockActions, EDIT_CALLBACK_ID, INPUT_ARGS, INPUT_COMMENT,
-    INPUT_REASON, Interaction, REJECT_CALLBACK_ID, SlackClient, SlackConfig, ViewSubmission,
+    self, ACTION_ANSWER, ACTION_ANSWER_OPTION, ACTION_APPROVE, ACTION_EDIT, ACTION_REJECT, ANSWER_CALLBACK_ID,
+    BlockActions, EDIT_CALLBACK_ID, INPUT_ANSWER, INPUT_ARGS, INPUT_COMMENT, INPUT_REASON, Interaction,
+    REJECT_CALLBACK_ID, SlackClient, SlackConfig, ViewSubmission,
 };
 use signoff_policy::EVERYONE;
 use signoff_wire::ErrorCode;
@@ -118,7 +119,8 @@ fn decider(person: ApproverId) -> Decider {
 /// A button click, after Slack was answered. Anything that stops it is told to the person who clicked.
 async fn on_click(state: &AppState, config: &SlackConfig, click: BlockActions) {
     let Some(action) = click.actions.first() else { return };
-    if ![ACTION_APPROVE, ACTION_REJECT, ACTION_EDIT].contains(&action.action_id.as_str()) {
+    let acts = [ACTION_APPROVE, ACTION_REJECT, ACTION_EDIT, ACTION_ANSWER, ACTION_ANSWER_OPTION];
+    if !acts.contains(&action.action_id.as_str()) {
         return; // "Open in dashboard" is a link; Slack reports its clicks too.
     }
     let client = match SlackClient::new(config) {
@@ -143,9 +145,23 @@ async fn click_action(
 ) -> Result<(), String> {
     let policy = state.policy.current();
     let person = approver_of(&policy, &click.user.id)?;
-    let request = load(state, value).await?;
+    // An option button's value is `{request id}:{option index}`.
+    let (id, option) = value.split_once(':').map_or((value, None), |(id, index)| (id, Some(index)));
+    let request = load(state, id).await?;
     may_decide(&policy, &person, &request)?;
     match action_id {
+        ACTION_ANSWER_OPTION => {
+            let text = option.and_then(|i| i.parse::<usize>().ok()).and_then(|i| request.options.get(i));
+            let text = text.ok_or("This option is not one of the question's.")?.clone();
+            match service::answer(state, request.id, decider(person), text).await {
+                Ok(_) => Ok(()),
+                Err(error) => Err(format!("Not recorded: {}", error.message)),
+            }
+        }
+        ACTION_ANSWER => client
+            .open_answer_modal(&click.trigger_id, &request)
+            .await
+            .map_err(|error| format!("Signoff could not open the answer form: {error}")),
         ACTION_APPROVE => {
             let input = DecisionInput { approve: true, comment: None, reason: None, args: None };
             match service::decide(state, request.id, decider(person), input).await {
@@ -173,12 +189,42 @@ fn input_error(block: &str, message: &str) -> Response {
     axum::Json(json!({ "response_action": "errors", "errors": errors })).into_response()
 }
 
+/// The answer modal submitted: answers the question, or says what to fix.
+async fn on_answer(state: AppState, submission: ViewSubmission) -> Response {
+    let policy = state.policy.current();
+    let checked = async {
+        let person = approver_of(&policy, &submission.user.id)?;
+        let request = load(&state, &submission.view.private_metadata).await?;
+        may_decide(&policy, &person, &request)?;
+        Ok::<_, String>((person, request.id))
+    };
+    let (person, id) = match checked.await {
+        Ok(checked) => checked,
+        Err(message) => return input_error(INPUT_ANSWER, &message),
+    };
+    let text = submission.view.state.value(INPUT_ANSWER).unwrap_or("").to_string();
+    let answered = tokio::spawn(async move { service::answer(&state, id, decider(person), text).await });
+    match tokio::time::timeout(SUBMISSION_BUDGET, answered).await {
+        Ok(Ok(Ok(_))) => StatusCode::OK.into_response(),
+        Ok(Ok(Err(error))) => input_error(INPUT_ANSWER, &format!("Not recorded: {}", error.message)),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "a Slack answer task failed");
+            input_error(INPUT_ANSWER, "Signoff failed to record this; the cause is in the server log.")
+        }
+        Err(_) => {
+            tracing::warn!(%id, "a Slack answer took longer than Slack waits; answered before it finished");
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
 /// A modal submitted: decides, or says what to fix. An empty `200` closes the modal.
 async fn on_submission(state: AppState, submission: ViewSubmission) -> Response {
     let view = &submission.view;
     let reject = match view.callback_id.as_str() {
         REJECT_CALLBACK_ID => true,
         EDIT_CALLBACK_ID => false,
+        ANSWER_CALLBACK_ID => return on_answer(state, submission).await,
         _ => return StatusCode::OK.into_response(),
     };
     let main_block = if reject { INPUT_COMMENT } else { INPUT_ARGS };
