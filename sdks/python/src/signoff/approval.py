@@ -3,7 +3,7 @@
 A gated call:
 
 1. binds the call's arguments by name (they must be JSON: they are what the approver sees and may edit);
-2. creates a request keyed by `run_id` and a `call_id` derived from the function and its arguments, so a retried or
+2. creates a request keyed by `run_id` and a `call_id` derived from the action and its arguments, so a retried or
    resumed agent (a new process, the same run, the same call) gets the request it made before instead of asking
    again. A request that already has an outcome was used up by an earlier call that ran, so the same call asked
    again in the same run makes a new request (`call_id` gets `#2`, `#3`, ...);
@@ -120,7 +120,6 @@ class _Gate:
         if any(p.kind is p.VAR_POSITIONAL for p in self.signature.parameters.values()):
             raise TypeError(f"{fn.__qualname__}: *args cannot be gated; name every argument")
         self.has_run_id = "run_id" in self.signature.parameters
-        self.name = f"{fn.__module__}.{fn.__qualname__}"
 
     def ask(self, call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> _Ask:
         bound = self.signature.bind(*call_args, **call_kwargs)
@@ -138,11 +137,11 @@ class _Gate:
             canonical = json.dumps(args, sort_keys=True, separators=(",", ":"))
         except TypeError as exc:
             raise TypeError(f"{self.fn.__qualname__}: the arguments of a gated call must be JSON ({exc})") from exc
-        digest = hashlib.sha256(f"{self.name}\n{canonical}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{self.action}\n{canonical}".encode()).hexdigest()[:32]
         return _Ask(
             args=args,
             run_id=str(run_id) if run_id is not None else current_run_id(),
-            call_id=f"{self.fn.__qualname__[:160]}:{digest}",
+            call_id=f"{self.action[:128]}:{digest}",
             summary=self._summary(args),
         )
 
