@@ -32,8 +32,17 @@ class SignoffCallback(BaseHTTPRequestHandler):
             request = message["data"]
             decision = request["decision"]
             # Resume the agent's work here from request["state"], executing decision["args"] if approved.
-            print(json.dumps({"id": request["id"], "status": request["status"], "args": decision["args"],
-                              "state": request["state"]}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "id": request["id"],
+                        "status": request["status"],
+                        "args": decision["args"],
+                        "state": request["state"],
+                    }
+                ),
+                flush=True,
+            )
         self.send_response(204)  # any 2xx ends the retries
         self.end_headers()
 

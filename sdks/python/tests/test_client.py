@@ -11,19 +11,34 @@ import pytest
 import signoff
 from signoff import AsyncSignoff, Signoff
 
-from conftest import Key, Server, TcpProxy
+from conftest import Key, Server, TcpProxy, free_port
 
 
 def test_create_get_list_and_idempotent_retries(agent: Signoff) -> None:
     created = agent.create(
-        "refund", {"order": "1042", "amount": 120}, summary="Refund order 1042", reasoning="Arrived broken",
-        context={"ticket": "T-1"}, confidence=0.8, tags=["refund"], idempotency_key="order-1042-refund",
+        "refund",
+        {"order": "1042", "amount": 120},
+        summary="Refund order 1042",
+        reasoning="Arrived broken",
+        context={"ticket": "T-1"},
+        confidence=0.8,
+        tags=["refund"],
+        idempotency_key="order-1042-refund",
     )
     assert created.pending and created.group == "finance" and created.args == {"order": "1042", "amount": 120}
-    assert agent.create(
-        "refund", {"order": "1042", "amount": 120}, summary="Refund order 1042", reasoning="Arrived broken",
-        context={"ticket": "T-1"}, confidence=0.8, tags=["refund"], idempotency_key="order-1042-refund",
-    ).id == created.id
+    assert (
+        agent.create(
+            "refund",
+            {"order": "1042", "amount": 120},
+            summary="Refund order 1042",
+            reasoning="Arrived broken",
+            context={"ticket": "T-1"},
+            confidence=0.8,
+            tags=["refund"],
+            idempotency_key="order-1042-refund",
+        ).id
+        == created.id
+    )
     with pytest.raises(signoff.IdempotencyConflict) as conflict:
         agent.create("refund", {"order": "1042", "amount": 999}, idempotency_key="order-1042-refund")
     assert conflict.value.status == 409 and isinstance(conflict.value, signoff.Conflict)
@@ -84,10 +99,14 @@ def test_wait_decide_and_report_outcome(agent: Signoff, dana: Signoff) -> None:
 
 def test_reject_and_cancel(agent: Signoff, dana: Signoff) -> None:
     rejected = dana.reject(agent.create("refund", {"amount": 5}).id, "outside the refund window")
-    assert rejected.status == "rejected" and rejected.decision and rejected.decision.comment == "outside the refund window"
+    assert (
+        rejected.status == "rejected" and rejected.decision and rejected.decision.comment == "outside the refund window"
+    )
 
     cancelled = agent.cancel(agent.create("refund", {"amount": 6}).id, "the customer withdrew")
-    assert cancelled.status == "cancelled" and cancelled.decision and cancelled.decision.reason == "the customer withdrew"
+    assert (
+        cancelled.status == "cancelled" and cancelled.decision and cancelled.decision.reason == "the customer withdrew"
+    )
     with pytest.raises(signoff.AlreadyDecided):
         agent.cancel(cancelled.id)
 
@@ -139,7 +158,10 @@ def test_events_resume_after_a_dropped_connection(server: Server, agent: Signoff
         stream.close()
     proxy.close()
     assert [(e.request_id, e.kind) for e in received] == [
-        (first.id, "created"), (first.id, "routed"), (second.id, "created"), (second.id, "routed")
+        (first.id, "created"),
+        (first.id, "routed"),
+        (second.id, "created"),
+        (second.id, "routed"),
     ]
     seqs = [e.seq for e in received]
     assert seqs == sorted(set(seqs))
@@ -169,16 +191,10 @@ def test_rate_limited_calls_are_retried_after_retry_after(start_server) -> None:
         assert len(patient.list(action="refund").items) == 3  # no duplicates from the retries
 
 
-def test_a_server_that_is_not_there(start_server) -> None:
-    with Signoff(f"http://127.0.0.1:{_closed_port()}", "so_agent_x", max_retries=1) as client:
+def test_a_server_that_is_not_there() -> None:
+    with Signoff(f"http://127.0.0.1:{free_port()}", "so_agent_x", max_retries=1) as client:
         with pytest.raises(signoff.ConnectionFailed):
             client.get("0196a3c4-5e2f-7a10-8b3c-4d5e6f708192")
-
-
-def _closed_port() -> int:
-    from conftest import free_port
-
-    return free_port()
 
 
 async def test_async_client(server: Server, agent_key: Key, dana: Signoff) -> None:

@@ -65,18 +65,22 @@ def test_rejection_raises_when_asked_to(agent: Signoff, dana: Signoff) -> None:
     with pytest.raises(signoff.Rejected) as rejected:
         delete_rows("orders", "1=1")
     assert str(rejected.value) == "Rejected by dana: that is production"
-    assert rejected.value.request.status == "rejected" and rejected.value.request.args == {"table": "orders", "where": "1=1"}
+    assert rejected.value.request.status == "rejected" and rejected.value.request.args == {
+        "table": "orders",
+        "where": "1=1",
+    }
 
 
 def test_a_crashed_agent_resumes_the_same_request(env_agent: Signoff, dana: Signoff) -> None:
     tests = Path(__file__).parent
     agent_process = subprocess.Popen(
-        [sys.executable, "-m", "agent_tools", "ticket-3"], cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)},
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "agent_tools", "ticket-3"],
+        cwd=tests,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    request = next(
-        env_agent.get(e.request_id) for e in env_agent.events() if e.kind == "routed" and e.request_id
-    )
+    request = next(env_agent.get(e.request_id) for e in env_agent.events() if e.kind == "routed" and e.request_id)
     assert request.run_id == "ticket-3" and request.pending
     agent_process.kill()  # the agent dies while it waits
     agent_process.wait()
@@ -155,6 +159,7 @@ def test_arguments_must_be_json(agent: Signoff) -> None:
 
 def test_wrong_client_kind_is_refused_at_decoration(agent: Signoff) -> None:
     with pytest.raises(TypeError, match="AsyncSignoff"):
+
         @require_approval(client=agent)
         async def tool() -> None: ...
 
@@ -178,6 +183,7 @@ async def test_async_approval_with_edit(server: Server, agent_key: Key, dana: Si
 
 async def test_async_rejection_timeout_and_expiry(server: Server, agent_key: Key, dana: Signoff) -> None:
     async with AsyncSignoff(server.url, agent_key.key) as agent:
+
         @require_approval(action="refund", on_reject="raise", client=agent)
         async def refund(amount: int) -> None:
             raise AssertionError("must not run")

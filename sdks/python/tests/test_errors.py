@@ -16,7 +16,7 @@ from conftest import REPO
 def documented_codes() -> dict[str, int]:
     """`code -> status` from the error table of docs/api.md."""
     text = (REPO / "docs" / "api.md").read_text()
-    table = text[text.index("| code | status | when |"):]
+    table = text[text.index("| code | status | when |") :]
     table = table[: table.index("\n\n")]
     rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", table, re.MULTILINE)
     assert len(rows) == table.count("\n") - 1, "every row of the table is read"

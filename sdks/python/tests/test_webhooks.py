@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
 from signoff import Signoff, webhooks
 from signoff.webhooks import WebhookVerificationError
+
+from conftest import free_port
 
 
 class Receiver:
@@ -85,33 +92,33 @@ def test_a_signature_matches_among_several() -> None:
     assert webhooks.verify(headers, body, secret, now=1_746_092_463) == {"type": "request.decided"}
 
 
-def test_the_example_receiver_handles_a_real_callback(start_server, tmp_path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from conftest import free_port
-
+def test_the_example_receiver_handles_a_real_callback(start_server) -> None:
     server = start_server(SIGNOFF_ALLOW_PRIVATE_CALLBACKS="true")
     agent_key = server.key("agent", "refund-bot")
     port = free_port()
     example = Path(__file__).parents[1] / "examples" / "webhook_receiver.py"
     receiver = subprocess.Popen(
-        [sys.executable, str(example)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, str(example)],
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "SIGNOFF_WEBHOOK_SECRET": agent_key.webhook_secret, "PORT": str(port)},
     )
     try:
         assert receiver.stdout is not None and receiver.stdout.readline().startswith("listening")
         with Signoff(server.url, agent_key.key) as agent:
             request = agent.create(
-                "lookup", {"customer": "c_7"}, callback_url=f"http://127.0.0.1:{port}/signoff/callback",
+                "lookup",
+                {"customer": "c_7"},
+                callback_url=f"http://127.0.0.1:{port}/signoff/callback",
                 state={"conversation": "c-5521"},
             )
         handled = json.loads(receiver.stdout.readline())
-        assert handled == {"id": request.id, "status": "approved", "args": {"customer": "c_7"},
-                           "state": {"conversation": "c-5521"}}
+        assert handled == {
+            "id": request.id,
+            "status": "approved",
+            "args": {"customer": "c_7"},
+            "state": {"conversation": "c-5521"},
+        }
     finally:
         receiver.terminate()
         receiver.wait()

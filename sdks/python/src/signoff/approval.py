@@ -72,7 +72,9 @@ def not_approved_message(request: Request) -> str:
     if request.status == "rejected":
         if kind == "timeout":
             return "Rejected: no decision before the deadline"
-        who = {"human": f" by {decision.by.approver_id}" if decision else "", "policy": " by policy"}.get(kind or "", "")
+        who = {"human": f" by {decision.by.approver_id}" if decision else "", "policy": " by policy"}.get(
+            kind or "", ""
+        )
         return f"Rejected{who}: {text}" if text else f"Rejected{who}"
     if request.status == "expired":
         return "Expired: no decision before the deadline"
@@ -202,7 +204,7 @@ def _sync_gate(gate: _Gate, client: Signoff | None) -> Callable[..., Any]:
     def gated(*call_args: Any, **call_kwargs: Any) -> Any:
         ask = gate.ask(call_args, call_kwargs)
         with contextlib.ExitStack() as stack:
-            api = client or stack.enter_context(Signoff())
+            api = client if client is not None else stack.enter_context(Signoff())
             request = asked(api, ask)
             if request.pending:
                 request = api.wait(request.id, gate.timeout)
@@ -246,7 +248,7 @@ def _async_gate(gate: _Gate, client: AsyncSignoff | None) -> Callable[..., Any]:
     async def gated(*call_args: Any, **call_kwargs: Any) -> Any:
         ask = gate.ask(call_args, call_kwargs)
         async with contextlib.AsyncExitStack() as stack:
-            api = client or await stack.enter_async_context(AsyncSignoff())
+            api = client if client is not None else await stack.enter_async_context(AsyncSignoff())
             request = await asked(api, ask)
             if request.pending:
                 request = await api.wait(request.id, gate.timeout)

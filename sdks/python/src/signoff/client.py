@@ -16,6 +16,7 @@ Retries (up to `max_retries`, exponential backoff with jitter, at least the serv
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 import os
 import random
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 
 from .errors import ConnectionFailed, RateLimited, SignoffError, TooManyConnections, error_from_response
-from .models import Event, JSON, Page, Request
+from .models import JSON, Event, Page, Request
 
 if TYPE_CHECKING:
     from .approval import OnReject
@@ -85,7 +86,10 @@ class _calls:
     @staticmethod
     def wait(request_id: str, timeout_s: int) -> _Call:
         return _Call(
-            "GET", f"/v1/requests/{request_id}/wait", params={"timeout_s": timeout_s}, repeatable=True,
+            "GET",
+            f"/v1/requests/{request_id}/wait",
+            params={"timeout_s": timeout_s},
+            repeatable=True,
             timeout=timeout_s + 30,
         )
 
@@ -115,10 +119,10 @@ class _Retry:
     max_delay: float = 8.0
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+        return min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
 
     def after_exception(self, call: _Call, exc: httpx.TransportError, attempt: int) -> float | None:
-        never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
         if attempt >= self.max_retries or not (never_sent or call.repeatable):
             return None
         return self._backoff(attempt)
@@ -126,7 +130,7 @@ class _Retry:
     def after_error(self, call: _Call, error: SignoffError, attempt: int) -> float | None:
         if attempt >= self.max_retries:
             return None
-        if isinstance(error, (RateLimited, TooManyConnections)):
+        if isinstance(error, RateLimited | TooManyConnections):
             return max(error.retry_after or 0.0, self._backoff(attempt))
         if call.repeatable and error.status in (500, 502, 503, 504):
             return self._backoff(attempt)
@@ -237,7 +241,10 @@ class Signoff(_Base):
         while True:
             try:
                 response = self._http.request(
-                    call.method, self.url + call.path, params=call.params, json=call.body,
+                    call.method,
+                    self.url + call.path,
+                    params=call.params,
+                    json=call.body,
                     headers={**self._headers, **call.headers},
                     timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
@@ -279,11 +286,24 @@ class Signoff(_Base):
         The call is idempotent: with `idempotency_key`, that key; else with `run_id` and `call_id`, that pair;
         else a fresh UUID per call, reused by this call's own retries.
         """
-        body = self._create_body(action, args, dict(
-            summary=summary, reasoning=reasoning, context=context, confidence=confidence, tags=tags, mode=mode,
-            run_id=run_id, call_id=call_id, callback_url=callback_url, state=state, timeout_s=timeout_s,
-            revises=revises,
-        ))
+        body = self._create_body(
+            action,
+            args,
+            dict(
+                summary=summary,
+                reasoning=reasoning,
+                context=context,
+                confidence=confidence,
+                tags=tags,
+                mode=mode,
+                run_id=run_id,
+                call_id=call_id,
+                callback_url=callback_url,
+                state=state,
+                timeout_s=timeout_s,
+                revises=revises,
+            ),
+        )
         return Request.model_validate(self._send(_calls.create(body, idempotency_key)))
 
     def get(self, request_id: str) -> Request:
@@ -327,9 +347,7 @@ class Signoff(_Base):
         body = {"outcome": outcome, "comment": comment, "reason": reason, "args": args}
         return Request.model_validate(self._send(_calls.decide(request_id, body)))
 
-    def approve(
-        self, request_id: str, *, comment: str | None = None, args: dict[str, JSON] | None = None
-    ) -> Request:
+    def approve(self, request_id: str, *, comment: str | None = None, args: dict[str, JSON] | None = None) -> Request:
         return self.decide(request_id, "approve", comment=comment, args=args)
 
     def reject(self, request_id: str, comment: str, *, reason: str | None = None) -> Request:
@@ -342,7 +360,7 @@ class Signoff(_Base):
         """Record what happened after executing (or failing to); once per request."""
         return Request.model_validate(self._send(_calls.report_outcome(request_id, ok, detail)))
 
-    def request_events(self, request_id: str) -> list[Event]:
+    def request_events(self, request_id: str) -> builtins.list[Event]:
         """The request's timeline: its audit events, oldest first."""
         return [Event.model_validate(e) for e in self._send(_calls.request_events(request_id))]
 
@@ -358,7 +376,9 @@ class Signoff(_Base):
         while True:
             try:
                 with self._http.stream(
-                    "GET", self.url + call.path, headers={**self._headers, **_stream_headers(decoder.last_id)},
+                    "GET",
+                    self.url + call.path,
+                    headers={**self._headers, **_stream_headers(decoder.last_id)},
                     timeout=_STREAM_TIMEOUT,
                 ) as response:
                     if not response.is_success:
@@ -426,7 +446,10 @@ class AsyncSignoff(_Base):
         while True:
             try:
                 response = await self._http.request(
-                    call.method, self.url + call.path, params=call.params, json=call.body,
+                    call.method,
+                    self.url + call.path,
+                    params=call.params,
+                    json=call.body,
                     headers={**self._headers, **call.headers},
                     timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
@@ -464,11 +487,24 @@ class AsyncSignoff(_Base):
         idempotency_key: str | None = None,
     ) -> Request:
         """See `Signoff.create`."""
-        body = self._create_body(action, args, dict(
-            summary=summary, reasoning=reasoning, context=context, confidence=confidence, tags=tags, mode=mode,
-            run_id=run_id, call_id=call_id, callback_url=callback_url, state=state, timeout_s=timeout_s,
-            revises=revises,
-        ))
+        body = self._create_body(
+            action,
+            args,
+            dict(
+                summary=summary,
+                reasoning=reasoning,
+                context=context,
+                confidence=confidence,
+                tags=tags,
+                mode=mode,
+                run_id=run_id,
+                call_id=call_id,
+                callback_url=callback_url,
+                state=state,
+                timeout_s=timeout_s,
+                revises=revises,
+            ),
+        )
         return Request.model_validate(await self._send(_calls.create(body, idempotency_key)))
 
     async def get(self, request_id: str) -> Request:
@@ -521,7 +557,7 @@ class AsyncSignoff(_Base):
     async def report_outcome(self, request_id: str, ok: bool, detail: JSON = None) -> Request:
         return Request.model_validate(await self._send(_calls.report_outcome(request_id, ok, detail)))
 
-    async def request_events(self, request_id: str) -> list[Event]:
+    async def request_events(self, request_id: str) -> builtins.list[Event]:
         return [Event.model_validate(e) for e in await self._send(_calls.request_events(request_id))]
 
     async def events(self, after: int | None = None) -> AsyncIterator[Event]:
@@ -532,7 +568,9 @@ class AsyncSignoff(_Base):
         while True:
             try:
                 async with self._http.stream(
-                    "GET", self.url + call.path, headers={**self._headers, **_stream_headers(decoder.last_id)},
+                    "GET",
+                    self.url + call.path,
+                    headers={**self._headers, **_stream_headers(decoder.last_id)},
                     timeout=_STREAM_TIMEOUT,
                 ) as response:
                     if not response.is_success:

@@ -13,13 +13,19 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 __all__ = ["verify", "sign", "WebhookVerificationError", "TOLERANCE_S"]
 
 TOLERANCE_S = 300
 """How far (seconds) a callback's timestamp may be from the receiver's clock, either way."""
+
+
+class Headers(Protocol):
+    """Any collection of headers with `items()`: a dict, `http.server`'s headers, a framework's request headers."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 class WebhookVerificationError(Exception):
@@ -39,12 +45,10 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
-def verify(
-    headers: Mapping[str, str], body: bytes | str, secret: str, *, now: float | None = None
-) -> dict[str, Any]:
+def verify(headers: Headers, body: bytes | str, secret: str, *, now: float | None = None) -> dict[str, Any]:
     """Check a callback's signature and freshness; return its parsed body (`{"type", "timestamp", "data"}`).
 
-    `headers` may be any mapping (header names are matched case-insensitively). Raises
+    `headers` may be any mapping or headers object (header names are matched case-insensitively). Raises
     `WebhookVerificationError` for a missing header, a timestamp more than 5 minutes away, or no matching signature.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -65,5 +69,6 @@ def verify(
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
-            return json.loads(raw)
+            message: dict[str, Any] = json.loads(raw)
+            return message
     raise WebhookVerificationError("no matching signature")
