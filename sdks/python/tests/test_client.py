@@ -235,3 +235,34 @@ def test_a_custom_http_client_is_used(server: Server, agent_key: Key) -> None:
     with Signoff(server.url, agent_key.key, http_client=http) as client:
         client.list()
     assert seen == ["/v1/requests"]
+
+
+def test_which_calls_are_retried() -> None:
+    from signoff.client import _calls, _Retry
+
+    retry = _Retry(max_retries=3)
+    never_sent, broken = httpx.ConnectError("refused"), httpx.ReadError("connection reset")
+    busy = signoff.RateLimited("rate_limited", "slow down", 429, retry_after=2.0)
+    crashed = signoff.Internal("internal", "oops", 500)
+    decisions = [
+        _calls.decide("id", {"outcome": "approve"}),
+        _calls.cancel("id", None),
+        _calls.report_outcome("id", True, None),
+    ]
+    repeatable = [_calls.create({"action": "a"}, None), _calls.get("id"), _calls.list({}), _calls.wait("id", 30)]
+    for call in decisions + repeatable:
+        assert retry.after_exception(call, never_sent, 0) is not None
+        delay = retry.after_error(call, busy, 0)
+        assert delay is not None and delay >= 2.0
+        assert retry.after_error(call, busy, 3) is None  # max_retries reached
+    for call in decisions:
+        assert retry.after_exception(call, broken, 0) is None and retry.after_error(call, crashed, 0) is None
+    for call in repeatable:
+        assert retry.after_exception(call, broken, 0) is not None and retry.after_error(call, crashed, 0) is not None
+    assert retry.after_error(repeatable[0], signoff.InvalidRequest("invalid_request", "m", 400), 0) is None
+
+    # A create always carries a key, so its retries are safe: the caller's, else the (run_id, call_id) pair, else a UUID.
+    assert _calls.create({"action": "a"}, "mine").headers == {"Idempotency-Key": "mine"}
+    assert _calls.create({"action": "a", "run_id": "r", "call_id": "c"}, None).headers == {}
+    generated = _calls.create({"action": "a"}, None).headers["Idempotency-Key"]
+    assert generated != _calls.create({"action": "a"}, None).headers["Idempotency-Key"]

@@ -200,3 +200,24 @@ async def test_async_rejection_timeout_and_expiry(server: Server, agent_key: Key
         with pytest.raises(signoff.ApprovalTimeout):
             await impatient_refund(2)
         assert await fuse() == "Expired: no decision before the deadline"
+
+
+def test_client_bound_and_environment_configured_gates(env_agent: Signoff, agent: Signoff) -> None:
+    @agent.require_approval(action="lookup")
+    def bound(customer: str) -> str:
+        return f"found {customer}"
+
+    with signoff.run("run-7"):
+        assert bound("c_1") == "found c_1"  # policy approves lookups at once
+    assert only_request(agent, "run-7").outcome is not None
+
+
+async def test_an_async_gate_configured_from_the_environment(env_agent: Signoff) -> None:
+    @require_approval(action="lookup")
+    async def lookup(customer: str) -> str:
+        return f"found {customer}"
+
+    with signoff.run("run-8"):
+        assert await lookup("c_2") == "found c_2"
+    request = only_request(env_agent, "run-8")
+    assert request.outcome is not None and request.outcome.detail == {"result": "found c_2"}

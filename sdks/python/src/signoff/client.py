@@ -220,7 +220,7 @@ class Signoff(_Base):
         url: str | None = None,
         key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         max_retries: int = 3,
         http_client: httpx.Client | None = None,
     ) -> None:
@@ -425,7 +425,7 @@ class AsyncSignoff(_Base):
         url: str | None = None,
         key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         max_retries: int = 3,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
