@@ -33,11 +33,19 @@ rules:
   - name: auto-lookup
     when: action == "lookup"
     decide: approve
+  - name: no-wires
+    when: action == "wire_money"
+    decide: deny
   - name: short-fuse
     when: action == "short_fuse"
     route: finance
     timeout: 1s
     on_timeout: fail
+  - name: short-fuse-reject
+    when: action == "short_fuse_reject"
+    route: finance
+    timeout: 1s
+    on_timeout: reject
 """
 
 

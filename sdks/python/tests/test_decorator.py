@@ -123,7 +123,7 @@ def test_timeout_raises_and_a_later_call_picks_the_request_up(agent: Signoff, da
     assert ran == ["jo@example.com"] and only_request(agent, "run-5").id == request.id
 
 
-def test_an_expired_request_ends_the_call(agent: Signoff) -> None:
+def test_an_expired_or_timed_out_request_ends_the_call(agent: Signoff) -> None:
     @require_approval(action="short_fuse", client=agent)
     def returning(n: int) -> None: ...
 
@@ -134,6 +134,11 @@ def test_an_expired_request_ends_the_call(agent: Signoff) -> None:
     with pytest.raises(signoff.Expired) as expired:
         raising(2)
     assert expired.value.request.status == "expired" and expired.value.request.decision.by.kind == "timeout"
+
+    @require_approval(action="short_fuse_reject", client=agent)
+    def timed_out(n: int) -> None: ...
+
+    assert timed_out(3) == "Rejected: no decision before the deadline"  # policy: 1 s, then on_timeout: reject
 
 
 def test_a_failing_function_reports_the_failure(agent: Signoff) -> None:
@@ -221,3 +226,19 @@ async def test_an_async_gate_configured_from_the_environment(env_agent: Signoff)
         assert await lookup("c_2") == "found c_2"
     request = only_request(env_agent, "run-8")
     assert request.outcome is not None and request.outcome.detail == {"result": "found c_2"}
+
+
+def test_a_policy_denial_and_a_cancel_are_told_to_the_model(agent: Signoff) -> None:
+    @require_approval(client=agent)
+    def wire_money(iban: str) -> None:
+        raise AssertionError("must not run")
+
+    assert wire_money("DE89") == "Rejected by policy: denied by policy rule `no-wires`"
+
+    @require_approval(action="refund", on_reject="raise", client=agent)
+    def refund(amount: int) -> None:
+        raise AssertionError("must not run")
+
+    decide_when_pending(agent, "refund", lambda api, r: api.cancel(r.id, "a duplicate"))  # the agent withdraws it
+    with pytest.raises(signoff.Cancelled, match="^Cancelled: a duplicate$"):
+        refund(9)

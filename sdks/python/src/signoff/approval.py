@@ -67,14 +67,13 @@ def current_run_id() -> str:
 def not_approved_message(request: Request) -> str:
     """What a gated call returns to the model for a request that was not approved."""
     decision = request.decision
-    text = ((decision.comment or decision.reason or "") if decision else "").strip()
-    kind = decision.by.kind if decision else None
+    if decision is None:
+        return f"Not approved: the request is {request.status}"
+    text, by = (decision.comment or decision.reason or "").strip(), decision.by
     if request.status == "rejected":
-        if kind == "timeout":
+        if by.kind == "timeout":
             return "Rejected: no decision before the deadline"
-        who = {"human": f" by {decision.by.approver_id}" if decision else "", "policy": " by policy"}.get(
-            kind or "", ""
-        )
+        who = f" by {by.approver_id}" if by.kind == "human" else " by policy" if by.kind == "policy" else ""
         return f"Rejected{who}: {text}" if text else f"Rejected{who}"
     if request.status == "expired":
         return "Expired: no decision before the deadline"

@@ -212,7 +212,9 @@ class _Base:
 class Signoff(_Base):
     """A blocking client. Configured by arguments, else `SIGNOFF_URL` (default `http://127.0.0.1:8700`) and `SIGNOFF_KEY`.
 
-    Use it as a context manager, or call `close()`, to release its connections.
+    `timeout` bounds each call in seconds (`wait` and `events` set their own); `max_retries` is how often a call is
+    tried again (see the module's docstring for which calls, and when). Use it as a context manager, or call
+    `close()`, to release its connections. It may be shared between threads.
     """
 
     def __init__(
