@@ -266,3 +266,9 @@ def test_which_calls_are_retried() -> None:
     assert _calls.create({"action": "a", "run_id": "r", "call_id": "c"}, None).headers == {}
     generated = _calls.create({"action": "a"}, None).headers["Idempotency-Key"]
     assert generated != _calls.create({"action": "a"}, None).headers["Idempotency-Key"]
+
+
+def test_a_malformed_id_is_not_found(agent: Signoff) -> None:
+    for bad in ("../requests", "not-a-uuid", "a/b?c"):
+        with pytest.raises(signoff.NotFound):
+            agent.get(bad)

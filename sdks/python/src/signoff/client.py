@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -58,6 +59,11 @@ class _Call:
     timeout: float | None = None
 
 
+def _segment(request_id: str) -> str:
+    """A request id as one path segment, whatever it holds (a malformed id is then the server's `404`)."""
+    return quote(str(request_id), safe="")
+
+
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -77,7 +83,7 @@ class _calls:
 
     @staticmethod
     def get(request_id: str) -> _Call:
-        return _Call("GET", f"/v1/requests/{request_id}", repeatable=True)
+        return _Call("GET", f"/v1/requests/{_segment(request_id)}", repeatable=True)
 
     @staticmethod
     def list(params: dict[str, Any]) -> _Call:
@@ -87,7 +93,7 @@ class _calls:
     def wait(request_id: str, timeout_s: int) -> _Call:
         return _Call(
             "GET",
-            f"/v1/requests/{request_id}/wait",
+            f"/v1/requests/{_segment(request_id)}/wait",
             params={"timeout_s": timeout_s},
             repeatable=True,
             timeout=timeout_s + 30,
@@ -95,19 +101,21 @@ class _calls:
 
     @staticmethod
     def decide(request_id: str, body: dict[str, Any]) -> _Call:
-        return _Call("POST", f"/v1/requests/{request_id}/decision", body=_drop_none(body))
+        return _Call("POST", f"/v1/requests/{_segment(request_id)}/decision", body=_drop_none(body))
 
     @staticmethod
     def cancel(request_id: str, reason: str | None) -> _Call:
-        return _Call("POST", f"/v1/requests/{request_id}/cancel", body=_drop_none({"reason": reason}))
+        return _Call("POST", f"/v1/requests/{_segment(request_id)}/cancel", body=_drop_none({"reason": reason}))
 
     @staticmethod
     def report_outcome(request_id: str, ok: bool, detail: JSON) -> _Call:
-        return _Call("POST", f"/v1/requests/{request_id}/outcome", body=_drop_none({"ok": ok, "detail": detail}))
+        return _Call(
+            "POST", f"/v1/requests/{_segment(request_id)}/outcome", body=_drop_none({"ok": ok, "detail": detail})
+        )
 
     @staticmethod
     def request_events(request_id: str) -> _Call:
-        return _Call("GET", f"/v1/requests/{request_id}/events", repeatable=True)
+        return _Call("GET", f"/v1/requests/{_segment(request_id)}/events", repeatable=True)
 
 
 @dataclass
