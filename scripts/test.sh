@@ -61,3 +61,13 @@ cargo build -p signoff
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # `node --test` runs every *.test.mjs file here.
 (cd tests/browser && npm ci --no-audit --no-fund --silent && node --test)
+
+# The Python SDK (sdks/python): its pinned test dependencies in .venv (reinstalled only when its pyproject.toml or
+# requirements-test.txt change), lint and strict types, then its tests against target/debug/signoff (built above).
+sdk_stamp=".venv/signoff-sdk-$(cat sdks/python/pyproject.toml sdks/python/requirements-test.txt | sha256sum | cut -c1-16)"
+if [ ! -e "$sdk_stamp" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -e 'sdks/python[test]' -r sdks/python/requirements-test.txt
+  rm -f .venv/signoff-sdk-* && touch "$sdk_stamp"
+fi
+(cd sdks/python && ../../.venv/bin/ruff check --quiet . && ../../.venv/bin/ruff format --check --quiet . && ../../.venv/bin/mypy)
+.venv/bin/pytest -q -n 4 sdks/python/tests  # each test has its own server, so they run side by side
