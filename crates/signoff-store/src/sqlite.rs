@@ -512,7 +512,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %record.request.id))]
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
         let planner = self.inner.planner.clone();
-        self.write(move |conn| {
+        let created = self.write(move |conn| {
             let request = record.request;
             if let Some(idem_key) = &record.idempotency_key {
                 let existing: Option<(String, String)> = conn
@@ -564,7 +564,15 @@ impl Store for SqliteStore {
             enqueue_notifications(conn, planner.plan(None, &request), &request)?;
             Ok(Created { request, created: true })
         })
-        .await
+        .await?;
+        // Announced like any change, so event streams and waiters hear of a new request at once.
+        if created.created {
+            let _ = self.inner.changes.send(Change::Updated(Arc::new(created.request.clone())));
+            if let Some(earlier) = created.request.revises {
+                let _ = self.inner.changes.send(Change::Request(earlier));
+            }
+        }
+        Ok(created)
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %id))]

@@ -199,9 +199,11 @@ async fn updates_are_announced(backend: Backend) {
         changes = store.changes();
         let id2 = store.create_request(record(refund(11), None)).await.unwrap().request.id;
         store.update_request(id2, Box::new(|r| r.apply_human_verdict(approve("dana"), now()))).await.unwrap();
-        match changes.recv().await.unwrap() {
-            Change::Updated(request) => assert_eq!((request.id, request.status), (id2, Status::Approved)),
-            other => panic!("expected the updated request, got {other:?}"),
+        for status in [Status::Pending, Status::Approved] {
+            match changes.recv().await.unwrap() {
+                Change::Updated(request) => assert_eq!((request.id, request.status), (id2, status)),
+                other => panic!("expected the request as created, then as updated; got {other:?}"),
+            }
         }
         return;
     }

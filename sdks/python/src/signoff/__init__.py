@@ -24,6 +24,7 @@ from .errors import (
     Forbidden,
     IdempotencyConflict,
     Internal,
+    InvalidAnswer,
     InvalidArgs,
     InvalidEdit,
     InvalidPolicy,
@@ -46,6 +47,7 @@ from .errors import (
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
+    WrongKind,
 )
 from .models import Approval, DecidedBy, Decision, Escalation, Event, Outcome, Page, Placement, Request, RequestedBy
 
@@ -88,6 +90,8 @@ __all__ = [
     "InvalidReason",
     "InvalidPolicy",
     "InvalidRevision",
+    "InvalidAnswer",
+    "WrongKind",
     "Unauthorized",
     "Forbidden",
     "NotAnApprover",

@@ -77,6 +77,14 @@ class InvalidRevision(SignoffError):
     """400: `revises` names no rejected or expired request of this agent's, or one already revised."""
 
 
+class WrongKind(SignoffError):
+    """400: an answer to a request that asks for approval, or a decision on a question."""
+
+
+class InvalidAnswer(SignoffError):
+    """400: an answer that is empty, too long, or not one of the question's options."""
+
+
 class Unauthorized(SignoffError):
     """401: no key, an unknown key, or a revoked key."""
 
@@ -179,6 +187,8 @@ ERROR_CLASSES: dict[str, type[SignoffError]] = {
         InvalidReason,
         InvalidPolicy,
         InvalidRevision,
+        WrongKind,
+        InvalidAnswer,
         Unauthorized,
         Forbidden,
         NotAnApprover,

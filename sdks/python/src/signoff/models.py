@@ -33,7 +33,7 @@ class Decision(Wire):
     """The one decision of a request. Execute `args`, never the request's proposed `args`."""
 
     outcome: str
-    """`approved`, `rejected`, `expired` or `cancelled`: the request's new status."""
+    """`approved`, `rejected`, `expired`, `cancelled` or `answered`: the request's new status."""
     args: dict[str, JSON] = Field(default_factory=dict)
     edited: bool = False
     comment: str | None = None
@@ -88,7 +88,7 @@ class Request(Wire):
 
     id: str
     status: str
-    """`pending`, then `approved`, `rejected`, `expired` or `cancelled`."""
+    """`pending`, then `approved`, `rejected`, `expired`, `cancelled` or (a question) `answered`."""
     action: str
     args: dict[str, JSON] = Field(default_factory=dict)
     summary: str | None = None
