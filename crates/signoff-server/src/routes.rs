@@ -305,8 +305,10 @@ async fn request_deliveries(
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
-    let mut attempts = attempts_by(&state, id, EventKind::CallbackAttempted, "webhook_id").await?;
+    // Rows first, then their attempts: an attempt is committed with its row, so the history holds every attempt the
+    // row counts (and perhaps one more that landed in between).
     let deliveries = state.store.deliveries(id).await?;
+    let mut attempts = attempts_by(&state, id, EventKind::CallbackAttempted, "webhook_id").await?;
     Ok(Json(
         deliveries
             .into_iter()
@@ -332,8 +334,9 @@ async fn request_notifications(
 ) -> Result<Json<Vec<NotificationView>>, ApiError> {
     let id = request_id(&id)?;
     visible_request(&state, &caller, id).await?;
-    let mut attempts = attempts_by(&state, id, EventKind::NotificationAttempted, "notification_id").await?;
+    // Rows first, then their attempts (see `request_deliveries`).
     let notifications = state.store.notifications(id).await?;
+    let mut attempts = attempts_by(&state, id, EventKind::NotificationAttempted, "notification_id").await?;
     Ok(Json(
         notifications
             .into_iter()
