@@ -185,11 +185,14 @@ pub async fn email_link(
     if let Some((approver, Ok(person))) = approver.map(|a| (a, ApproverId::parse(&a.id))) {
         let expires_at = signoff_store::now() + SIGN_IN_LINK_LIFETIME;
         let claims = SignInClaims { approver_id: person, nonce: LinkClaims::new_nonce(), expires_at };
-        let mut link = url::Url::parse(&format!("{}/sign-in/link", dashboard.app.public_url)).expect("public url");
-        link.query_pairs_mut().append_pair("token", &signer.sign_sign_in(&claims)).append_pair("next", &next);
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", &signer.sign_sign_in(&claims))
+            .append_pair("next", &next)
+            .finish();
+        let link = format!("{}/sign-in/link?{query}", dashboard.app.public_url);
         let (mailer, to) = (mailer.clone(), approver.email.clone().unwrap_or_default());
         tokio::spawn(async move {
-            if let Err(error) = mailer.send_sign_in(&to, link.as_str(), expires_at).await {
+            if let Err(error) = mailer.send_sign_in(&to, &link, expires_at).await {
                 tracing::warn!(error = %error.message, "a sign-in link could not be mailed");
             }
         });

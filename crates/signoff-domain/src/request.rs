@@ -950,23 +950,17 @@ impl Request {
         }
         let deadline_passed = self.deadline_at.is_some_and(|deadline| deadline <= now);
         // Reminders missed while the server was down fire as one: nobody needs three reminders at once.
-        let mut due = self.reminders.iter_mut().enumerate().filter(|(_, r)| r.fired_at.is_none() && r.due_at <= now);
-        if let Some((first, reminder)) = due.next() {
-            let mut last = (first, reminder.due_at);
-            reminder.fired_at = Some(now);
-            for (index, reminder) in due {
+        let mut latest = None;
+        for (index, reminder) in self.reminders.iter_mut().enumerate() {
+            if reminder.fired_at.is_none() && reminder.due_at <= now {
                 reminder.fired_at = Some(now);
-                last = (index, reminder.due_at);
+                latest = Some((index, reminder.due_at));
             }
-            if !deadline_passed {
-                events.push(NewEvent::new(
-                    Some(self.id),
-                    EventKind::Reminded,
-                    "timer",
-                    json!({ "reminder": last.0 + 1, "group": self.group, "due_at": last.1 }),
-                ));
-                self.updated_at = now;
-            }
+        }
+        if let Some((index, due_at)) = latest.filter(|_| !deadline_passed) {
+            let data = json!({ "reminder": index + 1, "group": self.group, "due_at": due_at });
+            events.push(NewEvent::new(Some(self.id), EventKind::Reminded, "timer", data));
+            self.updated_at = now;
         }
         if deadline_passed {
             // A question nobody answered in time has no answer to act on, whatever `on_timeout` says.
