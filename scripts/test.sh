@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A CI run builds once from clean: incremental caches would only take disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 # PostgreSQL: the tests make (and drop) a fresh database on it per test.
 pg_url="${SIGNOFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 if ! pg_isready -q -d "$pg_url" 2>/dev/null; then
