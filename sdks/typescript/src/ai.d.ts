@@ -24,14 +24,14 @@ export type SignoffToolApproval = (options: {
 
 /**
  * A `toolApproval` for `generateText`, `streamText` or `ToolLoopAgent` that asks Signoff about each call of the
- * gated tools (keyed by the run and the call's arguments, like `requireApproval`), waits for the decision, and
- * answers:
+ * gated tools (one request per tool call, keyed by the run and the AI SDK's id of the call), waits for the decision,
+ * and answers:
  * - `approved`, with the reason `Approved by dana: <comment>`: the tool runs;
  * - `denied`, with the reason for the model (`Rejected by dana: outside the refund window`, `Expired: ...`);
  * - `denied` also for an approval with edited arguments, naming them, since the AI SDK runs only the call as the model
  *   made it; the model's call again with exactly those arguments is approved at once, without asking again.
- * Still pending after `timeout`: throws `ApprovalTimeout`, which ends the generation; a new one with the same run
- * picks the same request up.
+ * Still pending after `timeout`: throws `ApprovalTimeout`, which ends the generation; the request stays pending, and
+ * the same tool call (by its id) asked about again picks it up.
  */
 export declare function toolApproval(options?: ToolApprovalOptions): SignoffToolApproval;
 

@@ -4,9 +4,10 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomUUID } from "node:crypto";
-import { ApprovalTimeout, Cancelled, Expired, NotApproved, Rejected } from "./errors.js";
+import { ApprovalTimeout, Cancelled, Expired, IdempotencyConflict, NotApproved, Rejected } from "./errors.js";
 
 /**
+ * @typedef {import("./client.js").Signoff} Signoff
  * @typedef {import("./types.js").SignoffRequest} SignoffRequest
  * @typedef {import("./types.js").JsonObject} JsonObject
  */
@@ -101,17 +102,17 @@ export function questionCallId(question, options) {
 }
 
 /**
- * What this process remembers of gated calls, each bounded (the oldest entries are forgotten first):
- * - `usedUp`: requests it handed on to run (a gated call ran it, a framework was told to run it), so the same call
- *   asked again in the run asks anew even before an outcome is reported;
- * - `toolCalls`: which request a framework's tool call (by its own call id) was put to, so that the framework asking
- *   about that call again (the OpenAI Agents SDK does on resuming) gets the same request, used up or not;
+ * What this process remembers of the calls it made, each bounded (the oldest entries are forgotten first):
+ * - `usedUp`: requests a gated call ran, so that the same call asked again in the run asks anew even before its
+ *   outcome is reported;
  * - `editedApprovals`: approvals with edited arguments, by the run and the call id those arguments make, so that the
- *   model's call again with exactly them is that approval rather than a new question (see integration.js).
+ *   model's call again with exactly them is that approval rather than a new question (see integration.js); each is
+ *   used by one call, which `toolCalls` then ties to it.
+ * - `toolCalls`: which request a framework's tool call was tied to, when not to its own.
  */
 const usedUp = new Set();
-const toolCalls = new Map();
 const editedApprovals = new Map();
+const toolCalls = new Map();
 const MEMORY = 10_000;
 
 /**
@@ -138,6 +139,18 @@ export function rememberEditedApproval(runId, request) {
 }
 
 /**
+ * The call id of a framework's tool call: the action and the framework's own id of the call (`refund@call_8Xk2`),
+ * or, when that would be too long, a digest of it.
+ * @param {string} action
+ * @param {string} toolCallId
+ */
+export function toolCallCallId(action, toolCallId) {
+  const readable = `${action}@${toolCallId}`;
+  if (readable.length <= 256) return readable;
+  return `${action.slice(0, 128)}@${createHash("sha256").update(toolCallId).digest("hex").slice(0, 32)}`;
+}
+
+/**
  * Checks that a gated call's arguments are one plain JSON object.
  * @param {unknown} args
  * @param {string} action
@@ -157,35 +170,64 @@ export function gatedArgs(args, action) {
 }
 
 /**
- * The request for one gated call: made, or found again (the same run and call), skipping requests already used up.
- * @param {import("./client.js").Signoff} api
+ * The request for one gated call: made, or found again (the same run and call).
+ *
+ * A call of `requireApproval` is keyed by its action and arguments, skipping requests already used up (they have an
+ * outcome, or this process ran them). A framework's tool call is keyed by the framework's own id of the call, so each
+ * call the model makes is asked on its own (those requests get no outcome to be used up by), and asking about the
+ * same call again, as the OpenAI Agents SDK does on resuming, gets the same request.
+ * @param {Signoff} api
  * @param {string} action
  * @param {JsonObject} args
  * @param {{ runId: string, summary?: string, toolCallId?: string, signal?: AbortSignal }} options
  * @returns {Promise<SignoffRequest>}
  */
 export async function openRequest(api, action, args, options) {
-  const callId = approvalCallId(action, args);
-  const toolCall = options.toolCallId === undefined ? undefined : `${options.runId}\n${options.toolCallId}`;
-  const edited = editedApprovals.get(`${options.runId}\n${callId}`);
-  const known = (toolCall !== undefined ? toolCalls.get(toolCall) : undefined) ?? (usedUp.has(edited) ? undefined : edited);
-  /** @param {SignoffRequest} request */
-  const bound = (request) => {
-    if (toolCall !== undefined) remember(toolCalls, toolCall, request.id);
-    return request;
-  };
-  if (known !== undefined) {
-    const request = await api.get(known, { signal: options.signal });
-    if (request.outcome === null) return bound(request);
+  const { runId, summary, toolCallId, signal } = options;
+  if (toolCallId !== undefined) {
+    const call = `${runId}\n${toolCallId}`;
+    const edit = `${runId}\n${approvalCallId(action, args)}`;
+    const tied = toolCalls.get(call) ?? editedApprovals.get(edit);
+    if (tied !== undefined) {
+      editedApprovals.delete(edit);
+      remember(toolCalls, call, tied);
+      return api.get(tied, { signal });
+    }
+    const callId = toolCallCallId(action, toolCallId);
+    try {
+      return await api.create(action, args, { summary, runId, callId, signal });
+    } catch (error) {
+      // The same call made before with other fields (a summary given to one helper and not the other): that request.
+      if (!(error instanceof IdempotencyConflict)) throw error;
+      const found = await findByCallId(api, runId, callId, signal);
+      if (found === undefined) throw error;
+      return found;
+    }
   }
+  const callId = approvalCallId(action, args);
   for (let attempt = 1; ; attempt++) {
     const request = await api.create(action, args, {
-      summary: options.summary,
-      runId: options.runId,
+      summary,
+      runId,
       callId: attempt === 1 ? callId : `${callId}#${attempt}`,
-      signal: options.signal,
+      signal,
     });
-    if (request.outcome === null && !usedUp.has(request.id)) return bound(request);
+    if (request.outcome === null && !usedUp.has(request.id)) return request;
+  }
+}
+
+/**
+ * @param {Signoff} api
+ * @param {string} runId
+ * @param {string} callId
+ * @param {AbortSignal | undefined} signal
+ */
+async function findByCallId(api, runId, callId, signal) {
+  for (let cursor; ; ) {
+    const page = await api.list({ runId, cursor, limit: 500, signal });
+    const found = page.items.find((request) => request.call_id === callId);
+    if (found !== undefined || page.next_cursor === null) return found;
+    cursor = page.next_cursor;
   }
 }
 

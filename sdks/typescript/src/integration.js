@@ -82,6 +82,6 @@ export function verdict({ request, runId, args }) {
         `Call ${request.action} again with exactly these arguments.`,
     };
   }
-  markUsedUp(request);
+  markUsedUp(request); // keyed by its arguments (no framework call id): this call ran it
   return { approved: true, request, reason: approvedReason(request) };
 }
