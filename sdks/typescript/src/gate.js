@@ -139,15 +139,13 @@ export function rememberEditedApproval(runId, request) {
 }
 
 /**
- * The call id of a framework's tool call: the action and the framework's own id of the call (`refund@call_8Xk2`),
- * or, when that would be too long, a digest of it.
- * @param {string} action
+ * The call id of a framework's tool call: the framework's own id of it (`call_8Xk2...`, as the Python SDK's OpenAI
+ * Agents integration keys it), or a digest of one longer than the API's 256 characters.
  * @param {string} toolCallId
  */
-export function toolCallCallId(action, toolCallId) {
-  const readable = `${action}@${toolCallId}`;
-  if (readable.length <= 256) return readable;
-  return `${action.slice(0, 128)}@${createHash("sha256").update(toolCallId).digest("hex").slice(0, 32)}`;
+export function toolCallCallId(toolCallId) {
+  if (toolCallId.length >= 1 && toolCallId.length <= 256) return toolCallId;
+  return `tool-call:${createHash("sha256").update(toolCallId).digest("hex").slice(0, 32)}`;
 }
 
 /**
@@ -193,7 +191,7 @@ export async function openRequest(api, action, args, options) {
       remember(toolCalls, call, tied);
       return api.get(tied, { signal });
     }
-    const callId = toolCallCallId(action, toolCallId);
+    const callId = toolCallCallId(toolCallId);
     try {
       return await api.create(action, args, { summary, runId, callId, signal });
     } catch (error) {

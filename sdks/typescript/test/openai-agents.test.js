@@ -87,7 +87,7 @@ test("an interruption approved in Signoff runs the tool", async () => {
   assert.equal(result.interruptions.length, 1);
   const [request] = (await client.list({ runId: "chat-1" })).items; // made by needsApproval, at the call
   assert.equal(request.status, "pending");
-  assert.equal(request.call_id, "refund@call_1", "keyed by the model's id of the tool call");
+  assert.equal(request.call_id, "call_1", "keyed by the model's id of the tool call, as the Python SDK keys it");
   const approving = decideWhenPending(dana, "refund", (api, r) => api.approve(r.id));
   result = await run(agent, await resolveInterruptions(result, { client, runId: "chat-1" }));
   await approving;

@@ -1,0 +1,4 @@
+"""Adapters that put Signoff in front of the tools of agent frameworks; each module needs its framework's extra.
+
+- `signoff.integrations.openai_agents`: the OpenAI Agents SDK (`pip install 'signoff[openai-agents]'`).
+"""
