@@ -75,7 +75,7 @@ fi
 (cd sdks/python && ../../.venv/bin/ruff check --quiet . && ../../.venv/bin/ruff format --check --quiet . && ../../.venv/bin/mypy)
 .venv/bin/pytest -q -n 4 sdks/python/tests  # each test has its own server, so they run side by side
 
-# The TypeScript SDK (sdks/typescript): its pinned devDependencies (package-lock.json), the type check (the JavaScript
-# against its JSDoc, the declarations, and a strict TypeScript user of the whole API), then its tests against
-# target/debug/signoff (built above). Each test starts its own servers, so the test files run side by side.
-(cd sdks/typescript && npm ci --no-audit --no-fund --silent && npx tsc -p . && node --test --test-concurrency=4 test/*.test.js)
+# The TypeScript SDK (sdks/typescript): its pinned devDependencies (package-lock.json), formatting (prettier), the type
+# check (the JavaScript against its JSDoc, the declarations, and a strict TypeScript user of the whole API), then its
+# tests against target/debug/signoff (built above). Each test starts its own servers, so test files run side by side.
+(cd sdks/typescript && npm ci --no-audit --no-fund --silent && npx prettier --check --log-level warn . && npx tsc -p . && node --test --test-concurrency=4 test/*.test.js)

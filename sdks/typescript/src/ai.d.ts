@@ -1,6 +1,5 @@
 import type { Signoff } from "./client.js";
 
-
 export interface ToolApprovalOptions {
   /** The names of the tools to put to Signoff; default every tool. Others run as the AI SDK would without approval. */
   tools?: readonly string[];
@@ -15,7 +14,8 @@ export interface ToolApprovalOptions {
 }
 
 /** The statuses this approval answers, a subset of the AI SDK's `ToolApprovalStatus`. */
-export type SignoffApprovalStatus = { type: "approved"; reason?: string } | { type: "denied"; reason?: string } | undefined;
+export type SignoffApprovalStatus =
+  { type: "approved"; reason?: string } | { type: "denied"; reason?: string } | undefined;
 
 /** A `GenericToolApprovalFunction` of the AI SDK. */
 export type SignoffToolApproval = (options: {
@@ -34,4 +34,3 @@ export type SignoffToolApproval = (options: {
  * the same tool call (by its id) asked about again picks it up.
  */
 export declare function toolApproval(options?: ToolApprovalOptions): SignoffToolApproval;
-

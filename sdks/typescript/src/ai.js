@@ -14,7 +14,9 @@ export function toolApproval(options = {}) {
   const gated = options.tools === undefined ? undefined : new Set(options.tools);
   return async ({ toolCall }) => {
     if (gated !== undefined && !gated.has(toolCall.toolName)) return undefined;
-    const { approved, reason } = verdict(await decideToolCall(toolCall.toolName, toolCall.input, toolCall.toolCallId, options));
+    const { approved, reason } = verdict(
+      await decideToolCall(toolCall.toolName, toolCall.input, toolCall.toolCallId, options),
+    );
     return approved ? { type: "approved", reason } : { type: "denied", reason };
   };
 }

@@ -65,7 +65,9 @@ async function report(api, request, ok, detail) {
   try {
     await api.reportOutcome(request.id, ok, detail);
   } catch (error) {
-    process.emitWarning(`signoff: could not report the outcome of request ${request.id}: ${/** @type {Error} */ (error).message}`);
+    process.emitWarning(
+      `signoff: could not report the outcome of request ${request.id}: ${/** @type {Error} */ (error).message}`,
+    );
   }
 }
 
@@ -85,12 +87,17 @@ export function requireApproval(fn, options = {}) {
   if (onReject !== "return" && onReject !== "throw") {
     throw new TypeError(`requireApproval: onReject is "return" or "throw", not ${JSON.stringify(onReject)}`);
   }
-  const gated = /** @type {(args: A, ...rest: R) => Promise<Awaited<T> | string>} */ (
-    async (/** @type {A} */ args, /** @type {R} */ ...rest) => {
+  /**
+   * @param {A} args
+   * @param {R} rest
+   * @returns {Promise<any>} the function's result, or the message for a call that was not approved
+   */
+  async function gated(args, ...rest) {
     const proposed = gatedArgs(args, action);
     const runId = resolveRunId(/** @type {any} */ (options.runId), proposed);
+    const summary = summarize(/** @type {any} */ (options.summary), proposed);
     const api = options.client ?? new Signoff();
-    let request = await openRequest(api, action, proposed, { runId, summary: summarize(/** @type {any} */ (options.summary), proposed) });
+    let request = await openRequest(api, action, proposed, { runId, summary });
     if (request.status === "pending") request = await api.wait(request.id, { timeout: options.timeout });
     if (request.status === "pending") throw approvalTimeout(request, options.timeout);
     if (request.status !== "approved" || request.decision === null) {
@@ -98,7 +105,6 @@ export function requireApproval(fn, options = {}) {
       return notApprovedMessage(request);
     }
     markUsedUp(request);
-    /** @type {Awaited<T>} */
     let result;
     try {
       result = await fn(/** @type {A} */ (request.decision.args), ...rest);
@@ -108,8 +114,7 @@ export function requireApproval(fn, options = {}) {
     }
     await report(api, request, true, successDetail(result));
     return result;
-    }
-  );
+  }
   Object.defineProperty(gated, "name", { value: fn.name || action });
   return gated;
 }
@@ -150,6 +155,7 @@ export async function askHuman(question, options = {}) {
     callId: options.callId ?? questionCallId(question, options.options),
     signal: options.signal,
   });
-  if (request.status === "pending") request = await api.wait(request.id, { timeout: options.timeout, signal: options.signal });
+  if (request.status === "pending")
+    request = await api.wait(request.id, { timeout: options.timeout, signal: options.signal });
   return answerText(request);
 }

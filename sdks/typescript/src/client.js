@@ -101,7 +101,9 @@ function describe(error) {
  * @param {number | undefined} timeout
  */
 function attemptSignal(signal, timeout) {
-  const signals = [signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)].filter((s) => s !== undefined);
+  const signals = [signal, timeout === undefined ? undefined : AbortSignal.timeout(timeout)].filter(
+    (s) => s !== undefined,
+  );
   return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
 
@@ -148,7 +150,12 @@ export class Signoff {
     for (const [name, value] of Object.entries(call.query ?? {})) {
       if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
     }
-    const headers = { authorization: `Bearer ${this.#key}`, "user-agent": USER_AGENT, accept: "application/json", ...call.headers };
+    const headers = {
+      authorization: `Bearer ${this.#key}`,
+      "user-agent": USER_AGENT,
+      accept: "application/json",
+      ...call.headers,
+    };
     if (call.body !== undefined) Object.assign(headers, { "content-type": "application/json" });
     const body = call.body === undefined ? undefined : JSON.stringify(call.body);
     for (let attempt = 0; ; attempt++) {
@@ -244,8 +251,16 @@ export class Signoff {
     const path = `/v1/requests/${segment(id)}/wait`;
     for (;;) {
       const seconds =
-        deadline === undefined ? MAX_WAIT_S : Math.max(0, Math.min(MAX_WAIT_S, Math.ceil((deadline - Date.now()) / 1000)));
-      const call = { method: /** @type {const} */ ("GET"), path, query: { timeout_s: seconds }, repeatable: true, timeout: (seconds + 30) * 1000 };
+        deadline === undefined
+          ? MAX_WAIT_S
+          : Math.max(0, Math.min(MAX_WAIT_S, Math.ceil((deadline - Date.now()) / 1000)));
+      const call = {
+        method: /** @type {const} */ ("GET"),
+        path,
+        query: { timeout_s: seconds },
+        repeatable: true,
+        timeout: (seconds + 30) * 1000,
+      };
       /** @type {SignoffRequest} */
       const request = await this.#send(call, options.signal);
       if (request.status !== "pending" || (deadline !== undefined && Date.now() >= deadline)) return request;
@@ -260,7 +275,10 @@ export class Signoff {
    */
   async decide(id, outcome, options = {}) {
     const body = defined({ outcome, comment: options.comment, reason: options.reason, args: options.args });
-    return this.#send({ method: "POST", path: `/v1/requests/${segment(id)}/decision`, body, repeatable: false }, options.signal);
+    return this.#send(
+      { method: "POST", path: `/v1/requests/${segment(id)}/decision`, body, repeatable: false },
+      options.signal,
+    );
   }
 
   /**
@@ -287,7 +305,10 @@ export class Signoff {
    * @returns {Promise<SignoffRequest>}
    */
   async answer(id, text, options = {}) {
-    return this.#send({ method: "POST", path: `/v1/requests/${segment(id)}/answer`, body: { text }, repeatable: false }, options.signal);
+    return this.#send(
+      { method: "POST", path: `/v1/requests/${segment(id)}/answer`, body: { text }, repeatable: false },
+      options.signal,
+    );
   }
 
   /**
@@ -297,7 +318,10 @@ export class Signoff {
    * @returns {Promise<SignoffRequest>}
    */
   async cancel(id, reason, options = {}) {
-    return this.#send({ method: "POST", path: `/v1/requests/${segment(id)}/cancel`, body: defined({ reason }), repeatable: false }, options.signal);
+    return this.#send(
+      { method: "POST", path: `/v1/requests/${segment(id)}/cancel`, body: defined({ reason }), repeatable: false },
+      options.signal,
+    );
   }
 
   /**
@@ -309,7 +333,10 @@ export class Signoff {
    */
   async reportOutcome(id, ok, detail, options = {}) {
     const body = defined({ ok, detail });
-    return this.#send({ method: "POST", path: `/v1/requests/${segment(id)}/outcome`, body, repeatable: false }, options.signal);
+    return this.#send(
+      { method: "POST", path: `/v1/requests/${segment(id)}/outcome`, body, repeatable: false },
+      options.signal,
+    );
   }
 
   /**
@@ -349,7 +376,10 @@ export class Signoff {
           let id;
           for await (const line of lines) {
             clearTimeout(idle);
-            idle = setTimeout(() => connection.abort(new Error("the event stream was silent too long")), STREAM_IDLE_MS);
+            idle = setTimeout(
+              () => connection.abort(new Error("the event stream was silent too long")),
+              STREAM_IDLE_MS,
+            );
             if (line === "") {
               if (id !== undefined) lastId = id;
               const event = data.length > 0 ? JSON.parse(data.join("\n")) : undefined;

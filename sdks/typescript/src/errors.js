@@ -113,11 +113,7 @@ export function errorFromResponse(status, body, retryAfter) {
   const code = error.code;
   const message = "message" in error ? String(error.message) : "";
   const details = "details" in error && Array.isArray(error.details) ? error.details : undefined;
-  const Class = Object.hasOwn(ERROR_CLASSES, code)
-    ? ERROR_CLASSES[code]
-    : status === 409
-      ? Conflict
-      : SignoffError;
+  const Class = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code] : status === 409 ? Conflict : SignoffError;
   return new Class(code, message, { status, details, retryAfter });
 }
 

@@ -66,7 +66,10 @@ export function canonicalJson(value) {
     case "number":
       return pythonNumber(value);
     case "string":
-      return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+      return JSON.stringify(value).replace(
+        /[^\x20-\x7e]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+      );
     case "object": {
       if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
       const prototype = Object.getPrototypeOf(value);
@@ -87,7 +90,9 @@ export function canonicalJson(value) {
  * @param {JsonObject} args
  */
 export function approvalCallId(action, args) {
-  const digest = createHash("sha256").update(`${action}\n${canonicalJson(args)}`).digest("hex");
+  const digest = createHash("sha256")
+    .update(`${action}\n${canonicalJson(args)}`)
+    .digest("hex");
   return `${action.slice(0, 128)}:${digest.slice(0, 32)}`;
 }
 
@@ -162,7 +167,9 @@ export function gatedArgs(args, action) {
   try {
     canonicalJson(value);
   } catch (error) {
-    throw new TypeError(`${action}: the arguments of a gated call must be JSON (${/** @type {Error} */ (error).message})`);
+    throw new TypeError(
+      `${action}: the arguments of a gated call must be JSON (${/** @type {Error} */ (error).message})`,
+    );
   }
   return /** @type {JsonObject} */ (value);
 }
@@ -221,7 +228,7 @@ export async function openRequest(api, action, args, options) {
  * @param {AbortSignal | undefined} signal
  */
 async function findByCallId(api, runId, callId, signal) {
-  for (let cursor; ; ) {
+  for (let cursor; ;) {
     const page = await api.list({ runId, cursor, limit: 500, signal });
     const found = page.items.find((request) => request.call_id === callId);
     if (found !== undefined || page.next_cursor === null) return found;
@@ -303,4 +310,3 @@ export function resolveRunId(runId, args) {
   if (runId === undefined) return currentRunId();
   return typeof runId === "function" ? runId(args) : runId;
 }
-

@@ -9,7 +9,11 @@ export const WEBHOOK_TOLERANCE_SECONDS = 300;
 
 /** The callback is not authentic (wrong signature or secret) or not fresh (timestamp out of tolerance). */
 export class WebhookVerificationError extends Error {}
-Object.defineProperty(WebhookVerificationError.prototype, "name", { value: "WebhookVerificationError", writable: true, configurable: true });
+Object.defineProperty(WebhookVerificationError.prototype, "name", {
+  value: "WebhookVerificationError",
+  writable: true,
+  configurable: true,
+});
 
 /** @param {string} secret */
 function secretBytes(secret) {
@@ -71,7 +75,11 @@ export function verifyWebhook(headers, body, secret, options = {}) {
   const id = header(headers, "webhook-id");
   const timestampText = header(headers, "webhook-timestamp");
   const signatures = header(headers, "webhook-signature");
-  for (const [name, value] of [["webhook-id", id], ["webhook-timestamp", timestampText], ["webhook-signature", signatures]]) {
+  for (const [name, value] of [
+    ["webhook-id", id],
+    ["webhook-timestamp", timestampText],
+    ["webhook-signature", signatures],
+  ]) {
     if (value === undefined) throw new WebhookVerificationError(`missing header ${name}`);
   }
   if (!/^\d+$/.test(/** @type {string} */ (timestampText))) {

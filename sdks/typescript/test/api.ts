@@ -53,25 +53,35 @@ function expectType<T>(_value: T): void {}
 function assertEqual<A, B>(_proof: Equal<A, B>): void {}
 
 export async function clientUsage(): Promise<void> {
-  const client = new Signoff({ url: DEFAULT_URL, key: "so_agent_x", timeout: 10_000, maxRetries: 2, fetch: globalThis.fetch });
+  const client = new Signoff({
+    url: DEFAULT_URL,
+    key: "so_agent_x",
+    timeout: 10_000,
+    maxRetries: 2,
+    fetch: globalThis.fetch,
+  });
   expectType<string>(client.url);
   new Signoff(); // SIGNOFF_URL and SIGNOFF_KEY
 
-  const request = await client.create("refund", { order: "1042", amount: 120 }, {
-    summary: "Refund order 1042",
-    reasoning: "Arrived broken",
-    context: { ticket: "T-1" },
-    confidence: 0.8,
-    tags: ["refund"],
-    mode: "pre",
-    runId: "run-1",
-    callId: "call-1",
-    callbackUrl: "https://agent.example.com/cb",
-    state: { step: 3 },
-    timeoutSeconds: 3600,
-    idempotencyKey: "order-1042",
-    signal: AbortSignal.timeout(1000),
-  });
+  const request = await client.create(
+    "refund",
+    { order: "1042", amount: 120 },
+    {
+      summary: "Refund order 1042",
+      reasoning: "Arrived broken",
+      context: { ticket: "T-1" },
+      confidence: 0.8,
+      tags: ["refund"],
+      mode: "pre",
+      runId: "run-1",
+      callId: "call-1",
+      callbackUrl: "https://agent.example.com/cb",
+      state: { step: 3 },
+      timeoutSeconds: 3600,
+      idempotencyKey: "order-1042",
+      signal: AbortSignal.timeout(1000),
+    },
+  );
   assertEqual<typeof request, SignoffRequest>(true);
   // @ts-expect-error args are a JSON object
   await client.create("refund", { when: new Date() });
@@ -88,7 +98,13 @@ export async function clientUsage(): Promise<void> {
   expectType<string | null>(decided.deadline_at);
   expectType<number | null>(request.confidence);
 
-  const page: Page<SignoffRequest> = await client.list({ status: "pending", action: "refund", group: "finance", runId: "run-1", limit: 10 });
+  const page: Page<SignoffRequest> = await client.list({
+    status: "pending",
+    action: "refund",
+    group: "finance",
+    runId: "run-1",
+    limit: 10,
+  });
   await client.list({ cursor: page.next_cursor ?? undefined });
   await client.get(request.id);
   await client.decide(request.id, "approve", { comment: "ok", args: { amount: 100 } });
@@ -100,7 +116,12 @@ export async function clientUsage(): Promise<void> {
   await client.reject(request.id);
   await client.cancel(request.id, "withdrawn");
   await client.cancel(request.id);
-  const question = await client.ask("Which region?", { options: ["eu", "us"], action: "ask_region", runId: "r", callId: "c" });
+  const question = await client.ask("Which region?", {
+    options: ["eu", "us"],
+    action: "ask_region",
+    runId: "r",
+    callId: "c",
+  });
   expectType<string | null>(question.question);
   expectType<string[]>(question.options);
   await client.answer(question.id, "eu");
@@ -141,7 +162,16 @@ export async function gateUsage(client: Signoff): Promise<void> {
     expectType<string>(currentRunId());
     await refund({ customer: "c_42", amount: 120 });
   });
-  expectType<string>(await askHuman("Which region?", { options: ["eu", "us"], timeout: 1000, client, runId: "r", callId: "c", context: { a: 1 } }));
+  expectType<string>(
+    await askHuman("Which region?", {
+      options: ["eu", "us"],
+      timeout: 1000,
+      client,
+      runId: "r",
+      callId: "c",
+      context: { a: 1 },
+    }),
+  );
   expectType<string>(approvalCallId("refund", { amount: 1 }));
   expectType<string>(questionCallId("Which region?", ["eu"]));
 
@@ -166,7 +196,8 @@ export function errorUsage(error: unknown): void {
     expectType<number | undefined>(error.status);
   }
   if (error instanceof InvalidArgs) expectType<string | undefined>(error.details[0]?.path);
-  if (error instanceof RateLimited || error instanceof TooManyConnections) expectType<number | undefined>(error.retryAfter);
+  if (error instanceof RateLimited || error instanceof TooManyConnections)
+    expectType<number | undefined>(error.retryAfter);
   if (error instanceof ConnectionFailed) expectType<SignoffError>(error);
   const made: SignoffError = errorFromResponse(404, { error: { code: "not_found", message: "m" } });
   const Class: typeof SignoffError | undefined = ERROR_CLASSES["not_found"];
@@ -174,7 +205,11 @@ export function errorUsage(error: unknown): void {
   void Class;
 }
 
-export function webhookUsage(headers: Record<string, string | string[] | undefined>, body: Buffer, fetchHeaders: Headers): void {
+export function webhookUsage(
+  headers: Record<string, string | string[] | undefined>,
+  body: Buffer,
+  fetchHeaders: Headers,
+): void {
   const message: WebhookMessage = verifyWebhook(headers, body, "whsec_x");
   expectType<SignoffRequest>(message.data);
   verifyWebhook(fetchHeaders, body.toString(), "whsec_x", { now: 1_746_092_463 });
@@ -197,10 +232,22 @@ export async function aiSdkUsage(model: LanguageModel, client: Signoff): Promise
       execute: async ({ customer }) => customer,
     }),
   };
-  const approval: SignoffToolApproval = toolApproval({ client, tools: ["refund"], runId: "chat-1", timeout: 60_000, summary: { refund: "Refund {amount} to {customer}" } });
+  const approval: SignoffToolApproval = toolApproval({
+    client,
+    tools: ["refund"],
+    runId: "chat-1",
+    timeout: 60_000,
+    summary: { refund: "Refund {amount} to {customer}" },
+  });
   const config: ToolApprovalConfiguration<typeof tools, unknown> = approval;
   void config;
-  const result = await generateText({ model, tools, toolApproval: approval, prompt: "Refund c_42", stopWhen: stepCountIs(5) });
+  const result = await generateText({
+    model,
+    tools,
+    toolApproval: approval,
+    prompt: "Refund c_42",
+    stopWhen: stepCountIs(5),
+  });
   expectType<string>(result.text);
   await generateText({ model, tools, toolApproval: toolApproval(), prompt: "Refund c_42" });
 }
@@ -210,7 +257,11 @@ export async function openAiAgentsUsage(client: Signoff): Promise<void> {
     name: "refund",
     description: "Refund a customer",
     parameters: z.object({ customer: z.string(), amount: z.number() }),
-    needsApproval: needsApproval("refund", { client, runId: "chat-1", summary: { refund: "Refund {amount} to {customer}" } }),
+    needsApproval: needsApproval("refund", {
+      client,
+      runId: "chat-1",
+      summary: { refund: "Refund {amount} to {customer}" },
+    }),
     execute: async ({ customer, amount }) => `Refunded ${amount} to ${customer}`,
   });
   const agent = new Agent({ name: "support", instructions: "Help.", tools: [refund] });

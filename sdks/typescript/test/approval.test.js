@@ -27,7 +27,11 @@ async function onlyRequest(agent, runId) {
 }
 
 /** Points the environment at the server, for tools gated without a client; restores it after the test. */
-function useEnvironment(/** @type {import("node:test").TestContext} */ t, /** @type {string} */ url, /** @type {string} */ key) {
+function useEnvironment(
+  /** @type {import("node:test").TestContext} */ t,
+  /** @type {string} */ url,
+  /** @type {string} */ key,
+) {
   const saved = { SIGNOFF_URL: process.env.SIGNOFF_URL, SIGNOFF_KEY: process.env.SIGNOFF_KEY };
   Object.assign(process.env, { SIGNOFF_URL: url, SIGNOFF_KEY: key });
   t.after(() => {
@@ -43,7 +47,9 @@ test("an approval runs the function once, with the edited arguments, and reports
   useEnvironment(t, server.url, agentKey.key);
   const { refund, calls } = await import("./agent_tools.js");
   calls.length = 0;
-  const approving = decideWhenPending(dana, "refund", (api, r) => api.approve(r.id, { comment: "not the shipping", args: { ...r.args, amount: 100 } }));
+  const approving = decideWhenPending(dana, "refund", (api, r) =>
+    api.approve(r.id, { comment: "not the shipping", args: { ...r.args, amount: 100 } }),
+  );
   assert.equal(await withRun("ticket-1", () => refund({ customer: "c_42", amount: 120 })), "refunded 100 to c_42");
   await approving;
   assert.deepEqual(calls, [{ customer: "c_42", amount: 100 }]);
@@ -60,11 +66,19 @@ test("an approval runs the function once, with the edited arguments, and reports
 test("a rejection returns a message for the model, and the same call in the run gets the same answer", async () => {
   const { agent, dana } = await setup();
   let ran = 0;
-  const refund = requireApproval(async (/** @type {{ amount: number }} */ _args) => ran++, { action: "refund", client: agent, runId: "ticket-2" });
+  const refund = requireApproval(async (/** @type {{ amount: number }} */ _args) => ran++, {
+    action: "refund",
+    client: agent,
+    runId: "ticket-2",
+  });
   const rejecting = decideWhenPending(dana, "refund", (api, r) => api.reject(r.id, "outside the refund window"));
   assert.equal(await refund({ amount: 120 }), "Rejected by dana: outside the refund window");
   await rejecting;
-  assert.equal(await refund({ amount: 120 }), "Rejected by dana: outside the refund window", "a person is never asked twice");
+  assert.equal(
+    await refund({ amount: 120 }),
+    "Rejected by dana: outside the refund window",
+    "a person is never asked twice",
+  );
   assert.equal(ran, 0);
   assert.equal((await onlyRequest(agent, "ticket-2")).outcome, null);
 });
@@ -121,7 +135,10 @@ test("an agent that crashed while waiting resumes the same request", async (t) =
 test("a call that ran asks again when repeated", async () => {
   const { agent, dana } = await setup();
   let ran = 0;
-  const refund = requireApproval(async (/** @type {{ amount: number }} */ { amount }) => `refunded ${amount} (${++ran})`, { action: "refund", client: agent });
+  const refund = requireApproval(
+    async (/** @type {{ amount: number }} */ { amount }) => `refunded ${amount} (${++ran})`,
+    { action: "refund", client: agent },
+  );
   await withRun("ticket-4", async () => {
     const approving = decideWhenPending(dana, "refund", (api, r) => api.approve(r.id));
     assert.equal(await refund({ amount: 5 }), "refunded 5 (1)");
@@ -165,8 +182,15 @@ test("a timeout throws, whatever onReject says, and a later call picks the reque
 
 test("an expired or deadline-rejected request ends the call", async () => {
   const { agent } = await setup();
-  const returning = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", { action: "short_fuse", client: agent });
-  const throwing = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", { action: "short_fuse", client: agent, onReject: "throw" });
+  const returning = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", {
+    action: "short_fuse",
+    client: agent,
+  });
+  const throwing = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", {
+    action: "short_fuse",
+    client: agent,
+    onReject: "throw",
+  });
   assert.equal(await returning({ n: 1 }), "Expired: no decision before the deadline"); // policy: 1 s, then fail
   await assert.rejects(throwing({ n: 2 }), (error) => {
     assert.ok(error instanceof signoff.Expired);
@@ -174,7 +198,10 @@ test("an expired or deadline-rejected request ends the call", async () => {
     assert.equal(error.request.decision?.by.kind, "timeout");
     return true;
   });
-  const timedOut = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", { action: "short_fuse_reject", client: agent });
+  const timedOut = requireApproval(async (/** @type {{ n: number }} */ _args) => "ran", {
+    action: "short_fuse_reject",
+    client: agent,
+  });
   assert.equal(await timedOut({ n: 3 }), "Rejected: no decision before the deadline"); // policy: 1 s, then reject
 });
 
@@ -187,7 +214,10 @@ test("a failing function reports the failure and throws it", async () => {
     },
     { action: "lookup", summary: ({ customer }) => `Look up ${customer.toUpperCase()}`, client: agent },
   );
-  await assert.rejects(withRun("run-6", () => lookup({ customer: "c_404" })), LookupError); // policy approves lookups
+  await assert.rejects(
+    withRun("run-6", () => lookup({ customer: "c_404" })),
+    LookupError,
+  ); // policy approves lookups
   const request = await onlyRequest(agent, "run-6");
   assert.equal(request.summary, "Look up C_404");
   assert.equal(request.outcome?.ok, false);
@@ -196,10 +226,14 @@ test("a failing function reports the failure and throws it", async () => {
 
 test("extra arguments pass through to the function", async () => {
   const { agent } = await setup();
-  const lookup = requireApproval(async (/** @type {{ customer: string }} */ { customer }, /** @type {string} */ greeting) => `${greeting} ${customer}`, {
-    action: "lookup",
-    client: agent,
-  });
+  const lookup = requireApproval(
+    async (/** @type {{ customer: string }} */ { customer }, /** @type {string} */ greeting) =>
+      `${greeting} ${customer}`,
+    {
+      action: "lookup",
+      client: agent,
+    },
+  );
   assert.equal(await lookup({ customer: "c_1" }, "hello"), "hello c_1");
   const bound = agent.requireApproval(async function lookup(/** @type {{ customer: string }} */ { customer }) {
     return { found: customer };
@@ -211,14 +245,24 @@ test("extra arguments pass through to the function", async () => {
 test("arguments must be one JSON object, and the action must be named", async () => {
   const { agent } = await setup();
   const upload = requireApproval(async (/** @type {any} */ _args) => undefined, { action: "upload", client: agent });
-  await assert.rejects(upload({ data: new Date() }), { name: "TypeError", message: /must be JSON \(a Date is not JSON\)/ });
+  await assert.rejects(upload({ data: new Date() }), {
+    name: "TypeError",
+    message: /must be JSON \(a Date is not JSON\)/,
+  });
   await assert.rejects(upload({ data: () => 1 }), /must be JSON/);
   await assert.rejects(upload({ n: Number.NaN }), /must be JSON/);
   await assert.rejects(upload([1, 2]), /one object of arguments/);
   assert.deepEqual((await agent.list()).items, []);
   assert.throws(() => requireApproval(async () => 1), /name the action/);
-  assert.throws(() => requireApproval(async function go() {}, { onReject: /** @type {"throw"} */ ("raise") }), /onReject/);
-  const template = requireApproval(async (/** @type {{ a: number }} */ _args) => 1, { action: "t", summary: "{b}", client: agent });
+  assert.throws(
+    () => requireApproval(async function go() {}, { onReject: /** @type {"throw"} */ ("raise") }),
+    /onReject/,
+  );
+  const template = requireApproval(async (/** @type {{ a: number }} */ _args) => 1, {
+    action: "t",
+    summary: "{b}",
+    client: agent,
+  });
   await assert.rejects(template({ a: 1 }), /no argument named "b"/);
 });
 
@@ -231,9 +275,16 @@ test("a policy denial and a cancel are told to the model", async () => {
     { client: agent },
   );
   assert.equal(await wireMoney({ iban: "DE89" }), "Rejected by policy: denied by policy rule `no-wires`");
-  const refund = requireApproval(async (/** @type {{ amount: number }} */ _args) => "ran", { action: "refund", onReject: "throw", client: agent });
+  const refund = requireApproval(async (/** @type {{ amount: number }} */ _args) => "ran", {
+    action: "refund",
+    onReject: "throw",
+    client: agent,
+  });
   const cancelling = decideWhenPending(agent, "refund", (api, r) => api.cancel(r.id, "a duplicate")); // the agent withdraws it
-  await assert.rejects(refund({ amount: 9 }), (error) => error instanceof signoff.Cancelled && error.message === "Cancelled: a duplicate");
+  await assert.rejects(
+    refund({ amount: 9 }),
+    (error) => error instanceof signoff.Cancelled && error.message === "Cancelled: a duplicate",
+  );
   await cancelling;
 });
 
@@ -242,9 +293,12 @@ test("call ids are the Python SDK's", () => {
   assert.equal(approvalCallId("refund", { customer: "c_42", amount: 120 }), "refund:38a8c59c1fb0f89f3dbda06379200ea4");
   const tricky = {
     b: [1, 2.5, null, true],
-    a: { z: "é☃😀\n\"\\\x7f", y: 0.0001, x: 1e-5, w: 1.5e-7, v: -0.5, u: 9007199254740991, t: 1e-4, s: 12.375 },
+    a: { z: 'é☃😀\n"\\\x7f', y: 0.0001, x: 1e-5, w: 1.5e-7, v: -0.5, u: 9007199254740991, t: 1e-4, s: 12.375 },
   };
   assert.equal(approvalCallId("refund", tricky), "refund:de7f48c15580c1da80041a142e0a25d4");
-  assert.equal(questionCallId("Which region should the replica go to?", ["eu", "us"]), "ask_human:db877de72261810fe812baa9b0acf33d");
+  assert.equal(
+    questionCallId("Which region should the replica go to?", ["eu", "us"]),
+    "ask_human:db877de72261810fe812baa9b0acf33d",
+  );
   assert.equal(questionCallId('Déjà vu?\n"ok"'), "ask_human:56c3abfa03f197fa70545db53f9936f2");
 });

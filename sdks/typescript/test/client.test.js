@@ -22,21 +22,38 @@ async function setup() {
 
 test("create, get, list and idempotent creates", async () => {
   const { agent } = await setup();
-  const fields = { summary: "Refund order 1042", reasoning: "Arrived broken", context: { ticket: "T-1" }, confidence: 0.8, tags: ["refund"] };
-  const created = await agent.create("refund", { order: "1042", amount: 120 }, { ...fields, idempotencyKey: "order-1042-refund" });
+  const fields = {
+    summary: "Refund order 1042",
+    reasoning: "Arrived broken",
+    context: { ticket: "T-1" },
+    confidence: 0.8,
+    tags: ["refund"],
+  };
+  const created = await agent.create(
+    "refund",
+    { order: "1042", amount: 120 },
+    { ...fields, idempotencyKey: "order-1042-refund" },
+  );
   assert.equal(created.status, "pending");
   assert.equal(created.group, "finance");
   assert.equal(created.kind, "approval");
   assert.deepEqual(created.args, { order: "1042", amount: 120 });
   assert.equal(created.summary, "Refund order 1042");
   assert.deepEqual(created.context, { ticket: "T-1" });
-  const again = await agent.create("refund", { order: "1042", amount: 120 }, { ...fields, idempotencyKey: "order-1042-refund" });
+  const again = await agent.create(
+    "refund",
+    { order: "1042", amount: 120 },
+    { ...fields, idempotencyKey: "order-1042-refund" },
+  );
   assert.equal(again.id, created.id);
-  await assert.rejects(agent.create("refund", { order: "1042", amount: 999 }, { idempotencyKey: "order-1042-refund" }), (error) => {
-    assert.ok(error instanceof signoff.IdempotencyConflict && error instanceof signoff.Conflict);
-    assert.equal(error.status, 409);
-    return true;
-  });
+  await assert.rejects(
+    agent.create("refund", { order: "1042", amount: 999 }, { idempotencyKey: "order-1042-refund" }),
+    (error) => {
+      assert.ok(error instanceof signoff.IdempotencyConflict && error instanceof signoff.Conflict);
+      assert.equal(error.status, 409);
+      return true;
+    },
+  );
 
   // Without a key of the caller's, each create is its own request; a (runId, callId) pair is a key.
   assert.notEqual((await agent.create("refund", { amount: 1 })).id, (await agent.create("refund", { amount: 1 })).id);
@@ -46,7 +63,10 @@ test("create, get, list and idempotent creates", async () => {
   assert.equal(first.call_id, "call-1");
 
   assert.deepEqual(await agent.get(created.id), created);
-  assert.deepEqual((await agent.list({ runId: "run-1" })).items.map((r) => r.id), [first.id]);
+  assert.deepEqual(
+    (await agent.list({ runId: "run-1" })).items.map((r) => r.id),
+    [first.id],
+  );
   const page = await agent.list({ action: "refund", limit: 2 });
   assert.equal(page.items.length, 2);
   assert.equal(page.next_cursor, page.items[1].id);
@@ -54,7 +74,10 @@ test("create, get, list and idempotent creates", async () => {
   assert.equal(rest.items.length, 2);
   assert.equal(rest.next_cursor, null);
   const all = (await agent.list({ action: "refund" })).items.map((r) => r.id);
-  assert.deepEqual([...page.items, ...rest.items].map((r) => r.id), all);
+  assert.deepEqual(
+    [...page.items, ...rest.items].map((r) => r.id),
+    all,
+  );
   assert.deepEqual((await agent.list({ status: "approved" })).items, []);
 });
 
@@ -81,7 +104,10 @@ test("wait, decide with an edit, and report the outcome", async () => {
   await assert.rejects(dana.reject(request.id, " "), signoff.CommentRequired);
 
   const waiting = agent.wait(request.id, { timeout: 30_000 });
-  const approved = await dana.approve(request.id, { comment: "not the shipping", args: { order: "1042", amount: 100 } });
+  const approved = await dana.approve(request.id, {
+    comment: "not the shipping",
+    args: { order: "1042", amount: 100 },
+  });
   const decided = await waiting;
   assert.deepEqual(decided, approved);
   assert.equal(decided.status, "approved");
@@ -101,7 +127,9 @@ test("wait, decide with an edit, and report the outcome", async () => {
 
 test("reject with a reason, and cancel", async () => {
   const { agent, dana } = await setup();
-  const rejected = await dana.reject((await agent.create("refund", { amount: 5 })).id, "outside the refund window", { reason: "policy" });
+  const rejected = await dana.reject((await agent.create("refund", { amount: 5 })).id, "outside the refund window", {
+    reason: "policy",
+  });
   assert.equal(rejected.status, "rejected");
   assert.equal(rejected.decision?.comment, "outside the refund window");
   assert.equal(rejected.decision?.reason, "policy");
@@ -125,7 +153,12 @@ test("errors the server answers", async () => {
     assert.equal(error.code, "unauthorized");
     return true;
   });
-  await assert.rejects(agent.get("0196a3c4-5e2f-7a10-8b3c-4d5e6f708192"), { name: "NotFound", code: "not_found", status: 404, message: "request not found" });
+  await assert.rejects(agent.get("0196a3c4-5e2f-7a10-8b3c-4d5e6f708192"), {
+    name: "NotFound",
+    code: "not_found",
+    status: 404,
+    message: "request not found",
+  });
   await assert.rejects(agent.create("refund", {}, { confidence: 2 }), (error) => {
     assert.ok(error instanceof signoff.InvalidRequest);
     assert.match(error.message, /confidence/);
@@ -133,7 +166,10 @@ test("errors the server answers", async () => {
   });
   await assert.rejects(agent.create("refund", {}, { mode: /** @type {"pre"} */ ("sideways") }), signoff.BadRequest);
   await assert.rejects(agent.list({ status: "maybe" }), signoff.InvalidRequest);
-  await assert.rejects(agent.create("refund", {}, { callbackUrl: "http://127.0.0.1:9/cb" }), { name: "InvalidRequest", message: /^callback_url points to a private/ });
+  await assert.rejects(agent.create("refund", {}, { callbackUrl: "http://127.0.0.1:9/cb" }), {
+    name: "InvalidRequest",
+    message: /^callback_url points to a private/,
+  });
   await assert.rejects(agent.create("refund", { note: "x".repeat(70_000) }), signoff.FieldTooLarge);
   for (const bad of ["../requests", "not-a-uuid", "a/b?c", "..", "."]) {
     await assert.rejects(agent.get(bad), signoff.NotFound, bad);
@@ -150,7 +186,10 @@ test("configured from the environment; the key stays out of its printed form", a
   const { server, agentKey } = await setup();
   const saved = { url: process.env.SIGNOFF_URL, key: process.env.SIGNOFF_KEY };
   t.after(() => {
-    for (const [name, value] of [["SIGNOFF_URL", saved.url], ["SIGNOFF_KEY", saved.key]]) {
+    for (const [name, value] of [
+      ["SIGNOFF_URL", saved.url],
+      ["SIGNOFF_KEY", saved.key],
+    ]) {
       if (value === undefined) delete process.env[/** @type {string} */ (name)];
       else process.env[/** @type {string} */ (name)] = value;
     }
@@ -184,7 +223,12 @@ test("the event stream resumes after a dropped connection, losing and repeating 
   await stream.return(undefined);
   assert.deepEqual(
     received.map((e) => [e?.request_id, e?.kind]),
-    [[first.id, "created"], [first.id, "routed"], [second.id, "created"], [second.id, "routed"]],
+    [
+      [first.id, "created"],
+      [first.id, "routed"],
+      [second.id, "created"],
+      [second.id, "routed"],
+    ],
   );
   const timeline = [...(await agent.requestEvents(first.id)), ...(await agent.requestEvents(second.id))];
   assert.deepEqual(received, timeline);
@@ -212,7 +256,10 @@ test("a create whose answer was lost is retried, and makes one request", async (
   proxy.loseNextAnswer();
   const created = await client.create("refund", { amount: 3 });
   assert.ok(proxy.accepted >= 2, "the first connection broke and a retry reconnected");
-  assert.deepEqual((await agent.list()).items.map((r) => r.id), [created.id]);
+  assert.deepEqual(
+    (await agent.list()).items.map((r) => r.id),
+    [created.id],
+  );
 });
 
 test("a decision whose answer was lost is not sent again", async () => {
@@ -270,7 +317,11 @@ test("a call is bounded by the client's timeout; a long poll by its own", async 
   const request = await new Signoff({ url: server.url, key: agentKey.key }).create("refund");
   const quick = new Signoff({ url: server.url, key: agentKey.key, timeout: 200, maxRetries: 0 });
   const started = Date.now();
-  assert.equal((await quick.wait(request.id, { timeout: 1500 })).status, "pending", "the long poll outlives the timeout");
+  assert.equal(
+    (await quick.wait(request.id, { timeout: 1500 })).status,
+    "pending",
+    "the long poll outlives the timeout",
+  );
   assert.ok(Date.now() - started >= 1500);
 
   // A listener that accepts connections and never answers.
@@ -305,8 +356,12 @@ test("the given fetch is the one used", async () => {
 });
 
 test("which calls are retried", () => {
-  const refused = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
-  const reset = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }) });
+  const refused = Object.assign(new TypeError("fetch failed"), {
+    cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+  });
+  const reset = Object.assign(new TypeError("fetch failed"), {
+    cause: Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }),
+  });
   const timedOut = new DOMException("The operation was aborted due to timeout", "TimeoutError");
   const busy = new signoff.RateLimited("rate_limited", "slow down", { status: 429, retryAfter: 2 });
   const crowded = new signoff.TooManyConnections("too_many_connections", "full", { status: 503, retryAfter: 1 });
@@ -325,7 +380,9 @@ test("which calls are retried", () => {
     assert.equal(retryDelay(once, failure, 0, 3), undefined);
     assert.ok((retryDelay(again, failure, 0, 3) ?? -1) >= 0);
   }
-  const delays = [0, 1, 2, 3, 4, 5, 6].map((attempt) => /** @type {number} */ (retryDelay(again, crashed, attempt, 10)));
+  const delays = [0, 1, 2, 3, 4, 5, 6].map(
+    (attempt) => /** @type {number} */ (retryDelay(again, crashed, attempt, 10)),
+  );
   assert.ok(delays[0] >= 125 && delays[0] <= 250 && delays[3] >= 1000 && delays[3] <= 2000, String(delays));
   assert.ok(delays.every((d) => d <= 8000));
 });

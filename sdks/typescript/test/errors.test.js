@@ -27,7 +27,11 @@ function serverCodes() {
   return new Set(variants.map((v) => v.replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase()));
 }
 
-const pascal = (/** @type {string} */ code) => code.split("_").map((p) => p[0].toUpperCase() + p.slice(1)).join("");
+const pascal = (/** @type {string} */ code) =>
+  code
+    .split("_")
+    .map((p) => p[0].toUpperCase() + p.slice(1))
+    .join("");
 
 test("the documented table and the server agree", () => {
   const documented = documentedCodes();
@@ -80,7 +84,9 @@ test("unknown codes and bodies still become SignoffErrors", () => {
 });
 
 test("the ends of gated calls carry their request", () => {
-  const request = /** @type {import("signoff").SignoffRequest} */ (/** @type {unknown} */ ({ id: "r1", status: "rejected" }));
+  const request = /** @type {import("signoff").SignoffRequest} */ (
+    /** @type {unknown} */ ({ id: "r1", status: "rejected" })
+  );
   for (const Class of [signoff.Rejected, signoff.Expired, signoff.Cancelled]) {
     const error = new Class("why", request);
     assert.ok(error instanceof signoff.NotApproved && error instanceof Error);

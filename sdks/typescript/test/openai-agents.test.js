@@ -28,8 +28,23 @@ function scriptedModel(steps) {
       /** @type {any[]} */
       const output =
         typeof answer === "string"
-          ? [{ type: "message", role: "assistant", status: "completed", content: [{ type: "output_text", text: answer }] }]
-          : [{ type: "function_call", callId: `call_${inputs.length}`, name: answer.tool, status: "completed", arguments: JSON.stringify(answer.input) }];
+          ? [
+              {
+                type: "message",
+                role: "assistant",
+                status: "completed",
+                content: [{ type: "output_text", text: answer }],
+              },
+            ]
+          : [
+              {
+                type: "function_call",
+                callId: `call_${inputs.length}`,
+                name: answer.tool,
+                status: "completed",
+                arguments: JSON.stringify(answer.input),
+              },
+            ];
       return { usage: new Usage(), output };
     },
     async *getStreamedResponse() {
@@ -39,7 +54,8 @@ function scriptedModel(steps) {
 }
 
 /** The tool outputs the model was shown. */
-const toolOutputs = (/** @type {any[]} */ input) => input.filter((item) => item?.type === "function_call_result").map((item) => item.output?.text ?? item.output);
+const toolOutputs = (/** @type {any[]} */ input) =>
+  input.filter((item) => item?.type === "function_call_result").map((item) => item.output?.text ?? item.output);
 
 /**
  * @param {ReturnType<typeof scriptedModel>} model
@@ -66,7 +82,10 @@ function refundAgent(model, options, approval = "signoff") {
     needsApproval: needsApproval("lookup", options),
     execute: async ({ customer }) => `${customer} is gold`,
   });
-  return { agent: new Agent({ name: "support", instructions: "Help the customer.", model, tools: [refund, lookup] }), refunds };
+  return {
+    agent: new Agent({ name: "support", instructions: "Help the customer.", model, tools: [refund, lookup] }),
+    refunds,
+  };
 }
 
 async function setup() {
@@ -125,12 +144,17 @@ test("an edit is told to the model, and its call again with the approved argumen
   const { client, dana } = await setup();
   const model = scriptedModel([
     refund(120),
-    (input) => ({ tool: "refund", input: JSON.parse(/these arguments: (\{.*?\})/.exec(toolOutputs(input)[0])?.[1] ?? "null") }),
+    (input) => ({
+      tool: "refund",
+      input: JSON.parse(/these arguments: (\{.*?\})/.exec(toolOutputs(input)[0])?.[1] ?? "null"),
+    }),
     () => "Refunded 100",
   ]);
   const { agent, refunds } = refundAgent(model, { client, runId: "chat-4" });
   let result = await run(agent, "Refund c_42");
-  const approving = decideWhenPending(dana, "refund", (api, r) => api.approve(r.id, { args: { ...r.args, amount: 100 } }));
+  const approving = decideWhenPending(dana, "refund", (api, r) =>
+    api.approve(r.id, { args: { ...r.args, amount: 100 } }),
+  );
   result = await run(agent, await resolveInterruptions(result, { client, runId: "chat-4" }));
   await approving;
   assert.equal(result.interruptions.length, 0, "the approved arguments ran without another interruption");
@@ -149,14 +173,26 @@ test("a tool with needsApproval: true, and a run state serialized and restored",
   const saved = first.state.toString(); // e.g. kept in a database while a person decides
 
   const restored = await RunState.fromString(agent, saved);
-  await assert.rejects(resolveInterruptions({ interruptions: restored.getInterruptions(), state: restored }, { client, runId: "chat-5", timeout: 200 }), signoff.ApprovalTimeout);
+  await assert.rejects(
+    resolveInterruptions(
+      { interruptions: restored.getInterruptions(), state: restored },
+      { client, runId: "chat-5", timeout: 200 },
+    ),
+    signoff.ApprovalTimeout,
+  );
   const [request] = (await client.list({ runId: "chat-5" })).items;
   assert.equal(request.status, "pending");
   await dana.approve(request.id);
 
   const again = await RunState.fromString(agent, saved);
-  const result = await run(agent, await resolveInterruptions({ interruptions: again.getInterruptions(), state: again }, { client, runId: "chat-5" }));
+  const result = await run(
+    agent,
+    await resolveInterruptions({ interruptions: again.getInterruptions(), state: again }, { client, runId: "chat-5" }),
+  );
   assert.equal(result.finalOutput, "Refunded");
   assert.deepEqual(refunds, [{ customer: "c_42", amount: 75 }]);
-  assert.deepEqual((await client.list({ runId: "chat-5" })).items.map((r) => r.id), [request.id]);
+  assert.deepEqual(
+    (await client.list({ runId: "chat-5" })).items.map((r) => r.id),
+    [request.id],
+  );
 });

@@ -16,12 +16,15 @@ async function setup() {
 }
 
 /** @param {string} text */
-const answerWith = (text) => (/** @type {Signoff} */ api, /** @type {signoff.SignoffRequest} */ r) => api.answer(r.id, text);
+const answerWith = (text) => (/** @type {Signoff} */ api, /** @type {signoff.SignoffRequest} */ r) =>
+  api.answer(r.id, text);
 
 test("askHuman returns the answer an approver gave through the API", async () => {
   const { agent, dana } = await setup();
   const answering = decideWhenPending(dana, "ask_human", answerWith("Ship from the EU warehouse"));
-  const answer = await withRun("ticket-1", () => askHuman("Which warehouse should order 8812 ship from?", { client: agent }));
+  const answer = await withRun("ticket-1", () =>
+    askHuman("Which warehouse should order 8812 ship from?", { client: agent }),
+  );
   await answering;
   assert.equal(answer, "Ship from the EU warehouse");
 
@@ -38,13 +41,24 @@ test("askHuman returns the answer an approver gave through the API", async () =>
 
 test("options limit the answers; the same question in the run is the same request", async () => {
   const { agent, dana } = await setup();
-  const question = await agent.ask("Which region should the replica go to?", { options: ["eu", "us"], runId: "r", callId: "region" });
+  const question = await agent.ask("Which region should the replica go to?", {
+    options: ["eu", "us"],
+    runId: "r",
+    callId: "region",
+  });
   assert.deepEqual(question.options, ["eu", "us"]);
   assert.equal(question.status, "pending");
   assert.equal(question.action, "ask_human");
-  await assert.rejects(dana.answer(question.id, "asia"), (error) => error instanceof signoff.InvalidAnswer && error.code === "invalid_answer");
+  await assert.rejects(
+    dana.answer(question.id, "asia"),
+    (error) => error instanceof signoff.InvalidAnswer && error.code === "invalid_answer",
+  );
   assert.equal((await dana.answer(question.id, "us")).decision?.answer, "us");
-  const again = await agent.askHuman("Which region should the replica go to?", { options: ["eu", "us"], runId: "r", callId: "region" });
+  const again = await agent.askHuman("Which region should the replica go to?", {
+    options: ["eu", "us"],
+    runId: "r",
+    callId: "region",
+  });
   assert.equal(again, "us");
   await assert.rejects(dana.answer(question.id, "eu"), signoff.AlreadyDecided);
 });
@@ -68,11 +82,14 @@ test("expiry and a timeout end askHuman; asking again picks the question up", as
     return true;
   });
 
-  await assert.rejects(withRun("run-timeout", () => agent.askHuman("Which courier?", { timeout: 500 })), (error) => {
-    assert.ok(error instanceof signoff.ApprovalTimeout);
-    assert.equal(error.request.status, "pending");
-    return true;
-  });
+  await assert.rejects(
+    withRun("run-timeout", () => agent.askHuman("Which courier?", { timeout: 500 })),
+    (error) => {
+      assert.ok(error instanceof signoff.ApprovalTimeout);
+      assert.equal(error.request.status, "pending");
+      return true;
+    },
+  );
   const [pending] = (await agent.list({ runId: "run-timeout" })).items;
   await dana.answer(pending.id, "DHL");
   assert.equal(await withRun("run-timeout", () => agent.askHuman("Which courier?")), "DHL");

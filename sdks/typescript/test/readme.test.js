@@ -25,9 +25,22 @@ const project = join(PACKAGE, "node_modules", ".readme-project");
 before(() => {
   rmSync(project, { recursive: true, force: true });
   mkdirSync(project, { recursive: true });
-  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "readme-project", private: true, type: "module" }));
-  execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--silent", PACKAGE], { cwd: project, stdio: "inherit" });
-  const compilerOptions = { target: "es2022", module: "nodenext", strict: true, types: ["node"], skipLibCheck: true, outDir: "out" };
+  writeFileSync(
+    join(project, "package.json"),
+    JSON.stringify({ name: "readme-project", private: true, type: "module" }),
+  );
+  execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--silent", PACKAGE], {
+    cwd: project,
+    stdio: "inherit",
+  });
+  const compilerOptions = {
+    target: "es2022",
+    module: "nodenext",
+    strict: true,
+    types: ["node"],
+    skipLibCheck: true,
+    outDir: "out",
+  };
   writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions, include: ["*.ts"] }));
   blocks.forEach((code, i) => writeFileSync(join(project, `${names[i]}.ts`), code));
   execFileSync(join(PACKAGE, "node_modules/.bin/tsc"), ["-p", project], { stdio: "inherit" });
@@ -39,10 +52,14 @@ before(() => {
  * @param {Record<string, string>} env
  */
 function start(name, env) {
-  return spawn(process.execPath, ["--import", join(PACKAGE, "test/readme_models.js"), join(project, "out", `${name}.js`)], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  return spawn(
+    process.execPath,
+    ["--import", join(PACKAGE, "test/readme_models.js"), join(project, "out", `${name}.js`)],
+    {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
 }
 
 /** Runs an example to its end; resolves to what it printed. */
@@ -66,7 +83,8 @@ test("the README's examples run and print what it says", async () => {
   const dana = server.client("approver", "dana-laptop", "--approver", "dana");
   const agent = new Signoff({ url: server.url, key: agentKey.key });
   /** @param {import("signoff").SignoffRequest} r */
-  const lowerTheAmount = (/** @type {Signoff} */ api, r) => api.approve(r.id, { comment: "not the shipping", args: { ...r.args, amount: 100 } });
+  const lowerTheAmount = (/** @type {Signoff} */ api, r) =>
+    api.approve(r.id, { comment: "not the shipping", args: { ...r.args, amount: 100 } });
 
   let deciding = decideWhenPending(dana, "refund", lowerTheAmount);
   assert.equal(await runBlock("gate", env), "Refunded 100 to c_42\n");
@@ -87,7 +105,11 @@ test("the README's examples run and print what it says", async () => {
   assert.ok(refunds.every((r) => r.outcome?.ok === true));
 
   for (const example of ["ai", "agents"]) {
-    deciding = decideWhenPending(dana, (r) => r.action === "refund" && r.run_id === "ticket-7781" && r.status === "pending", (api, r) => api.approve(r.id));
+    deciding = decideWhenPending(
+      dana,
+      (r) => r.action === "refund" && r.run_id === "ticket-7781" && r.status === "pending",
+      (api, r) => api.approve(r.id),
+    );
     assert.equal(await runBlock(example, { ...env, README_MODEL: example }), "Done: Refunded 120 to c_42.\n", example);
     await deciding;
   }
@@ -99,16 +121,31 @@ test("the README's callback receiver handles a real callback", async (t) => {
   const server = await startServer({ settings: { SIGNOFF_ALLOW_PRIVATE_CALLBACKS: "true" } });
   const agentKey = server.key("agent", "refund-bot");
   const port = await freePort();
-  const receiver = start("receiver", { SIGNOFF_WEBHOOK_SECRET: /** @type {string} */ (agentKey.webhookSecret), PORT: String(port) });
+  const receiver = start("receiver", {
+    SIGNOFF_WEBHOOK_SECRET: /** @type {string} */ (agentKey.webhookSecret),
+    PORT: String(port),
+  });
   t.after(() => receiver.kill());
   const lines = createInterface({ input: receiver.stdout })[Symbol.asyncIterator]();
   assert.equal((await lines.next()).value, "listening");
   const agent = new Signoff({ url: server.url, key: agentKey.key });
-  const request = await agent.create("lookup", { customer: "c_7" }, { callbackUrl: `http://127.0.0.1:${port}/signoff/callback`, state: { conversation: "c-5521" } });
-  assert.deepEqual(JSON.parse((await lines.next()).value), { id: request.id, status: "approved", args: { customer: "c_7" }, state: { conversation: "c-5521" } });
+  const request = await agent.create(
+    "lookup",
+    { customer: "c_7" },
+    { callbackUrl: `http://127.0.0.1:${port}/signoff/callback`, state: { conversation: "c-5521" } },
+  );
+  assert.deepEqual(JSON.parse((await lines.next()).value), {
+    id: request.id,
+    status: "approved",
+    args: { customer: "c_7" },
+    state: { conversation: "c-5521" },
+  });
   for await (const event of agent.events()) {
     if (event.kind !== "callback_attempted") continue;
-    assert.deepEqual([event.request_id, /** @type {any} */ (event.data).status, /** @type {any} */ (event.data).state], [request.id, 204, "delivered"]);
+    assert.deepEqual(
+      [event.request_id, /** @type {any} */ (event.data).status, /** @type {any} */ (event.data).state],
+      [request.id, 204, "delivered"],
+    );
     break;
   }
 });

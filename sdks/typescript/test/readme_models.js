@@ -3,7 +3,10 @@
 import { Usage } from "@openai/agents";
 import { MockLanguageModelV4 } from "ai/test";
 
-const usage = { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 1, text: 1, reasoning: 0 } };
+const usage = {
+  inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },
+  outputTokens: { total: 1, text: 1, reasoning: 0 },
+};
 const input = JSON.stringify({ customer: "c_42", amount: 120 });
 
 /** The text of the last tool result in a prompt: what the model says back. */
@@ -17,11 +20,20 @@ const models = {
       doGenerate: async ({ prompt }) => {
         calls += 1;
         if (calls === 1) {
-          const content = [{ type: /** @type {const} */ ("tool-call"), toolCallId: "call-1", toolName: "refund", input }];
+          const content = [
+            { type: /** @type {const} */ ("tool-call"), toolCallId: "call-1", toolName: "refund", input },
+          ];
           return { content, finishReason: { unified: "tool-calls", raw: undefined }, usage, warnings: [] };
         }
-        const text = lastToolText(prompt).includes("Refunded 120 to c_42") ? "Done: Refunded 120 to c_42." : "I could not refund.";
-        return { content: [{ type: "text", text }], finishReason: { unified: "stop", raw: undefined }, usage, warnings: [] };
+        const text = lastToolText(prompt).includes("Refunded 120 to c_42")
+          ? "Done: Refunded 120 to c_42."
+          : "I could not refund.";
+        return {
+          content: [{ type: "text", text }],
+          finishReason: { unified: "stop", raw: undefined },
+          usage,
+          warnings: [],
+        };
       },
     });
   },
@@ -38,7 +50,14 @@ const models = {
                   type: "message",
                   role: "assistant",
                   status: "completed",
-                  content: [{ type: "output_text", text: lastToolText(request.input).includes("Refunded 120 to c_42") ? "Done: Refunded 120 to c_42." : "I could not refund." }],
+                  content: [
+                    {
+                      type: "output_text",
+                      text: lastToolText(request.input).includes("Refunded 120 to c_42")
+                        ? "Done: Refunded 120 to c_42."
+                        : "I could not refund.",
+                    },
+                  ],
                 },
               ];
         return { usage: new Usage(), output };

@@ -142,7 +142,8 @@ export async function startServer({ policy = POLICY, settings = {} } = {}) {
  * @returns {Promise<T>}
  */
 export async function decideWhenPending(approver, action, decide) {
-  const wanted = typeof action === "string" ? (/** @type {import("signoff").SignoffRequest} */ r) => r.action === action : action;
+  const wanted =
+    typeof action === "string" ? (/** @type {import("signoff").SignoffRequest} */ r) => r.action === action : action;
   for await (const event of approver.events()) {
     if (event.kind !== "routed" || event.request_id === null) continue;
     const request = await approver.get(event.request_id);

@@ -43,7 +43,13 @@ async function realCallback(/** @type {import("node:test").TestContext} */ t) {
   const agent = new Signoff({ url: server.url, key: agentKey.key });
   const request = await agent.create("lookup", { customer: "c_42" }, { callbackUrl: endpoint.url, state: { step: 3 } });
   const { headers, body } = await endpoint.next();
-  return { request, headers, body, secret: /** @type {string} */ (agentKey.webhookSecret), otherSecret: /** @type {string} */ (server.key("agent", "other-bot").webhookSecret) };
+  return {
+    request,
+    headers,
+    body,
+    secret: /** @type {string} */ (agentKey.webhookSecret),
+    otherSecret: /** @type {string} */ (server.key("agent", "other-bot").webhookSecret),
+  };
 }
 
 test("a real callback verifies, from Node's headers or fetch's, as bytes or text", async (t) => {
@@ -58,7 +64,10 @@ test("a real callback verifies, from Node's headers or fetch's, as bytes or text
   assert.deepEqual(verifyWebhook(fetchHeaders, body.toString("utf8"), secret), message);
   const shouted = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toUpperCase(), v]));
   assert.deepEqual(webhooks.verifyWebhook(shouted, new Uint8Array(body), secret), message);
-  assert.deepEqual(verifyWebhook(new Map(Object.entries(headers).map(([k, v]) => [k, String(v)])), body, secret), message);
+  assert.deepEqual(
+    verifyWebhook(new Map(Object.entries(headers).map(([k, v]) => [k, String(v)])), body, secret),
+    message,
+  );
 });
 
 test("a tampered body, a forged signature, another key's secret, an old message and a missing header are refused", async (t) => {
@@ -66,14 +75,29 @@ test("a tampered body, a forged signature, another key's secret, an old message 
   const timestamp = Number(headers["webhook-timestamp"]);
   const tampered = Buffer.from(body.toString("utf8").replace('"approved"', '"rejected"'));
   assert.notDeepEqual(tampered, body);
-  assert.throws(() => verifyWebhook(headers, tampered, secret), { name: "WebhookVerificationError", message: "no matching signature" });
+  assert.throws(() => verifyWebhook(headers, tampered, secret), {
+    name: "WebhookVerificationError",
+    message: "no matching signature",
+  });
   const forged = signWebhook(otherSecret, String(headers["webhook-id"]), timestamp, body);
-  assert.throws(() => verifyWebhook({ ...headers, "webhook-signature": forged }, body, secret), WebhookVerificationError);
+  assert.throws(
+    () => verifyWebhook({ ...headers, "webhook-signature": forged }, body, secret),
+    WebhookVerificationError,
+  );
   assert.throws(() => verifyWebhook(headers, body, otherSecret), /no matching signature/);
   assert.throws(() => verifyWebhook({ ...headers, "webhook-id": "msg_other" }, body, secret), /no matching signature/);
-  assert.throws(() => verifyWebhook(headers, body, secret, { now: timestamp + WEBHOOK_TOLERANCE_SECONDS + 1 }), /too far/);
-  assert.throws(() => verifyWebhook(headers, body, secret, { now: timestamp - WEBHOOK_TOLERANCE_SECONDS - 1 }), /too far/);
-  assert.equal(verifyWebhook(headers, body, secret, { now: timestamp + WEBHOOK_TOLERANCE_SECONDS - 1 }).type, "request.decided");
+  assert.throws(
+    () => verifyWebhook(headers, body, secret, { now: timestamp + WEBHOOK_TOLERANCE_SECONDS + 1 }),
+    /too far/,
+  );
+  assert.throws(
+    () => verifyWebhook(headers, body, secret, { now: timestamp - WEBHOOK_TOLERANCE_SECONDS - 1 }),
+    /too far/,
+  );
+  assert.equal(
+    verifyWebhook(headers, body, secret, { now: timestamp + WEBHOOK_TOLERANCE_SECONDS - 1 }).type,
+    "request.decided",
+  );
   const withoutId = Object.fromEntries(Object.entries(headers).filter(([k]) => k !== "webhook-id"));
   assert.throws(() => verifyWebhook(withoutId, body, secret), { message: "missing header webhook-id" });
   assert.throws(() => verifyWebhook({ ...headers, "webhook-timestamp": "soon" }, body, secret), /not a number/);
