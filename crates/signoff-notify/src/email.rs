@@ -1,4 +1,5 @@
-//! Email: the ask (multipart text + HTML with Approve, Reject and Review links) and the outcome as a reply in the same
+//! Email: the ask (multipart text + HTML with Approve, Reject and Review links; a question's with Answer and
+//! Answer-in-dashboard links) and the outcome as a reply in the same
 //! thread, sent over SMTP with `lettre` on tokio and rustls.
 //!
 //! `smtp_url` is lettre's connection URL: `smtps://user:pass@host:465` (TLS from the start),
@@ -35,18 +36,26 @@ impl fmt::Debug for EmailConfig {
     }
 }
 
-/// The three links an ask carries.
+/// The links an ask carries: what the person can do from the email, and the request's page in the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailLinks {
-    pub approve: String,
-    pub reject: String,
+    pub actions: EmailActions,
     pub dashboard: String,
+}
+
+/// The signed links of an ask, by the request's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailActions {
+    /// An approval: Approve and Reject, each opening a confirmation page.
+    Decide { approve: String, reject: String },
+    /// A question: Answer, opening a page with a form for the answer.
+    Answer { answer: String },
 }
 
 impl EmailLinks {
     /// Signed links for `person`, asked as a member of `group`: `{public_url}/channels/email/act?token=…` for
-    /// Approve and Reject, each with its own nonce, living until the request's deadline and at most
-    /// [`MAX_LINK_LIFETIME`]; and the request's page in the dashboard, `{public_url}/requests/{id}`.
+    /// Approve and Reject (a question: Answer), each with its own nonce, living until the request's deadline and at
+    /// most [`MAX_LINK_LIFETIME`]; and the request's page in the dashboard, `{public_url}/requests/{id}`.
     pub fn signed(
         signer: &LinkSigner,
         public_url: &str,
@@ -67,11 +76,11 @@ impl EmailLinks {
             };
             format!("{public_url}/channels/email/act?token={}", signer.sign(&claims))
         };
-        EmailLinks {
-            approve: link(LinkOutcome::Approve),
-            reject: link(LinkOutcome::Reject),
-            dashboard: format!("{public_url}/requests/{}", request.id),
-        }
+        let actions = match request.kind {
+            Kind::Approval => EmailActions::Decide { approve: link(LinkOutcome::Approve), reject: link(LinkOutcome::Reject) },
+            Kind::Question => EmailActions::Answer { answer: link(LinkOutcome::Answer) },
+        };
+        EmailLinks { actions, dashboard: format!("{public_url}/requests/{}", request.id) }
     }
 }
 
@@ -128,13 +137,18 @@ impl Mailer {
             None => "Signoff asks for your approval".to_string(),
         };
         let text = request_text(&lead, request, &details, links);
+        let (decide, answer) = match &links.actions {
+            EmailActions::Decide { approve, reject } => (Some((approve.as_str(), reject.as_str())), None),
+            EmailActions::Answer { answer } => (None, Some(answer.as_str())),
+        };
         let html = RequestHtml {
             lead: &lead,
             heading: heading(request),
             details: &details,
-            links,
+            decide,
+            answer,
+            dashboard: &links.dashboard,
             request_id: request.id.to_string(),
-            question: request.kind == Kind::Question,
         }
         .render()
         .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
@@ -426,15 +440,18 @@ fn request_text(lead: &str, request: &Request, details: &[Detail], links: &Email
             text.push_str(&format!("{}: {}\n", detail.label, detail.value));
         }
     }
-    if request.kind == Kind::Question {
-        text.push_str(&format!("\nAnswer in the dashboard:\n{}\n", links.dashboard));
-        return text;
+    match &links.actions {
+        EmailActions::Decide { approve, reject } => text.push_str(&format!(
+            "\nApprove:\n{approve}\n\nReject:\n{reject}\n\nReview in dashboard:\n{}\n\n\
+             Each link opens a page that asks you to confirm; nothing is decided until you do.\n",
+            links.dashboard
+        )),
+        EmailActions::Answer { answer } => text.push_str(&format!(
+            "\nAnswer:\n{answer}\n\nAnswer in dashboard:\n{}\n\n\
+             The Answer link opens a page with a form; nothing is answered until you send it.\n",
+            links.dashboard
+        )),
     }
-    text.push_str(&format!(
-        "\nApprove:\n{}\n\nReject:\n{}\n\nReview in dashboard:\n{}\n\n\
-         Each link opens a page that asks you to confirm; nothing is decided until you do.\n",
-        links.approve, links.reject, links.dashboard
-    ));
     text
 }
 
@@ -443,10 +460,12 @@ fn request_text(lead: &str, request: &Request, details: &[Detail], links: &Email
 struct RequestHtml<'a> {
     lead: &'a str,
     heading: String,
-    /// A question is answered in the dashboard: its mail has no Approve and Reject links.
-    question: bool,
     details: &'a [Detail],
-    links: &'a EmailLinks,
+    /// An approval's Approve and Reject links.
+    decide: Option<(&'a str, &'a str)>,
+    /// A question's Answer link.
+    answer: Option<&'a str>,
+    dashboard: &'a str,
     request_id: String,
 }
 

@@ -25,12 +25,13 @@ const FORM_CONTEXT: &[u8] = b"signoff-form-v1\0";
 /// Sign-in links are signed apart from action links: neither kind of token is ever taken for the other.
 const SIGN_IN_CONTEXT: &[u8] = b"signoff-sign-in-v1\0";
 
-/// What a link does when its confirmation form is sent.
+/// What a link does when its form is sent: approve or reject an approval, or answer a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkOutcome {
     Approve,
     Reject,
+    Answer,
 }
 
 impl LinkOutcome {
@@ -38,6 +39,7 @@ impl LinkOutcome {
         match self {
             LinkOutcome::Approve => "approve",
             LinkOutcome::Reject => "reject",
+            LinkOutcome::Answer => "answer",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The pages an email link opens: the confirmation form (a `GET` decides nothing; its `POST` does), and the notices
+//! The pages an email link opens: the confirmation form, or a question's answer form (a `GET` decides nothing; its
+//! `POST` does), and the notices
 //! that say why a link did nothing (used, expired, not valid, superseded) or what it did.
 //!
 //! Every page is self-contained: its only style is one inline `<style>` element allowed by the
@@ -6,7 +7,7 @@
 
 use crate::RequestView;
 use crate::email::{Detail, details, heading};
-use crate::links::{LinkClaims, LinkOutcome};
+use crate::links::LinkClaims;
 use askama::Template;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -20,7 +21,7 @@ border-radius:8px;padding:24px}h1{font-size:20px;margin:0 0 16px}p.lead{color:#5
 table{border-collapse:collapse;width:100%;font-size:14px}th{text-align:left;vertical-align:top;padding:6px 12px 6px 0;\
 color:#59636e;white-space:nowrap}td{padding:6px 0;white-space:pre-wrap;word-break:break-word}label{display:block;\
 margin:16px 0 4px;font-weight:600}select,textarea{width:100%;box-sizing:border-box;font:inherit;padding:6px}\
-textarea{min-height:80px}button{margin-top:20px;padding:10px 18px;border:0;border-radius:6px;color:#fff;\
+textarea{min-height:80px}label.choice{font-weight:400;margin:8px 0}fieldset{border:0;padding:0;margin:16px 0 0}legend{font-weight:600}button{margin-top:20px;padding:10px 18px;border:0;border-radius:6px;color:#fff;\
 font-weight:600;font-size:15px;cursor:pointer}button.approve{background:#1a7f37}button.reject{background:#cf222e}\
 .notice{font-size:16px}";
 
@@ -44,20 +45,22 @@ pub fn security_headers() -> [(&'static str, &'static str); 5] {
     ]
 }
 
-/// The confirmation page a link's `GET` shows: the request's details and a form that `POST`s back `token` and
-/// `form_token` (to the page's own URL). Reject asks for a reason (one of the request's `reject_reasons`, when it
-/// has some) and a comment; approve takes an optional comment.
+/// The page a link's `GET` shows: the request's details and a form that `POST`s back `token` and `form_token` (to
+/// the page's own URL). Reject asks for a reason (one of the request's `reject_reasons`, when it has some) and a
+/// comment; approve takes an optional comment; answer asks for the answer (one of the question's `options`, when it
+/// has some, else text).
 pub fn confirm(request: &Request, view: &RequestView, claims: &LinkClaims, token: &str, form_token: &str) -> String {
     let details = details(request, view);
     ConfirmPage {
         css: CSS,
         heading: heading(request),
         person: view.name_of(&claims.approver_id),
-        approve: claims.outcome == LinkOutcome::Approve,
+        outcome: claims.outcome.as_str(),
         details: &details,
         token,
         form_token,
         reasons: &request.reject_reasons,
+        options: &request.options,
     }
     .render()
     .expect("the confirmation template renders")
@@ -74,11 +77,13 @@ struct ConfirmPage<'a> {
     css: &'static str,
     heading: String,
     person: &'a str,
-    approve: bool,
+    /// `approve`, `reject` or `answer`.
+    outcome: &'static str,
     details: &'a [Detail],
     token: &'a str,
     form_token: &'a str,
     reasons: &'a [String],
+    options: &'a [String],
 }
 
 #[derive(Template)]

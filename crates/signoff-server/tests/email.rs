@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use signoff_domain::Request;
-use signoff_notify::email::{EmailConfig, EmailLinks, Mailer};
+use signoff_notify::email::{EmailActions, EmailConfig, EmailLinks, Mailer};
 use signoff_notify::links::{LinkClaims, LinkOutcome, LinkSigner};
 use signoff_notify::{ProviderError, RequestView};
 use signoff_testkit::smtp::{ReceivedMail, SmtpAnswer, SmtpServer};
@@ -18,6 +18,7 @@ on_every_backend!(
     a_link_for_a_decided_request_names_who_decided,
     a_link_is_superseded_when_the_request_moves_or_the_person_leaves,
     without_a_link_secret_the_pages_say_so,
+    a_question_is_answered_on_the_page_its_link_opens,
 );
 
 const POLICY: &str = r#"
@@ -75,6 +76,14 @@ fn links(app: &TestApp, request: &Request, who: &str) -> EmailLinks {
     EmailLinks::signed(signer, &app.url, request, &person(who), request.group.as_deref().unwrap(), Utc::now())
 }
 
+/// An approval's Approve and Reject links.
+fn decide_links(links: &EmailLinks) -> (&str, &str) {
+    match &links.actions {
+        EmailActions::Decide { approve, reject } => (approve, reject),
+        other => panic!("an approval's links are Approve and Reject, not {other:?}"),
+    }
+}
+
 fn token_of(link: &str) -> String {
     link.split_once("?token=").unwrap().1.to_string()
 }
@@ -128,10 +137,69 @@ async fn status_of(app: &TestApp, request: &Request) -> Value {
     send(app.get(&format!("/v1/requests/{}", request.id), &app.admin_key)).await.1
 }
 
+async fn a_question_is_answered_on_the_page_its_link_opens(backend: Backend) {
+    let (_db, app) = app(backend).await;
+    let new = json!({"action": "ask", "kind": "question", "question": "Which region <b>should</b> the replica go to?",
+                     "options": ["eu", "us"]});
+    let (status, body) = app.create(new).await;
+    assert_eq!(status, 201, "{body}");
+    let question: Request = serde_json::from_value(body).unwrap();
+    let links = links(&app, &question, "dana");
+    let EmailActions::Answer { answer } = &links.actions else { panic!("a question's link is Answer: {links:?}") };
+
+    // The mail carries Answer and the dashboard, nothing that would approve or reject.
+    let smtp = SmtpServer::start().await;
+    mailer(&smtp).send_request("dana@example.com", &question, &view(), &links, None).await.unwrap();
+    let mail = smtp.wait_for(1, StdDuration::from_secs(10)).await;
+    assert_eq!(mail.text_links(), [answer.clone(), links.dashboard.clone()]);
+    assert_eq!(mail.html_links(), mail.text_links());
+    assert!(mail.part("text/html").unwrap().contains(">Answer</a>"));
+
+    let page = get(&app, &token_of(answer)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Answer: Which region &#60;b&#62;should&#60;/b&#62;") || page.body.contains("&lt;b&gt;"));
+    for option in ["eu", "us"] {
+        assert!(page.body.contains(&format!("name=\"text\" value=\"{option}\"")), "{}", page.body);
+    }
+    assert!(!page.body.contains(">Approve<") && !page.body.contains(">Reject<"), "{}", page.body);
+    let (token, form_token) = (hidden(&page, "token"), hidden(&page, "form_token"));
+
+    // A slip (no answer, or one that is not an option) is refused before the link is spent.
+    for (text, why) in [("", "An answer needs some text"), ("asia", "Choose one of the answers: eu, us")] {
+        let refused = post(&app, &[("token", &token), ("form_token", &form_token), ("text", text)]).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(refused.body.contains(why) && refused.body.contains("invalid_answer"), "{}", refused.body);
+    }
+    assert_eq!(status_of(&app, &question).await["status"], "pending");
+
+    let done = post(&app, &[("token", &token), ("form_token", &form_token), ("text", "eu")]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Your answer is recorded"), "{}", done.body);
+    let answered = status_of(&app, &question).await;
+    assert_eq!((answered["status"].as_str(), answered["decision"]["answer"].as_str()), (Some("answered"), Some("eu")));
+    assert_eq!(answered["decision"]["by"], json!({"kind": "human", "approver_id": "dana", "channel": "email"}));
+
+    let again = post(&app, &[("token", &token), ("form_token", &form_token), ("text", "us")]).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("link_used"), "{}", again.body);
+
+    // A free-text question gets a text box; Fred's own link answers it.
+    let (_, body) = app.create(json!({"action": "ask", "kind": "question", "question": "Why the refund?"})).await;
+    let free: Request = serde_json::from_value(body).unwrap();
+    let EmailActions::Answer { answer } = links(&app, &free, "fred").actions else { panic!("an Answer link") };
+    let page = get(&app, &token_of(&answer)).await;
+    assert!(page.body.contains("<textarea id=\"answer\" name=\"text\""), "{}", page.body);
+    let (token, form_token) = (hidden(&page, "token"), hidden(&page, "form_token"));
+    let text = "  Charged twice.\nSee ticket 8812.  ";
+    let done = post(&app, &[("token", &token), ("form_token", &form_token), ("text", text)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(status_of(&app, &free).await["decision"]["answer"], "Charged twice.\nSee ticket 8812.");
+}
+
 async fn get_shows_the_request_and_decides_nothing_then_the_post_approves_once(backend: Backend) {
     let (_db, app) = app(backend).await;
     let request = refund(&app).await;
-    let token = token_of(&links(&app, &request, "dana").approve);
+    let token = token_of(decide_links(&links(&app, &request, "dana")).0);
 
     // A scanner (or the person) follows the link twice: nothing is decided, the page shows the details.
     for _ in 0..2 {
@@ -178,7 +246,7 @@ async fn get_shows_the_request_and_decides_nothing_then_the_post_approves_once(b
 async fn a_rejection_asks_for_a_reason_and_a_comment(backend: Backend) {
     let (_db, app) = app(backend).await;
     let request = refund(&app).await;
-    let token = token_of(&links(&app, &request, "fred").reject);
+    let token = token_of(decide_links(&links(&app, &request, "fred")).1);
     let page = get(&app, &token).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("<select id=\"reason\" name=\"reason\" required>"), "{}", page.body);
@@ -238,7 +306,7 @@ async fn expired_forged_and_tampered_links_are_refused(backend: Backend) {
 async fn a_link_for_a_decided_request_names_who_decided(backend: Backend) {
     let (_db, app) = app(backend).await;
     let request = refund(&app).await;
-    let token = token_of(&links(&app, &request, "dana").approve);
+    let token = token_of(decide_links(&links(&app, &request, "dana")).0);
     let page = get(&app, &token).await;
     let form_token = hidden(&page, "form_token");
 
@@ -260,7 +328,7 @@ async fn a_link_is_superseded_when_the_request_moves_or_the_person_leaves(backen
     let (status, body) = app.create(json!({"action": "escalating"})).await;
     assert_eq!(status, 201, "{body}");
     let moving: Request = serde_json::from_value(body).unwrap();
-    let dana_link = token_of(&links(&app, &moving, "dana").approve);
+    let dana_link = token_of(decide_links(&links(&app, &moving, "dana")).0);
     assert_eq!(get(&app, &dana_link).await.status, 200);
     app.state.store.fire_due_timers(Utc::now() + Duration::seconds(5), 100).await.unwrap();
     assert_eq!(status_of(&app, &moving).await["group"], "cfo");
@@ -270,7 +338,7 @@ async fn a_link_is_superseded_when_the_request_moves_or_the_person_leaves(backen
 
     // The person leaves the group: the policy in force no longer has Dana in finance.
     let request = refund(&app).await;
-    let token = token_of(&links(&app, &request, "dana").approve);
+    let token = token_of(decide_links(&links(&app, &request, "dana")).0);
     let form_token = hidden(&get(&app, &token).await, "form_token");
     let (status, body) =
         app.apply_policy(&POLICY.replace("email: dana@example.com, groups: [finance]", "groups: [cfo]")).await;
@@ -341,7 +409,8 @@ async fn the_ask_arrives_with_its_subject_parts_and_links_and_the_outcome_replie
     assert_eq!(ask.header("Message-ID").unwrap(), message_id);
     assert!(message_id.starts_with('<') && message_id.ends_with("@example.com>"), "{message_id}");
     assert_multipart(&ask);
-    assert_eq!(ask.text_links(), [links.approve.clone(), links.reject.clone(), links.dashboard.clone()]);
+    let (approve, reject) = decide_links(&links);
+    assert_eq!(ask.text_links(), [approve.to_string(), reject.to_string(), links.dashboard.clone()]);
     assert_eq!(ask.html_links(), ask.text_links());
     let html = ask.part("text/html").unwrap();
     assert!(html.contains(">Approve</a>") && html.contains(">Reject</a>") && html.contains(">Review in dashboard</a>"));

@@ -32,7 +32,7 @@ def lower_the_amount(approver: Signoff, request) -> None:
 
 
 def test_the_readme_examples_run(server: Server, agent_key: Key, dana: Signoff) -> None:
-    decorator, client, errors = python_blocks()
+    decorator, question, client, errors = python_blocks()[:4]
 
     approver = decide_when_pending(dana, "refund", lower_the_amount)
     assert run_block(decorator, server, agent_key) == "Refunded 100 to c_42\n"
@@ -43,6 +43,10 @@ def test_the_readme_examples_run(server: Server, agent_key: Key, dana: Signoff) 
     approver.join()
 
     assert run_block(errors, server, agent_key) == "not_found 404 request not found\n"
+
+    answerer = decide_when_pending(dana, "ask_human", lambda approver, request: approver.answer(request.id, "eu"))
+    assert run_block(question, server, agent_key) == "replica in eu\n"
+    answerer.join()
 
     with Signoff(server.url, agent_key.key) as agent:
         requests = agent.list(action="refund").items

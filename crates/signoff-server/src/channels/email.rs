@@ -1,6 +1,6 @@
-//! Email action links: `GET /channels/email/act?token=…` shows a confirmation page and decides nothing (so mail
-//! scanners that fetch links are harmless); the page's `POST` (token + form token) decides through the service
-//! layer, once per link. A link that cannot act gets a page saying why: not valid, expired, already used, or
+//! Email action links: `GET /channels/email/act?token=…` shows a confirmation page (a question's link: a form for
+//! the answer) and decides nothing (so mail scanners that fetch links are harmless); the page's `POST` (token + form
+//! token) decides or answers through the service layer, once per link. A link that cannot act gets a page saying why: not valid, expired, already used, or
 //! superseded (the request was decided, moved to another group, or the person left the group).
 
 use crate::AppState;
@@ -64,7 +64,7 @@ async fn show(State(state): State<AppState>, RawQuery(query): RawQuery) -> Page 
     result.await.unwrap_or_else(|page| page)
 }
 
-/// The confirmation form's `POST`: decides, once.
+/// The form's `POST`: decides or answers, once.
 async fn act(State(state): State<AppState>, body: Bytes) -> Page {
     let fields = form_fields(&body);
     let result = async {
@@ -77,30 +77,48 @@ async fn act(State(state): State<AppState>, body: Bytes) -> Page {
                 &["Open the link from the email again and confirm on the page it shows. (form_token_invalid)".into()],
             ));
         }
-        let approve = claims.outcome == LinkOutcome::Approve;
-        let comment = Some(field(&fields, "comment").trim()).filter(|c| !c.is_empty()).map(String::from);
-        let reason = Some(field(&fields, "reason").trim()).filter(|r| !r.is_empty()).map(String::from);
-        if !approve {
-            // Checked before the link is spent, so a slip can be corrected on the same page.
-            if comment.is_none() {
-                return Err(not_recorded("A rejection needs a comment: go back and write one. (comment_required)"));
-            }
-            if !request.reject_reasons.is_empty()
-                && !reason.as_ref().is_some_and(|r| request.reject_reasons.contains(r))
-            {
-                let reasons = request.reject_reasons.join(", ");
-                return Err(not_recorded(&format!("Choose one of the reasons: {reasons}. (invalid_reason)")));
-            }
-        }
-        if !state.store.use_link(&claims.nonce, &claims.request_id.to_string()).await.map_err(store_failed)? {
-            return Err(used(&state, &request));
-        }
-        let decider = Decider { person: claims.approver_id.clone(), channel: Channel::Email, key_id: None };
-        let input = DecisionInput { approve, comment, reason: if approve { None } else { reason }, args: None };
         let view = view(&state, &claims.group);
-        match service::decide(&state, claims.request_id, decider, input).await {
-            Ok(request) => {
+        let decider = Decider { person: claims.approver_id.clone(), channel: Channel::Email, key_id: None };
+        let done = match claims.outcome {
+            LinkOutcome::Answer => {
+                let text = field(&fields, "text").trim().to_string();
+                // Checked before the link is spent, so a slip can be corrected on the same page.
+                if text.is_empty() {
+                    return Err(not_recorded("An answer needs some text: go back and write one. (invalid_answer)"));
+                }
+                if !request.options.is_empty() && !request.options.contains(&text) {
+                    let options = request.options.join(", ");
+                    return Err(not_recorded(&format!("Choose one of the answers: {options}. (invalid_answer)")));
+                }
+                spend(&state, &claims, &request).await?;
+                service::answer(&state, claims.request_id, decider, text).await.map(|r| (r, "Your answer is recorded"))
+            }
+            LinkOutcome::Approve | LinkOutcome::Reject => {
+                let approve = claims.outcome == LinkOutcome::Approve;
+                let comment = Some(field(&fields, "comment").trim()).filter(|c| !c.is_empty()).map(String::from);
+                let reason = Some(field(&fields, "reason").trim()).filter(|r| !r.is_empty()).map(String::from);
+                if !approve {
+                    // Checked before the link is spent, so a slip can be corrected on the same page.
+                    if comment.is_none() {
+                        return Err(not_recorded(
+                            "A rejection needs a comment: go back and write one. (comment_required)",
+                        ));
+                    }
+                    if !request.reject_reasons.is_empty()
+                        && !reason.as_ref().is_some_and(|r| request.reject_reasons.contains(r))
+                    {
+                        let reasons = request.reject_reasons.join(", ");
+                        return Err(not_recorded(&format!("Choose one of the reasons: {reasons}. (invalid_reason)")));
+                    }
+                }
+                spend(&state, &claims, &request).await?;
+                let input = DecisionInput { approve, comment, reason: if approve { None } else { reason }, args: None };
                 let title = if approve { "Your approval is recorded" } else { "Your rejection is recorded" };
+                service::decide(&state, claims.request_id, decider, input).await.map(|r| (r, title))
+            }
+        };
+        match done {
+            Ok((request, title)) => {
                 Ok(Page::notice(StatusCode::OK, title, &[heading(&request), status_line(&request, &view)]))
             }
             Err(error) => match state.store.request(claims.request_id).await {
@@ -113,6 +131,15 @@ async fn act(State(state): State<AppState>, body: Bytes) -> Page {
         }
     };
     result.await.unwrap_or_else(|page| page)
+}
+
+/// Records the link as used, once: a second use is refused.
+async fn spend(state: &AppState, claims: &LinkClaims, request: &Request) -> Result<(), Page> {
+    if state.store.use_link(&claims.nonce, &claims.request_id.to_string()).await.map_err(store_failed)? {
+        Ok(())
+    } else {
+        Err(used(state, request))
+    }
 }
 
 fn signer(state: &AppState) -> Result<&LinkSigner, Page> {

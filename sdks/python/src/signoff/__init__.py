@@ -44,12 +44,14 @@ from .errors import (
     SignoffError,
     Timeout,
     TooManyConnections,
+    Unanswered,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
     WrongKind,
 )
 from .models import Approval, DecidedBy, Decision, Escalation, Event, Outcome, Page, Placement, Request, RequestedBy
+from .questions import ask_human, ask_human_async, human_as_tool
 
 __version__ = "0.1.0"
 
@@ -61,6 +63,9 @@ __all__ = [
     "run",
     "current_run_id",
     "not_approved_message",
+    "ask_human",
+    "ask_human_async",
+    "human_as_tool",
     "webhooks",
     "Request",
     "Decision",
@@ -77,6 +82,7 @@ __all__ = [
     "Expired",
     "Cancelled",
     "ApprovalTimeout",
+    "Unanswered",
     "SignoffError",
     "ERROR_CLASSES",
     "ConnectionFailed",

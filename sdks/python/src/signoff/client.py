@@ -9,7 +9,7 @@ Retries (up to `max_retries`, exponential backoff with jitter, at least the serv
 - calls that are safe to repeat are also retried after a broken connection, a read timeout, and `500`, `502`, `503`
   and `504`: every GET (`get`, `list`, `wait`, `request_events`, `events`) and `create`, which always carries an
   idempotency key, so a repeat returns the request the first attempt made;
-- `decide`, `cancel` and `report_outcome` are not repeated after the server may have acted on them: a second attempt
+- `decide`, `answer`, `cancel` and `report_outcome` are not repeated after the server may have acted on them: a second attempt
   could only answer `409`, hiding the first one's result. Their errors reach you as they are.
 """
 
@@ -102,6 +102,10 @@ class _calls:
     @staticmethod
     def decide(request_id: str, body: dict[str, Any]) -> _Call:
         return _Call("POST", f"/v1/requests/{_segment(request_id)}/decision", body=_drop_none(body))
+
+    @staticmethod
+    def answer(request_id: str, text: str) -> _Call:
+        return _Call("POST", f"/v1/requests/{_segment(request_id)}/answer", body={"text": text})
 
     @staticmethod
     def cancel(request_id: str, reason: str | None) -> _Call:
@@ -209,6 +213,10 @@ class _Base:
     @staticmethod
     def _create_body(action: str, args: dict[str, JSON] | None, fields: dict[str, Any]) -> dict[str, Any]:
         return {"action": action, "args": args, **fields}
+
+    @staticmethod
+    def _question_body(question: str, options: builtins.list[str] | None, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "question", "question": question, "options": options, **fields}
 
     @staticmethod
     def _wait_chunk(deadline: float | None) -> int:
@@ -362,6 +370,72 @@ class Signoff(_Base):
 
     def reject(self, request_id: str, comment: str, *, reason: str | None = None) -> Request:
         return self.decide(request_id, "reject", comment=comment, reason=reason)
+
+    def ask(
+        self,
+        question: str,
+        options: builtins.list[str] | None = None,
+        *,
+        action: str = "ask_human",
+        summary: str | None = None,
+        context: dict[str, JSON] | None = None,
+        tags: builtins.list[str] | None = None,
+        run_id: str | None = None,
+        call_id: str | None = None,
+        callback_url: str | None = None,
+        state: dict[str, JSON] | None = None,
+        timeout_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Request:
+        """Ask a person a question (a `kind: question` request); `options`, if given, are the only answers accepted.
+
+        Idempotent like `create`. Policy routes it like any request, but only a person answers it: see `answer`.
+        """
+        body = self._question_body(
+            question,
+            options,
+            dict(
+                action=action,
+                summary=summary,
+                context=context,
+                tags=tags,
+                run_id=run_id,
+                call_id=call_id,
+                callback_url=callback_url,
+                state=state,
+                timeout_s=timeout_s,
+            ),
+        )
+        return Request.model_validate(self._send(_calls.create(body, idempotency_key)))
+
+    def answer(self, request_id: str, text: str) -> Request:
+        """Answer a question, as the key's person (a member of its group); the first answer ends it."""
+        return Request.model_validate(self._send(_calls.answer(request_id, text)))
+
+    def ask_human(
+        self,
+        question: str,
+        options: builtins.list[str] | None = None,
+        *,
+        timeout: float | None = None,
+        action: str = "ask_human",
+        run_id: str | None = None,
+        call_id: str | None = None,
+        context: dict[str, JSON] | None = None,
+    ) -> str:
+        """`signoff.ask_human` with this client: ask, wait, and return the answer's text."""
+        from .questions import ask_human
+
+        return ask_human(
+            question,
+            options,
+            timeout=timeout,
+            client=self,
+            action=action,
+            run_id=run_id,
+            call_id=call_id,
+            context=context,
+        )
 
     def cancel(self, request_id: str, reason: str | None = None) -> Request:
         return Request.model_validate(self._send(_calls.cancel(request_id, reason)))
@@ -560,6 +634,72 @@ class AsyncSignoff(_Base):
 
     async def reject(self, request_id: str, comment: str, *, reason: str | None = None) -> Request:
         return await self.decide(request_id, "reject", comment=comment, reason=reason)
+
+    async def ask(
+        self,
+        question: str,
+        options: builtins.list[str] | None = None,
+        *,
+        action: str = "ask_human",
+        summary: str | None = None,
+        context: dict[str, JSON] | None = None,
+        tags: builtins.list[str] | None = None,
+        run_id: str | None = None,
+        call_id: str | None = None,
+        callback_url: str | None = None,
+        state: dict[str, JSON] | None = None,
+        timeout_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Request:
+        """Ask a person a question (a `kind: question` request); `options`, if given, are the only answers accepted.
+
+        Idempotent like `create`. Policy routes it like any request, but only a person answers it: see `answer`.
+        """
+        body = self._question_body(
+            question,
+            options,
+            dict(
+                action=action,
+                summary=summary,
+                context=context,
+                tags=tags,
+                run_id=run_id,
+                call_id=call_id,
+                callback_url=callback_url,
+                state=state,
+                timeout_s=timeout_s,
+            ),
+        )
+        return Request.model_validate(await self._send(_calls.create(body, idempotency_key)))
+
+    async def answer(self, request_id: str, text: str) -> Request:
+        """Answer a question, as the key's person (a member of its group); the first answer ends it."""
+        return Request.model_validate(await self._send(_calls.answer(request_id, text)))
+
+    async def ask_human(
+        self,
+        question: str,
+        options: builtins.list[str] | None = None,
+        *,
+        timeout: float | None = None,
+        action: str = "ask_human",
+        run_id: str | None = None,
+        call_id: str | None = None,
+        context: dict[str, JSON] | None = None,
+    ) -> str:
+        """`signoff.ask_human_async` with this client: ask, wait, and return the answer's text."""
+        from .questions import ask_human_async
+
+        return await ask_human_async(
+            question,
+            options,
+            timeout=timeout,
+            client=self,
+            action=action,
+            run_id=run_id,
+            call_id=call_id,
+            context=context,
+        )
 
     async def cancel(self, request_id: str, reason: str | None = None) -> Request:
         return Request.model_validate(await self._send(_calls.cancel(request_id, reason)))

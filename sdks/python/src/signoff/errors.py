@@ -250,8 +250,17 @@ class Cancelled(NotApproved):
 
 
 class ApprovalTimeout(Exception):
-    """The gated call waited its `timeout` and the request is still pending. Calling again resumes the same request."""
+    """A gated call or `ask_human` waited its `timeout` and the request is still pending. Calling again resumes it."""
 
     def __init__(self, message: str, request: Request) -> None:
         super().__init__(message)
+        self.request = request
+
+
+class Unanswered(Exception):
+    """`ask_human` got no answer: the question expired at its deadline, or was cancelled."""
+
+    def __init__(self, message: str, request: Request) -> None:
+        super().__init__(message)
+        self.message = message
         self.request = request

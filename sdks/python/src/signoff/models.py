@@ -38,6 +38,8 @@ class Decision(Wire):
     edited: bool = False
     comment: str | None = None
     reason: str | None = None
+    answer: str | None = None
+    """A question's answer (outcome `answered`)."""
     by: DecidedBy
     at: datetime
 
@@ -84,11 +86,16 @@ class Placement(Wire):
 
 
 class Request(Wire):
-    """An approval request, as every endpoint that returns one answers it."""
+    """An approval request or a question, as every endpoint that returns one answers it."""
 
     id: str
     status: str
     """`pending`, then `approved`, `rejected`, `expired`, `cancelled` or (a question) `answered`."""
+    kind: str = "approval"
+    """`approval` (approve or reject) or `question` (answered with text)."""
+    question: str | None = None
+    options: list[str] = Field(default_factory=list)
+    """A question's allowed answers; empty means free text."""
     action: str
     args: dict[str, JSON] = Field(default_factory=dict)
     summary: str | None = None
@@ -124,6 +131,11 @@ class Request(Wire):
     def pending(self) -> bool:
         """True while nobody (and no deadline) has decided the request."""
         return self.status == "pending"
+
+    @property
+    def answer(self) -> str | None:
+        """A question's answer, once answered."""
+        return self.decision.answer if self.decision is not None else None
 
 
 class Event(Wire):
