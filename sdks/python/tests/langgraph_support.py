@@ -74,6 +74,13 @@ def refund_script(amount: int = 120, call_id: str = "call_refund_1") -> Scripted
     )
 
 
+def readme_script() -> ScriptedChatModel:
+    """The README's agent: refund 120 to c_42, then say so."""
+    return ScriptedChatModel(
+        script=[tool_calls(("refund", {"customer": "c_42", "amount": 120}, "call_readme")), AIMessage("Refunded.")]
+    )
+
+
 if __name__ == "__main__":
     from langgraph.checkpoint.sqlite import SqliteSaver
 

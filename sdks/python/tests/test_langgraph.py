@@ -7,6 +7,7 @@ fits) and a scripted chat model; people decide through the API with the fixtures
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -35,6 +36,9 @@ from signoff.integrations.langgraph import (
 
 from conftest import POLICY, Key, Server, decide_when_pending
 
+WAIT = 30.0
+"""Seconds a test waits for a person: a broken driver fails the test instead of hanging it."""
+README = Path(__file__).parents[1] / "README.md"
 example = load_example()
 START_MESSAGE = {"messages": [{"role": "user", "content": "Order 1042 arrived broken."}]}
 
@@ -56,7 +60,7 @@ def only_request(agent: Signoff, run_id: str, action: str = "refund") -> Request
 def test_an_approved_refund_runs_and_reports_its_result(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
     approver = decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, comment="fine"))
-    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-1"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-1"), client=agent, timeout=WAIT)
     approver.join()
 
     assert tool_message(result, "call_refund_1").content == "refunded 120 to c_42"
@@ -74,7 +78,7 @@ def test_an_approved_refund_runs_and_reports_its_result(agent: Signoff, dana: Si
 def test_an_edited_approval_runs_the_tool_with_the_edited_args(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
     decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
-    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-2"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-2"), client=agent, timeout=WAIT)
 
     ran = tool_message(result, "call_refund_1")
     assert ran.text.endswith("refunded 100 to c_42") and "a human reviewer replaced this tool call" in ran.text
@@ -86,7 +90,7 @@ def test_an_edited_approval_runs_the_tool_with_the_edited_args(agent: Signoff, d
 def test_a_rejection_skips_the_tool_and_tells_the_model_who_and_why(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
     decide_when_pending(dana, "refund", lambda api, r: api.reject(r.id, "outside the refund window"))
-    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-3"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-3"), client=agent, timeout=WAIT)
 
     refused = tool_message(result, "call_refund_1")
     assert refused.status == "error"
@@ -119,7 +123,7 @@ def test_a_thread_resumes_after_the_agent_process_dies(
 
     with SqliteSaver.from_conn_string(str(database)) as checkpointer:
         graph = example.build_agent(refund_script(), checkpointer)
-        result = run_with_approvals(graph, None, config=thread("ticket-4"), client=agent)
+        result = run_with_approvals(graph, None, config=thread("ticket-4"), client=agent, timeout=WAIT)
     assert tool_message(result, "call_refund_1").text.endswith("refunded 110 to c_42")
     assert result["messages"][-1].content == "All done."
     request = only_request(agent, "ticket-4")
@@ -142,7 +146,7 @@ def test_a_timeout_leaves_the_thread_paused_for_a_later_run(agent: Signoff, dana
     (decision,) = command.resume[paused.interrupts[0].id]["decisions"]
     assert decision == {"type": "reject", "message": "Rejected by dana: a duplicate of ticket 4"}
 
-    result = run_with_approvals(graph, None, config=thread("ticket-5"), client=agent)
+    result = run_with_approvals(graph, None, config=thread("ticket-5"), client=agent, timeout=WAIT)
     assert tool_message(result, "call_refund_1").status == "error"
     assert [r.id for r in agent.list(run_id="ticket-5").items] == [pending.id]
 
@@ -194,7 +198,7 @@ def decide_both(dana: Signoff) -> threading.Thread:
 def test_each_reviewed_call_of_a_turn_is_its_own_request(agent: Signoff, dana: Signoff, mode: str) -> None:
     graph = refund_agent(two_refunds(), ["approve", "reject"], interrupt_mode=mode)
     decide_both(dana)
-    result = run_with_approvals(graph, START_MESSAGE, config=thread(f"both-{mode}"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread(f"both-{mode}"), client=agent, timeout=WAIT)
 
     assert tool_message(result, "call_a").content == "refunded 10 to c_1"
     assert tool_message(result, "call_b").content.endswith("Rejected by dana: already refunded")
@@ -210,7 +214,7 @@ def test_an_edit_a_review_does_not_allow_is_refused(agent: Signoff, dana: Signof
     )
     graph = refund_agent(model, ["approve", "reject"])
     decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={"customer": "c_1", "amount": 5}))
-    result = run_with_approvals(graph, START_MESSAGE, config=thread("no-edit"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("no-edit"), client=agent, timeout=WAIT)
 
     refused = tool_message(result, "call_e")
     assert refused.status == "error" and "refunded" not in refused.text
@@ -242,7 +246,7 @@ def test_a_policy_rule_can_forbid_edits_for_reviews_without_edit(start_server: A
             api.approve(request.id)
 
         decide_when_pending(dana, "refund", edit_then_approve)
-        result = run_with_approvals(graph, START_MESSAGE, config=thread("policy"), client=bot)
+        result = run_with_approvals(graph, START_MESSAGE, config=thread("policy"), client=bot, timeout=WAIT)
     assert refusals == ["edit_not_allowed"]
     assert tool_message(result, "call_p").content == "refunded 10 to c_1"
 
@@ -263,7 +267,7 @@ def test_a_respond_only_tool_becomes_a_question(agent: Signoff, dana: Signoff) -
         checkpointer=InMemorySaver(),
     )
     decide_when_pending(dana, "ask_user", lambda api, r: api.answer(r.id, "DHL"))
-    result = run_with_approvals(graph, START_MESSAGE, config=thread("respond"), client=agent)
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("respond"), client=agent, timeout=WAIT)
 
     assert tool_message(result, "call_q").content == "DHL"
     question = only_request(agent, "respond", "ask_user")
@@ -297,7 +301,7 @@ def replica_graph() -> Any:
 def test_a_node_asks_a_question_and_gets_the_answer(agent: Signoff, dana: Signoff) -> None:
     decide_when_pending(dana, "ask_human", lambda api, r: api.answer(r.id, "eu"))
     decide_when_pending(dana, "deploy_replica", lambda api, r: api.approve(r.id, args={"region": "eu-west"}))
-    result = run_with_approvals(replica_graph(), {}, config=thread("replica-1"), client=agent)
+    result = run_with_approvals(replica_graph(), {}, config=thread("replica-1"), client=agent, timeout=WAIT)
 
     assert result == {"region": "eu", "deployed": "deployed to eu-west"}
     question = only_request(agent, "replica-1", "ask_human")
@@ -309,15 +313,62 @@ def test_an_unanswered_question_raises_in_the_node(agent: Signoff) -> None:
     graph = replica_graph()
     decide_when_pending(agent, "ask_human", lambda api, r: api.cancel(r.id, "not needed"))
     with pytest.raises(signoff.Unanswered, match="cancelled"):
-        run_with_approvals(graph, {}, config=thread("replica-2"), client=agent)
+        run_with_approvals(graph, {}, config=thread("replica-2"), client=agent, timeout=WAIT)
 
 
 async def test_the_async_driver(server: Server, agent_key: Key, dana: Signoff) -> None:
     graph = refund_agent(two_refunds(), ["approve", "edit", "reject"], interrupt_mode="per_call")
     decide_both(dana)
     async with AsyncSignoff(server.url, agent_key.key) as agent:
-        result = await arun_with_approvals(graph, START_MESSAGE, config=thread("async-1"), client=agent)
+        result = await arun_with_approvals(graph, START_MESSAGE, config=thread("async-1"), client=agent, timeout=WAIT)
         requests = {r.call_id: r for r in (await agent.list(run_id="async-1")).items}
     assert tool_message(result, "call_a").content == "refunded 10 to c_1"
     assert tool_message(result, "call_b").status == "error"
     assert requests["call_a"].outcome is not None and requests["call_a"].outcome.ok
+
+
+def test_the_example_agent_asks_the_manager(agent: Signoff, dana: Signoff) -> None:
+    model = ScriptedChatModel(
+        script=[
+            tool_calls(("ask_manager", {"question": "May I refund shipping too?"}, "call_ask")),
+            AIMessage(content="The manager says no."),
+        ]
+    )
+    graph = example.build_agent(model, InMemorySaver())
+    decide_when_pending(dana, "ask_manager", lambda api, r: api.answer(r.id, "No, only the item."))
+    result = run_with_approvals(graph, START_MESSAGE, config=thread("manager"), client=agent, timeout=WAIT)
+
+    assert tool_message(result, "call_ask").content == "No, only the item."
+    question = only_request(agent, "manager", "ask_manager")
+    assert question.question == "May I refund shipping too?" and question.tags == ["langgraph"]
+
+
+def readme_block() -> str:
+    """The python block of the README's LangChain section, with the scripted model in place of OpenAI's."""
+    section = README.read_text().split("## LangChain / LangGraph\n", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"^```python\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)[0]
+    swaps = {
+        "from langchain_openai import ChatOpenAI\n": "from langgraph_support import readme_script\n",
+        'model = ChatOpenAI(model="gpt-4o-mini")\n': "model = readme_script()\n",
+    }
+    for real, scripted in swaps.items():
+        assert real in code
+        code = code.replace(real, scripted)
+    return code
+
+
+def test_the_readme_example_runs(server: Server, agent_key: Key, agent: Signoff, dana: Signoff, tmp_path: Path) -> None:
+    decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
+    tests = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", readme_block()],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tests), "SIGNOFF_URL": server.url, "SIGNOFF_KEY": agent_key.key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Refunded.\n"
+    request = only_request(agent, "ticket-7781")
+    assert request.outcome is not None and request.outcome.detail["result"].endswith("Refunded 100 to c_42")

@@ -48,10 +48,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ..approval import not_approved_message
 from ..client import AsyncSignoff, Signoff
 from ..errors import ApprovalTimeout, IdempotencyConflict, Unanswered
-
-
-
 from ..models import JSON, Request
+from ..questions import answer_text
 
 __all__ = [
     "run_with_approvals",
@@ -134,10 +132,7 @@ def ask_signoff(
     resumed = interrupt(value)
     if isinstance(resumed, str):
         return resumed
-    request = Request.model_validate(resumed)
-    if request.status == "answered" and request.decision is not None and request.decision.answer is not None:
-        return request.decision.answer
-    raise Unanswered(_unanswered_message(request), request)
+    return answer_text(Request.model_validate(resumed))
 
 
 def request_signoff(
@@ -175,11 +170,11 @@ def _marker(kind: Literal["approval", "question"], **fields: Any) -> SignoffInte
 
 
 def _unanswered_message(request: Request) -> str:
-    if request.status == "expired":
-        return "No answer: nobody answered the question before its deadline"
-    if request.status == "cancelled":
-        why = request.decision.reason or request.decision.comment if request.decision is not None else None
-        return f"No answer: the question was cancelled ({why})" if why else "No answer: the question was cancelled"
+    """Why a question that was not answered got no answer, in `signoff.ask_human`'s words."""
+    try:
+        answer_text(request)
+    except (Unanswered, ApprovalTimeout) as error:
+        return str(error)
     return f"No answer: the question is {request.status}"
 
 
@@ -313,13 +308,13 @@ def _tool_ask(
         context["tool_call_id"] = tool_call_id
     if description:
         context["description"] = description
-    tags = ["langgraph"] if "edit" in allowed else ["langgraph", "no-edit"]
-    fields: dict[str, Any] = {"action": name, "summary": summary and summary[:2000], "context": context, "tags": tags}
     if "respond" in allowed and not allowed & {"approve", "edit"}:
         question = args.get("question")
-        fields["question"] = question if isinstance(question, str) and question.strip() else summary or name
+        text = question if isinstance(question, str) and question.strip() else description or name
+        fields: dict[str, Any] = {"action": name, "question": text[:4000], "context": context, "tags": ["langgraph"]}
         return _Ask("question", call_id, fields, name, allowed, tool_call_id)
-    fields["args"] = args
+    tags = ["langgraph"] if "edit" in allowed else ["langgraph", "no-edit"]
+    fields = {"action": name, "args": args, "summary": summary and summary[:2000], "context": context, "tags": tags}
     return _Ask("approval", call_id, fields, name, allowed, tool_call_id)
 
 
@@ -328,6 +323,7 @@ def _signoff_ask(item: Interrupt[Any], value: Mapping[str, Any]) -> _Ask:
     names: tuple[str, ...] = ("action", "summary", "context", "tags", "timeout_s")
     names += ("question", "options") if kind == "question" else ("args", "reasoning")
     fields = {name: value[name] for name in names if value.get(name) is not None}
+    fields["tags"] = ["langgraph", *fields.get("tags", [])]
     # The interrupt's id names its slot in the task; the digest keeps a changed question from taking an old answer.
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return _Ask(kind, f"{item.id}:{digest}", fields)
