@@ -22,6 +22,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 from langgraph_support import ScriptedChatModel, load_example, refund_script, tool_calls
 
 import signoff
@@ -118,7 +119,7 @@ def test_a_thread_resumes_after_the_agent_process_dies(
     asked = agent.get(routed.request_id or "")
     assert asked.action == "refund" and asked.run_id == "ticket-4" and asked.pending
     process.kill()  # the agent dies while it waits for the decision
-    process.wait()
+    process.communicate()
     dana.approve(asked.id, args={"customer": "c_42", "amount": 110})
 
     with SqliteSaver.from_conn_string(str(database)) as checkpointer:
@@ -314,6 +315,19 @@ def test_an_unanswered_question_raises_in_the_node(agent: Signoff) -> None:
     decide_when_pending(agent, "ask_human", lambda api, r: api.cancel(r.id, "not needed"))
     with pytest.raises(signoff.Unanswered, match="cancelled"):
         run_with_approvals(graph, {}, config=thread("replica-2"), client=agent, timeout=WAIT)
+
+
+def test_an_interrupt_of_another_kind_is_refused(agent: Signoff) -> None:
+    def pick(state: ReplicaState) -> ReplicaState:
+        return {"region": interrupt("Which region?")}
+
+    builder = StateGraph(ReplicaState)
+    builder.add_node("pick", pick)
+    builder.add_edge(START, "pick")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    with pytest.raises(ValueError, match="Signoff cannot answer it: 'Which region\\?'"):
+        run_with_approvals(graph, {}, config=thread("plain"), client=agent, timeout=WAIT)
+    assert agent.list(run_id="plain").items == []
 
 
 async def test_the_async_driver(server: Server, agent_key: Key, dana: Signoff) -> None:
