@@ -77,7 +77,9 @@ impl EmailLinks {
             format!("{public_url}/channels/email/act?token={}", signer.sign(&claims))
         };
         let actions = match request.kind {
-            Kind::Approval => EmailActions::Decide { approve: link(LinkOutcome::Approve), reject: link(LinkOutcome::Reject) },
+            Kind::Approval => {
+                EmailActions::Decide { approve: link(LinkOutcome::Approve), reject: link(LinkOutcome::Reject) }
+            }
             Kind::Question => EmailActions::Answer { answer: link(LinkOutcome::Answer) },
         };
         EmailLinks { actions, dashboard: format!("{public_url}/requests/{}", request.id) }

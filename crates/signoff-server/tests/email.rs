@@ -144,20 +144,24 @@ async fn a_question_is_answered_on_the_page_its_link_opens(backend: Backend) {
     let (status, body) = app.create(new).await;
     assert_eq!(status, 201, "{body}");
     let question: Request = serde_json::from_value(body).unwrap();
-    let links = links(&app, &question, "dana");
-    let EmailActions::Answer { answer } = &links.actions else { panic!("a question's link is Answer: {links:?}") };
+    let dana_links = links(&app, &question, "dana");
+    let EmailActions::Answer { answer } = &dana_links.actions else {
+        panic!("a question's link is Answer: {dana_links:?}")
+    };
 
     // The mail carries Answer and the dashboard, nothing that would approve or reject.
     let smtp = SmtpServer::start().await;
-    mailer(&smtp).send_request("dana@example.com", &question, &view(), &links, None).await.unwrap();
+    mailer(&smtp).send_request("dana@example.com", &question, &view(), &dana_links, None).await.unwrap();
     let mail = smtp.wait_for(1, StdDuration::from_secs(10)).await;
-    assert_eq!(mail.text_links(), [answer.clone(), links.dashboard.clone()]);
+    assert_eq!(mail.text_links(), [answer.clone(), dana_links.dashboard.clone()]);
     assert_eq!(mail.html_links(), mail.text_links());
     assert!(mail.part("text/html").unwrap().contains(">Answer</a>"));
 
     let page = get(&app, &token_of(answer)).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("Answer: Which region &#60;b&#62;should&#60;/b&#62;") || page.body.contains("&lt;b&gt;"));
+    assert!(
+        page.body.contains("Answer: Which region &#60;b&#62;should&#60;/b&#62;") || page.body.contains("&lt;b&gt;")
+    );
     for option in ["eu", "us"] {
         assert!(page.body.contains(&format!("name=\"text\" value=\"{option}\"")), "{}", page.body);
     }

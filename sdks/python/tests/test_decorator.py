@@ -239,6 +239,7 @@ def test_a_policy_denial_and_a_cancel_are_told_to_the_model(agent: Signoff) -> N
     def refund(amount: int) -> None:
         raise AssertionError("must not run")
 
-    decide_when_pending(agent, "refund", lambda api, r: api.cancel(r.id, "a duplicate"))  # the agent withdraws it
+    canceller = decide_when_pending(agent, "refund", lambda api, r: api.cancel(r.id, "a duplicate"))  # it withdraws
     with pytest.raises(signoff.Cancelled, match="^Cancelled: a duplicate$"):
         refund(9)
+    canceller.join(10)  # before the fixture closes the client the thread streams events with

@@ -60,9 +60,9 @@ def only_request(agent: Signoff, run_id: str, action: str = "refund") -> Request
 
 def test_an_approved_refund_runs_and_reports_its_result(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
-    approver = decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, comment="fine"))
+    person = decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, comment="fine"))
     result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-1"), client=agent, timeout=WAIT)
-    approver.join()
+    person.join()
 
     assert tool_message(result, "call_refund_1").content == "refunded 120 to c_42"
     assert result["messages"][-1].content == "All done."
@@ -78,8 +78,9 @@ def test_an_approved_refund_runs_and_reports_its_result(agent: Signoff, dana: Si
 
 def test_an_edited_approval_runs_the_tool_with_the_edited_args(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
-    decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
+    person = decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
     result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-2"), client=agent, timeout=WAIT)
+    person.join()
 
     ran = tool_message(result, "call_refund_1")
     assert ran.text.endswith("refunded 100 to c_42") and "a human reviewer replaced this tool call" in ran.text
@@ -90,8 +91,9 @@ def test_an_edited_approval_runs_the_tool_with_the_edited_args(agent: Signoff, d
 
 def test_a_rejection_skips_the_tool_and_tells_the_model_who_and_why(agent: Signoff, dana: Signoff) -> None:
     graph = example.build_agent(refund_script(), InMemorySaver())
-    decide_when_pending(dana, "refund", lambda api, r: api.reject(r.id, "outside the refund window"))
+    person = decide_when_pending(dana, "refund", lambda api, r: api.reject(r.id, "outside the refund window"))
     result = run_with_approvals(graph, START_MESSAGE, config=thread("ticket-3"), client=agent, timeout=WAIT)
+    person.join()
 
     refused = tool_message(result, "call_refund_1")
     assert refused.status == "error"
@@ -198,8 +200,9 @@ def decide_both(dana: Signoff) -> threading.Thread:
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_each_reviewed_call_of_a_turn_is_its_own_request(agent: Signoff, dana: Signoff, mode: str) -> None:
     graph = refund_agent(two_refunds(), ["approve", "reject"], interrupt_mode=mode)
-    decide_both(dana)
+    person = decide_both(dana)
     result = run_with_approvals(graph, START_MESSAGE, config=thread(f"both-{mode}"), client=agent, timeout=WAIT)
+    person.join()
 
     assert tool_message(result, "call_a").content == "refunded 10 to c_1"
     assert tool_message(result, "call_b").content.endswith("Rejected by dana: already refunded")
@@ -214,8 +217,11 @@ def test_an_edit_a_review_does_not_allow_is_refused(agent: Signoff, dana: Signof
         script=[tool_calls(("refund", {"customer": "c_1", "amount": 10}, "call_e")), AIMessage("ok")]
     )
     graph = refund_agent(model, ["approve", "reject"])
-    decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={"customer": "c_1", "amount": 5}))
+    person = decide_when_pending(
+        dana, "refund", lambda api, r: api.approve(r.id, args={"customer": "c_1", "amount": 5})
+    )
     result = run_with_approvals(graph, START_MESSAGE, config=thread("no-edit"), client=agent, timeout=WAIT)
+    person.join()
 
     refused = tool_message(result, "call_e")
     assert refused.status == "error" and "refunded" not in refused.text
@@ -246,8 +252,9 @@ def test_a_policy_rule_can_forbid_edits_for_reviews_without_edit(start_server: A
                 refusals.append(error.code)
             api.approve(request.id)
 
-        decide_when_pending(dana, "refund", edit_then_approve)
+        person = decide_when_pending(dana, "refund", edit_then_approve)
         result = run_with_approvals(graph, START_MESSAGE, config=thread("policy"), client=bot, timeout=WAIT)
+        person.join()
     assert refusals == ["edit_not_allowed"]
     assert tool_message(result, "call_p").content == "refunded 10 to c_1"
 
@@ -267,8 +274,9 @@ def test_a_respond_only_tool_becomes_a_question(agent: Signoff, dana: Signoff) -
         middleware=[HumanInTheLoopMiddleware(interrupt_on={"ask_user": {"allowed_decisions": ["respond"]}})],
         checkpointer=InMemorySaver(),
     )
-    decide_when_pending(dana, "ask_user", lambda api, r: api.answer(r.id, "DHL"))
+    person = decide_when_pending(dana, "ask_user", lambda api, r: api.answer(r.id, "DHL"))
     result = run_with_approvals(graph, START_MESSAGE, config=thread("respond"), client=agent, timeout=WAIT)
+    person.join()
 
     assert tool_message(result, "call_q").content == "DHL"
     question = only_request(agent, "respond", "ask_user")
@@ -300,9 +308,11 @@ def replica_graph() -> Any:
 
 
 def test_a_node_asks_a_question_and_gets_the_answer(agent: Signoff, dana: Signoff) -> None:
-    decide_when_pending(dana, "ask_human", lambda api, r: api.answer(r.id, "eu"))
-    decide_when_pending(dana, "deploy_replica", lambda api, r: api.approve(r.id, args={"region": "eu-west"}))
+    person = decide_when_pending(dana, "ask_human", lambda api, r: api.answer(r.id, "eu"))
+    person2 = decide_when_pending(dana, "deploy_replica", lambda api, r: api.approve(r.id, args={"region": "eu-west"}))
     result = run_with_approvals(replica_graph(), {}, config=thread("replica-1"), client=agent, timeout=WAIT)
+    person.join()
+    person2.join()
 
     assert result == {"region": "eu", "deployed": "deployed to eu-west"}
     question = only_request(agent, "replica-1", "ask_human")
@@ -312,9 +322,10 @@ def test_a_node_asks_a_question_and_gets_the_answer(agent: Signoff, dana: Signof
 
 def test_an_unanswered_question_raises_in_the_node(agent: Signoff) -> None:
     graph = replica_graph()
-    decide_when_pending(agent, "ask_human", lambda api, r: api.cancel(r.id, "not needed"))
+    person = decide_when_pending(agent, "ask_human", lambda api, r: api.cancel(r.id, "not needed"))
     with pytest.raises(signoff.Unanswered, match="cancelled"):
         run_with_approvals(graph, {}, config=thread("replica-2"), client=agent, timeout=WAIT)
+    person.join()
 
 
 def test_an_interrupt_of_another_kind_is_refused(agent: Signoff) -> None:
@@ -332,9 +343,10 @@ def test_an_interrupt_of_another_kind_is_refused(agent: Signoff) -> None:
 
 async def test_the_async_driver(server: Server, agent_key: Key, dana: Signoff) -> None:
     graph = refund_agent(two_refunds(), ["approve", "edit", "reject"], interrupt_mode="per_call")
-    decide_both(dana)
+    person = decide_both(dana)
     async with AsyncSignoff(server.url, agent_key.key) as agent:
         result = await arun_with_approvals(graph, START_MESSAGE, config=thread("async-1"), client=agent, timeout=WAIT)
+        person.join()
         requests = {r.call_id: r for r in (await agent.list(run_id="async-1")).items}
     assert tool_message(result, "call_a").content == "refunded 10 to c_1"
     assert tool_message(result, "call_b").status == "error"
@@ -349,8 +361,9 @@ def test_the_example_agent_asks_the_manager(agent: Signoff, dana: Signoff) -> No
         ]
     )
     graph = example.build_agent(model, InMemorySaver())
-    decide_when_pending(dana, "ask_manager", lambda api, r: api.answer(r.id, "No, only the item."))
+    person = decide_when_pending(dana, "ask_manager", lambda api, r: api.answer(r.id, "No, only the item."))
     result = run_with_approvals(graph, START_MESSAGE, config=thread("manager"), client=agent, timeout=WAIT)
+    person.join()
 
     assert tool_message(result, "call_ask").content == "No, only the item."
     question = only_request(agent, "manager", "ask_manager")
@@ -372,7 +385,7 @@ def readme_block() -> str:
 
 
 def test_the_readme_example_runs(server: Server, agent_key: Key, agent: Signoff, dana: Signoff, tmp_path: Path) -> None:
-    decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
+    person = decide_when_pending(dana, "refund", lambda api, r: api.approve(r.id, args={**r.args, "amount": 100}))
     tests = Path(__file__).parent
     done = subprocess.run(
         [sys.executable, "-c", readme_block()],
@@ -382,6 +395,7 @@ def test_the_readme_example_runs(server: Server, agent_key: Key, agent: Signoff,
         text=True,
         timeout=60,
     )
+    person.join()
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Refunded.\n"
     request = only_request(agent, "ticket-7781")
