@@ -6,6 +6,7 @@ is built here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -160,12 +161,18 @@ def decide_when_pending(
     """
 
     def work() -> None:
-        for event in approver.events():
-            if event.kind == "routed" and event.request_id:
-                request = approver.get(event.request_id)
-                if request.action == action and request.pending:
-                    decide(approver, request)
-                    return
+        events = approver.events()
+        try:
+            for event in events:
+                if event.kind == "routed" and event.request_id:
+                    request = approver.get(event.request_id)
+                    if request.action == action and request.pending:
+                        decide(approver, request)
+                        return
+        finally:
+            # The test may already have closed the client the stream came from: ending the stream then is no error.
+            with contextlib.suppress(Exception):
+                events.close()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
