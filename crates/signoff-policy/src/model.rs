@@ -64,6 +64,10 @@ pub struct Group {
     /// A Slack channel the group's requests are also posted in, where any member may act (`slack_channel: C0123`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack_channel: Option<String>,
+    /// A Discord channel the group's requests are also posted in, where any member may act
+    /// (`discord_channel: "1100000000000000001"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord_channel: Option<String>,
     /// When to remind members who have not approved yet, counted from when a request reaches the group
     /// (`remind: [1h, 4h]`), in increasing order (whole seconds in JSON).
     #[serde(default, with = "signoff_domain::secs_list", skip_serializing_if = "Vec::is_empty")]

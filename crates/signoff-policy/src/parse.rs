@@ -111,6 +111,16 @@ fn peek<'n>(node: &'n Node, field: &str) -> Option<&'n str> {
     })
 }
 
+/// A Discord id (a user's or a channel's): digits only, written as a number or a string.
+fn discord_id(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    let id = string(cx, node, what)?;
+    if id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        cx.err(node.pos, format!("{what}: `{id}` is not a Discord id (digits only, e.g. \"80351110224678912\")"));
+        return None;
+    }
+    Some(id)
+}
+
 pub(crate) fn string(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
     match &node.kind {
         Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {
@@ -441,9 +451,12 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                     group_pos.insert(name.clone(), k.pos);
                     let mut notify = Vec::new();
                     let mut slack_channel = None;
+                    let mut discord_channel = None;
                     let mut remind = Vec::new();
                     let mut rotation = None;
-                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel", "remind", "rotation"]) {
+                    if let Some(f) =
+                        fields(&mut cx, v, &what, &["notify", "slack_channel", "discord_channel", "remind", "rotation"])
+                    {
                         if let Some(node) = f.get("remind") {
                             remind = reminder_schedule(&mut cx, node, &format!("{what}: remind"));
                         }
@@ -457,6 +470,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                         if let Some(node) = f.get("slack_channel") {
                             slack_channel = string(&mut cx, node, &format!("{what}: slack_channel"))
                                 .filter(|id| !id.trim().is_empty());
+                        }
+                        if let Some(node) = f.get("discord_channel") {
+                            discord_channel = discord_id(&mut cx, node, &format!("{what}: discord_channel"));
                         }
                         match f.get("notify") {
                             None => cx.err(f.pos, format!("{what}: missing field `notify` (e.g. `notify: [email]`)")),
@@ -492,7 +508,8 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                             }
                         }
                     }
-                    groups.insert(name.clone(), Group { name, notify, slack_channel, remind, rotation });
+                    groups
+                        .insert(name.clone(), Group { name, notify, slack_channel, discord_channel, remind, rotation });
                 }
             }
             Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
@@ -503,6 +520,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         name: EVERYONE.to_string(),
         notify: vec![Channel::Dashboard],
         slack_channel: None,
+        discord_channel: None,
         remind: Vec::new(),
         rotation: None,
     });
@@ -543,7 +561,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
             let slack = opt("slack");
             let phone = opt("phone");
             let telegram = opt("telegram");
-            let discord = opt("discord");
+            let discord = f.get("discord").and_then(|n| discord_id(&mut cx, n, &format!("{what}: discord")));
             let mut member_of: Vec<String> = Vec::new();
             if let Some(list) = f.get("groups") {
                 for g in seq(&mut cx, list, &format!("{what}: groups")) {

@@ -484,3 +484,23 @@ fn rotations_name_members_of_their_group_and_a_schedule_that_can_be_followed() {
         expect(&yaml(rotation), &wanted);
     }
 }
+
+#[test]
+fn discord_ids_are_digits() {
+    let yaml = HEAD
+        .replace("email: d@example.com,", "email: d@example.com, discord: dana#0001,")
+        .replace("[email, sms] }", "[email, discord], discord_channel: general }");
+    expect(
+        &yaml,
+        &[
+            "line 3, column 60: approver `dana`: discord: `dana#0001` is not a Discord id (digits only, e.g. \"80351110224678912\")",
+            "line 8, column 53: group `cfo`: discord_channel: `general` is not a Discord id (digits only, e.g. \"80351110224678912\")",
+        ],
+    );
+    let yaml = HEAD
+        .replace("email: d@example.com,", "email: d@example.com, discord: 80351110224678912,")
+        .replace("[email, sms] }", "[email, discord], discord_channel: \"1100000000000000001\" }");
+    let policy = Policy::parse(&yaml).unwrap();
+    assert_eq!(policy.approver("dana").unwrap().discord.as_deref(), Some("80351110224678912"));
+    assert_eq!(policy.group("cfo").unwrap().discord_channel.as_deref(), Some("1100000000000000001"));
+}

@@ -62,6 +62,8 @@ pub struct AppState {
     pub metrics_token: Option<MetricsToken>,
     /// Slack's bot token and signing secret: Slack's inbound routes answer only when set.
     pub slack: Option<signoff_notify::slack::SlackConfig>,
+    /// Discord's bot token and application public key: Discord's interactions endpoint answers only when set.
+    pub discord: Option<signoff_notify::discord::DiscordConfig>,
     /// Signs and checks email action links; `None`: email links answer that they are not configured.
     pub link_signer: Option<signoff_notify::links::LinkSigner>,
     /// Sends email (the channel's asks go through its sender; the dashboard mails sign-in links with it); `None`:
@@ -106,6 +108,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8700".into(),
             senders: notify::Senders::default(),
             slack: None,
+            discord: None,
             link_signer: None,
             mailer: None,
         })

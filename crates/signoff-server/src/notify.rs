@@ -128,6 +128,10 @@ fn asks_for(
         let (approver_id, address) = (None, channel.clone());
         asks.push(NewAsk { approver_id, channel: Channel::Slack, address, group: group.to_string() });
     }
+    if let Some(channel) = declared.discord_channel.as_ref().filter(|_| configured.contains(&Channel::Discord)) {
+        let (approver_id, address) = (None, channel.clone());
+        asks.push(NewAsk { approver_id, channel: Channel::Discord, address, group: group.to_string() });
+    }
     for approver in policy.members(group).into_iter().filter(|a| on_call.is_none_or(|id| id == a.id)) {
         let Ok(person) = ApproverId::parse(&approver.id) else { continue };
         for &channel in declared.notify.iter().filter(|c| configured.contains(c)) {
@@ -293,6 +297,39 @@ pub struct SlackSender(pub signoff_notify::slack::SlackClient);
 impl ChannelSender for SlackSender {
     async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
         self.0.post_request(&n.address, request, view).await
+    }
+
+    async fn update(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        self.0.update_request(message, request, view).await.map(|()| None)
+    }
+
+    async fn remind(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        self.0.post_reminder(message, request, view).await
+    }
+}
+
+/// Discord as a channel: asks are messages (a DM to the member's user id, or a post in the group's
+/// `discord_channel`); updates edit them; reminders reply to them.
+pub struct DiscordSender(pub signoff_notify::discord::DiscordClient);
+
+#[async_trait]
+impl ChannelSender for DiscordSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        use signoff_notify::discord::Recipient;
+        let to = if n.approver_id.is_some() { Recipient::User(&n.address) } else { Recipient::Channel(&n.address) };
+        self.0.post_request(to, request, view).await
     }
 
     async fn update(

@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy/versions", get(policy_versions))
         .route("/v1/groups/{name}/oncall", get(group_on_call))
         .merge(crate::channels::slack::routes())
+        .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {

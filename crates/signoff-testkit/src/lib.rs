@@ -3,6 +3,7 @@
 //! port.
 #![forbid(unsafe_code)]
 
+pub mod fake_discord;
 pub mod fake_slack;
 pub mod smtp;
 

@@ -1,4 +1,5 @@
-//! Inbound routes of the notification channels: where approvers' answers on Slack and email come back.
+//! Inbound routes of the notification channels: where approvers' answers on Slack, Discord and email come back.
 
+pub mod discord;
 pub mod email;
 pub mod slack;

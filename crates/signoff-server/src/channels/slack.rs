@@ -77,7 +77,7 @@ fn approver_of(policy: &ActivePolicy, slack_id: &str) -> Result<ApproverId, Stri
 }
 
 /// Refuses people who may not decide `request` now: it is decided, or they are not in its group.
-fn may_decide(policy: &ActivePolicy, person: &ApproverId, request: &Request) -> Result<(), String> {
+pub(super) fn may_decide(policy: &ActivePolicy, person: &ApproverId, request: &Request) -> Result<(), String> {
     if let Some(decision) = &request.decision {
         let by = match &decision.by {
             DecidedBy::Human { approver_id, .. } => {
@@ -104,7 +104,7 @@ fn may_decide(policy: &ActivePolicy, person: &ApproverId, request: &Request) -> 
     Ok(())
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Request, String> {
+pub(super) async fn load(state: &AppState, id: &str) -> Result<Request, String> {
     let id: RequestId = id.parse().map_err(|_| "This does not name a Signoff request.".to_string())?;
     state.store.request(id).await.map_err(|error| match ApiError::from(error) {
         error if error.code == ErrorCode::NotFound => "This request no longer exists in Signoff.".to_string(),
