@@ -1,4 +1,4 @@
-//! `signoff channels test slack|email --to ADDRESS`: sends a test message with the configured channel, so an operator
+//! `signoff channels test slack|email|discord --to ADDRESS`: sends a test message with the configured channel, so an operator
 //! can check the wiring before anyone waits on it.
 
 use crate::config::Config;
@@ -9,9 +9,10 @@ use clap::{Subcommand, ValueEnum};
 pub enum ChannelsCommand {
     /// Send a test message through a configured channel.
     Test {
-        /// slack or email.
+        /// slack, email or discord.
         channel: TestChannel,
-        /// A Slack member or channel id (`U024BE7LH`, `C0123`), or an email address.
+        /// A Slack member or channel id (`U024BE7LH`, `C0123`), an email address, or a Discord user id
+        /// (`80351110224678912`, sent a DM).
         #[arg(long)]
         to: String,
     },
@@ -21,6 +22,7 @@ pub enum ChannelsCommand {
 pub enum TestChannel {
     Slack,
     Email,
+    Discord,
 }
 
 pub async fn run(command: ChannelsCommand, config: &Config) -> anyhow::Result<()> {
@@ -45,6 +47,15 @@ pub async fn run(command: ChannelsCommand, config: &Config) -> anyhow::Result<()
             };
             let email = signoff_notify::email::EmailConfig { smtp_url: smtp_url.clone(), from: from.clone() };
             signoff_notify::email::Mailer::new(&email)?.send_test(&to).await?
+        }
+        TestChannel::Discord => {
+            let Some(discord) = config.discord.settings()? else {
+                bail!(
+                    "discord is not configured: set SIGNOFF_DISCORD_BOT_TOKEN and \
+                     SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY"
+                );
+            };
+            signoff_notify::discord::DiscordClient::new(&discord)?.post_test(&to).await?
         }
     };
     println!("sent a test message to {to} ({sent})");

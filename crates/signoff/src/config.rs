@@ -28,6 +28,8 @@ pub struct Config {
     pub slack: SlackConfig,
     /// The email channel (unset: off).
     pub email: EmailConfig,
+    /// The Discord channel (unset: off).
+    pub discord: DiscordConfig,
     /// The web dashboard's sessions.
     pub dashboard: DashboardConfig,
 }
@@ -82,6 +84,63 @@ impl std::fmt::Debug for SlackConfig {
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "***"))
             .field("api_url", &self.api_url)
             .finish()
+    }
+}
+
+/// `[discord]` in the config file: on when both the bot token and the application's public key are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The bot's token (`SIGNOFF_DISCORD_BOT_TOKEN`).
+    pub bot_token: Option<String>,
+    /// The application's public key, 64 hex digits, which checks every interaction Discord sends
+    /// (`SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY`).
+    pub application_public_key: Option<String>,
+    /// The REST API's base URL (`SIGNOFF_DISCORD_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            bot_token: None,
+            application_public_key: None,
+            api_url: signoff_notify::discord::DEFAULT_API_URL.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordConfig")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "***"))
+            .field("application_public_key", &self.application_public_key)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl DiscordConfig {
+    /// The adapter's settings: `None` when Discord is off; an error when only one of the token and the key is set,
+    /// or the key is not one.
+    pub fn settings(&self) -> anyhow::Result<Option<signoff_notify::discord::DiscordConfig>> {
+        match (&self.bot_token, &self.application_public_key) {
+            (None, None) => Ok(None),
+            (Some(bot_token), Some(key)) => {
+                let public_key = signoff_notify::discord::PublicKey::from_hex(key)
+                    .map_err(|e| anyhow::anyhow!("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY: {e}"))?;
+                let api_url = self.api_url.clone();
+                Ok(Some(signoff_notify::discord::DiscordConfig { bot_token: bot_token.clone(), public_key, api_url }))
+            }
+            (Some(_), None) => bail!(
+                "discord: SIGNOFF_DISCORD_BOT_TOKEN is set without SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY; set both, \
+                 or neither"
+            ),
+            (None, Some(_)) => bail!(
+                "discord: SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY is set without SIGNOFF_DISCORD_BOT_TOKEN; set both, \
+                 or neither"
+            ),
+        }
     }
 }
 
@@ -412,6 +471,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8700".into(),
             slack: SlackConfig::default(),
             email: EmailConfig::default(),
+            discord: DiscordConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }
@@ -428,6 +488,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("slack", &self.slack)
             .field("email", &self.email)
+            .field("discord", &self.discord)
             .field("dashboard", &self.dashboard)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
@@ -525,6 +586,9 @@ impl Config {
         if self.email.smtp_url.is_some() && self.email.from.is_some() {
             channels.insert(Channel::Email);
         }
+        if self.discord.bot_token.is_some() && self.discord.application_public_key.is_some() {
+            channels.insert(Channel::Discord);
+        }
         channels
     }
 
@@ -593,6 +657,18 @@ impl Config {
         if let Some(url) = var("SIGNOFF_SLACK_API_URL") {
             self.slack.api_url = url;
         }
+        for (name, field) in [
+            ("SIGNOFF_DISCORD_BOT_TOKEN", &mut self.discord.bot_token),
+            ("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY", &mut self.discord.application_public_key),
+        ] {
+            if let Some(value) = var(name).filter(|value| !value.trim().is_empty()) {
+                *field = Some(value);
+            }
+        }
+        if let Some(url) = var("SIGNOFF_DISCORD_API_URL") {
+            self.discord.api_url = url;
+        }
+        self.discord.settings()?;
         if let Some(ttl) = var("SIGNOFF_DASHBOARD_SESSION_TTL") {
             self.dashboard.session_ttl = ttl;
         }
@@ -675,6 +751,42 @@ mod tests {
         assert_eq!(settings.retry.max_age, std::time::Duration::from_secs(3600));
         assert_eq!(settings.retry.first_retry, std::time::Duration::from_secs(2));
         assert!(config.apply_env(|_| Some("maybe".to_string())).is_err());
+    }
+
+    #[test]
+    fn discord_is_on_with_both_its_token_and_a_valid_public_key() {
+        // The public key of RFC 8032's first Ed25519 test vector.
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".to_string();
+        let env = |token: bool, public_key: Option<&str>| {
+            let public_key = public_key.map(str::to_string);
+            move |name: &str| match name {
+                "SIGNOFF_DISCORD_BOT_TOKEN" if token => Some("MTk4.bot-token".to_string()),
+                "SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY" => public_key.clone(),
+                "SIGNOFF_DISCORD_API_URL" => Some("http://127.0.0.1:1/api/v10".to_string()),
+                _ => None,
+            }
+        };
+        let mut config = Config::default();
+        config.apply_env(env(true, Some(&key))).unwrap();
+        assert!(config.configured_channels().contains(&Channel::Discord));
+        let settings = config.discord.settings().unwrap().unwrap();
+        assert_eq!(
+            (settings.public_key.to_hex(), settings.api_url.as_str()),
+            (key.clone(), "http://127.0.0.1:1/api/v10")
+        );
+        assert!(!format!("{config:?}").contains("MTk4"), "the bot token is never printed");
+
+        let only_token = Config::default().apply_env(env(true, None)).unwrap_err().to_string();
+        assert!(only_token.contains("without SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY"), "{only_token}");
+        let only_key = Config::default().apply_env(env(false, Some(&key))).unwrap_err().to_string();
+        assert!(only_key.contains("without SIGNOFF_DISCORD_BOT_TOKEN"), "{only_key}");
+        let bad_key = Config::default().apply_env(env(true, Some("not-hex"))).unwrap_err().to_string();
+        assert!(bad_key.contains("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY: the Discord public key is not hexadecimal"));
+        assert!(!Config::default().configured_channels().contains(&Channel::Discord));
+        let file: Config =
+            toml::from_str(&format!("[discord]\nbot_token = \"t\"\napplication_public_key = \"{key}\"")).unwrap();
+        assert_eq!(file.discord.settings().unwrap().unwrap().api_url, "https://discord.com/api/v10");
+        assert!(toml::from_str::<Config>("[discord]\npublic_key = \"x\"").is_err());
     }
 
     #[test]

@@ -165,11 +165,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns on the channels the configuration names (Slack, email), says which, and warns about the ones the policy in
+/// Turns on the channels the configuration names (Slack, Discord, email), says which, and warns about the ones the policy in
 /// force names but this server has not configured.
 fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> anyhow::Result<()> {
     use signoff_domain::Channel;
-    use signoff_server::notify::{EmailSender, SlackSender};
+    use signoff_server::notify::{DiscordSender, EmailSender, SlackSender};
     use std::sync::Arc;
     state.public_url = config.public_url.clone();
     if let (Some(bot_token), Some(signing_secret)) = (&config.slack.bot_token, &config.slack.signing_secret) {
@@ -181,6 +181,12 @@ fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> 
         let client = signoff_notify::slack::SlackClient::new(&slack).map_err(|e| anyhow::anyhow!("slack: {e}"))?;
         state.senders.insert(Channel::Slack, Arc::new(SlackSender(client)));
         state.slack = Some(slack);
+    }
+    if let Some(discord) = config.discord.settings()? {
+        let client =
+            signoff_notify::discord::DiscordClient::new(&discord).map_err(|e| anyhow::anyhow!("discord: {e}"))?;
+        state.senders.insert(Channel::Discord, Arc::new(DiscordSender(client)));
+        state.discord = Some(discord);
     }
     if let (Some(smtp_url), Some(from)) = (&config.email.smtp_url, &config.email.from) {
         let email = signoff_notify::email::EmailConfig { smtp_url: smtp_url.clone(), from: from.clone() };

@@ -1,10 +1,12 @@
-//! The channels from the command line: `signoff channels test` reaches a real SMTP listener and the fake Slack with
+//! The channels from the command line: `signoff channels test` reaches a real SMTP listener, the fake Slack and the
+//! fake Discord with
 //! the configured settings, says clearly when a channel is not configured, and `policy check` warns about a channel
 //! a policy names that the server has not configured.
 
 mod common;
 
 use common::{Server, run_ok, signoff};
+use signoff_testkit::fake_discord::{self, ApplicationKey, FakeDiscord};
 use signoff_testkit::fake_slack::{FAKE_BOT_TOKEN, FAKE_SIGNING_SECRET, FakeSlack};
 use signoff_testkit::smtp::SmtpServer;
 use signoff_testkit::{Backend, TestDatabase};
@@ -38,6 +40,39 @@ async fn channels_test_sends_through_each_configured_channel() {
     let output = signoff(&db.url).args(["channels", "test", "slack", "--to", "U1"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("slack is not configured"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_test_sends_a_discord_dm() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let (discord, key) = (FakeDiscord::start().await, ApplicationKey::generate());
+    let public_key = key.public_key().to_hex();
+    let discord_env = |command: &mut std::process::Command| {
+        command
+            .env("SIGNOFF_DISCORD_BOT_TOKEN", fake_discord::FAKE_BOT_TOKEN)
+            .env("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY", &public_key)
+            .env("SIGNOFF_DISCORD_API_URL", discord.api_url());
+    };
+    let mut command = signoff(&db.url);
+    command.args(["channels", "test", "discord", "--to", "80351110224678912"]);
+    discord_env(&mut command);
+    let output = run_ok(&mut command);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("sent a test message to 80351110224678912"));
+    let opened = discord.wait_for("POST", "/users/@me/channels", 1, Duration::from_secs(10)).await;
+    assert_eq!(opened[0].body["recipient_id"], "80351110224678912");
+    let posted = discord.wait_for("POST", "/channels/{id}/messages", 1, Duration::from_secs(10)).await;
+    assert!(posted[0].body["content"].as_str().unwrap().starts_with("This is a test message from Signoff"));
+
+    let output = signoff(&db.url).args(["channels", "test", "discord", "--to", "1"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("discord is not configured"));
+    let mut command = signoff(&db.url);
+    command.args(["channels", "test", "discord", "--to", "1"]);
+    discord_env(&mut command);
+    let output = command.env("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY", "abcd").output().unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("SIGNOFF_DISCORD_APPLICATION_PUBLIC_KEY: the Discord public key is not 32 bytes"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
