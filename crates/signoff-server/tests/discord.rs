@@ -180,6 +180,12 @@ fn ephemeral_text(answer: &Value) -> String {
 async fn ping_is_answered_with_pong(backend: Backend) {
     let scene = Scene::new(backend).await;
     assert_eq!(scene.interact(&ping_payload()).await, json!({"type": 1}));
+
+    // A server without Discord configured has no interactions endpoint.
+    let (_db, plain) = TestApp::on(backend).await;
+    let ping = SignedInteraction::now(&scene.key, &ping_payload());
+    let (status, body) = send(ping.send(&plain.http, &format!("{}/channels/discord/interactions", plain.url))).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
 }
 
 async fn bad_signatures_and_stale_timestamps_are_401(backend: Backend) {

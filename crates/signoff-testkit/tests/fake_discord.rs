@@ -54,7 +54,7 @@ async fn the_client_posts_edits_replies_and_classifies_failures() {
     let limited = client.update_request(&dm, &request, &view).await.unwrap_err();
     assert_eq!((limited.retry_after, limited.permanent), (Some(Duration::from_millis(1500)), false));
     let answered = discord.calls().pop().unwrap();
-    assert_eq!((answered.answered, answered.headers.len() > 0), (429, true));
+    assert_eq!(answered.answered, 429);
     discord.fail_next(1);
     assert!(!client.update_request(&dm, &request, &view).await.unwrap_err().permanent);
 
