@@ -25,13 +25,14 @@ pub const EPHEMERAL: u64 = 1 << 6;
 
 /// Time allowed for one call to Discord.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Discord's limits: a message's content, an embed's title, description, field value and footer, a button's label,
-/// a `custom_id`, a modal's title and a text input's label, placeholder and value.
+/// Discord's limits: a message's content, an embed's title and field value, a button's label, a `custom_id`, a
+/// modal's title and a text input's placeholder and value. An embed's description and footer are kept shorter than
+/// Discord allows (4096, 2048) so that a whole embed stays within its 6000 characters.
 const CONTENT_MAX: usize = 2000;
 const TITLE_MAX: usize = 256;
-const DESCRIPTION_MAX: usize = 3000;
+const DESCRIPTION_MAX: usize = 1500;
 const FIELD_MAX: usize = 1024;
-const FOOTER_MAX: usize = 2048;
+const FOOTER_MAX: usize = 1000;
 const LABEL_MAX: usize = 80;
 pub const CUSTOM_ID_MAX: usize = 100;
 const MODAL_TITLE_MAX: usize = 45;
@@ -343,16 +344,17 @@ fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-/// Escaped, then cut to `max` characters without splitting an escape.
+/// Escaped, then cut to `max` characters (an ellipsis included) without splitting an escape.
 fn escape_within(text: &str, max: usize) -> String {
     let escaped = escape(text);
     if escaped.chars().count() <= max {
         return escaped;
     }
-    let mut cut = String::new();
+    let (mut cut, mut length) = (String::new(), 0);
     for c in text.chars() {
-        let piece = escape(&c.to_string());
-        if cut.chars().count() + piece.chars().count() > max.saturating_sub(1) {
+        let piece = escape(c.encode_utf8(&mut [0; 4]));
+        length += piece.chars().count();
+        if length > max.saturating_sub(1) {
             break;
         }
         cut.push_str(&piece);
@@ -476,7 +478,7 @@ pub fn embed(request: &Request, view: &RequestView) -> Value {
     let deadline = request.deadline_at.map_or("none".to_string(), |at| format!("<t:{}:f>", at.timestamp()));
     let mut fields = vec![
         field("Action", format!("`{}`", truncate(&request.action, 200).replace('`', "'")), true),
-        field("Rule", escape_within(rule(request), 200), true),
+        field("Rule", escape_within(rule(request), 100), true),
         field("Deadline", deadline, true),
         field("Approvals", format!("{} of {}", request.approvals.len(), request.approvals_required), true),
     ];
@@ -484,7 +486,7 @@ pub fn embed(request: &Request, view: &RequestView) -> Value {
         fields.push(field("Confidence", format!("{confidence:.2}"), true));
     }
     if !request.tags.is_empty() {
-        fields.push(field("Tags", escape_within(&request.tags.join(", "), 500), true));
+        fields.push(field("Tags", escape_within(&request.tags.join(", "), 200), true));
     }
     if request.kind == Kind::Question && !request.options.is_empty() {
         let options: Vec<String> = request.options.iter().enumerate().map(|(i, o)| format!("{}. {o}", i + 1)).collect();
@@ -503,8 +505,17 @@ pub fn embed(request: &Request, view: &RequestView) -> Value {
         "color": color,
         "fields": fields,
     });
+    // A question longer than a title is shown whole (as far as it fits) above the reasoning.
+    let mut description = Vec::new();
+    if request.kind == Kind::Question && title(request).chars().count() > TITLE_MAX {
+        description.push(escape_within(title(request), DESCRIPTION_MAX / 2));
+    }
     if let Some(reasoning) = request.reasoning.as_deref().filter(|r| !r.trim().is_empty()) {
-        embed["description"] = json!(escape_within(reasoning, DESCRIPTION_MAX));
+        let room = DESCRIPTION_MAX - description.first().map_or(0, |question| question.chars().count() + 2);
+        description.push(escape_within(reasoning, room));
+    }
+    if !description.is_empty() {
+        embed["description"] = json!(description.join("\n\n"));
     }
     if let Some(status) = status_line(request, view) {
         embed["footer"] = json!({ "text": truncate(&status, FOOTER_MAX) });

@@ -3,7 +3,9 @@
 //! `retry_after`, transient outages, permanent refusals such as `50007`).
 
 use serde_json::json;
-use signoff_domain::{Kind, NewRequest, Request, RequestId, Requester};
+use signoff_domain::{
+    ApproverId, Channel, DecidedBy, Decision, DecisionOutcome, Kind, NewRequest, Request, RequestId, Requester, Status,
+};
 use signoff_notify::RequestView;
 use signoff_notify::discord::{DiscordClient, DiscordConfig, Recipient};
 use signoff_testkit::fake_discord::{ApplicationKey, FakeDiscord, message_problems};
@@ -87,6 +89,44 @@ async fn the_client_posts_edits_replies_and_classifies_failures() {
     client.post_request(Recipient::Channel("1100000000000000001"), &question, &view).await.unwrap();
     let post = discord.calls_to("POST", "/channels/{id}/messages").pop().unwrap();
     assert!(post.ok() && message_problems(&post.body).is_empty(), "{:#?}", message_problems(&post.body));
+}
+
+/// Every field at its longest: still one message within Discord's limits, asked and decided.
+#[tokio::test]
+async fn a_request_at_every_limit_still_fits() {
+    let discord = FakeDiscord::start().await;
+    let client = DiscordClient::new(&discord.config(&ApplicationKey::generate())).unwrap();
+    let view = RequestView { public_url: "https://signoff.example.com".into(), ..Default::default() };
+    let mut request = request();
+    request.action = "a".repeat(300);
+    request.kind = Kind::Question;
+    request.question = Some("*q* ".repeat(1000));
+    request.options = (0..20).map(|i| format!("{i}{}", "_".repeat(199))).collect();
+    request.tags = (0..50).map(|i| format!("tag{i}-{}", "#".repeat(60))).collect();
+    request.confidence = Some(0.5);
+    let sent = client.post_request(Recipient::Channel("1100000000000000001"), &request, &view).await;
+    let post = discord.calls_to("POST", "/channels/{id}/messages").pop().unwrap();
+    assert!(sent.is_ok() && message_problems(&post.body).is_empty(), "{:#?}", message_problems(&post.body));
+
+    let dana = ApproverId::parse("dana").unwrap();
+    for (outcome, status) in
+        [(DecisionOutcome::Answered, Status::Answered), (DecisionOutcome::Rejected, Status::Rejected)]
+    {
+        request.status = status;
+        request.decision = Some(Decision {
+            outcome,
+            args: request.args.clone(),
+            edited: true,
+            comment: Some("c".repeat(4000)),
+            reason: Some("r".repeat(500)),
+            by: DecidedBy::Human { approver_id: dana.clone(), channel: Channel::Discord },
+            at: signoff_store::now(),
+            answer: Some("a".repeat(16_000)),
+        });
+        client.update_request(sent.as_ref().unwrap(), &request, &view).await.unwrap();
+        let edit = discord.calls_to("PATCH", "/channels/{id}/messages/{id}").pop().unwrap();
+        assert!(edit.ok() && message_problems(&edit.body).is_empty(), "{:#?}", message_problems(&edit.body));
+    }
 }
 
 #[test]
