@@ -16,13 +16,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
-use signoff_domain::{ApproverId, Channel, Request};
+use signoff_domain::{ApproverId, Channel, Request, RequestId};
 use signoff_notify::RequestView;
 use signoff_notify::discord::{
     self, Button, INPUT_ANSWER, INPUT_COMMENT, INPUT_REASON, Interaction, InteractionType, Modal,
 };
 use signoff_wire::ErrorCode;
-use std::future::Future;
 use std::time::Duration;
 
 /// How long a decision may take before Discord is answered anyway (Discord waits 3 s for the first answer); the
@@ -79,11 +78,7 @@ fn approver_of(policy: &ActivePolicy, user_id: Option<&str>) -> Result<ApproverI
 }
 
 /// Who acted and on what: the approver behind the interaction, and the request, which they may decide now.
-async fn checked(
-    state: &AppState,
-    interaction: &Interaction,
-    id: signoff_domain::RequestId,
-) -> Result<(ApproverId, Request), String> {
+async fn checked(state: &AppState, interaction: &Interaction, id: RequestId) -> Result<(ApproverId, Request), String> {
     let policy = state.policy.current();
     let person = approver_of(&policy, interaction.user_id())?;
     let request = load(state, &id.to_string()).await?;
@@ -100,18 +95,17 @@ async fn on_click(state: &AppState, interaction: &Interaction) -> Result<Value, 
     let custom_id = interaction.custom_id().unwrap_or("");
     let button = Button::parse(custom_id).ok_or("This button is not one of Signoff's, so nothing was recorded.")?;
     let (person, request) = checked(state, interaction, button.request_id()).await?;
-    let (id, addressee) = (request.id, (!interaction.in_guild()).then(|| person.clone()));
-    let state2 = state.clone();
+    let id = request.id;
     match button {
         Button::Approve(_) => {
             let input = DecisionInput { approve: true, comment: None, reason: None, args: None };
-            settle(state, addressee, async move { service::decide(&state2, id, decider(person), input).await }).await
+            settle(state, interaction, person, id, Act::Decide(input)).await
         }
         Button::Reject(_) => Ok(discord::modal(discord::reject_modal(&request))),
         Button::Answer(_) => Ok(discord::modal(discord::answer_modal(&request))),
         Button::AnswerOption(_, index) => {
             let text = request.options.get(index).ok_or("This option is not one of the question's.")?.clone();
-            settle(state, addressee, async move { service::answer(&state2, id, decider(person), text).await }).await
+            settle(state, interaction, person, id, Act::Answer(text)).await
         }
     }
 }
@@ -123,8 +117,7 @@ async fn on_submit(state: &AppState, interaction: &Interaction) -> Result<Value,
     let (person, request) = checked(state, interaction, modal.request_id()).await?;
     let values = interaction.modal_values();
     let value = |name: &str| values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let (id, addressee) = (request.id, (!interaction.in_guild()).then(|| person.clone()));
-    let state2 = state.clone();
+    let id = request.id;
     match modal {
         Modal::Reject(_) => {
             let comment = value(INPUT_COMMENT).ok_or("Not recorded: a rejection needs a comment saying why.")?;
@@ -141,11 +134,11 @@ async fn on_submit(state: &AppState, interaction: &Interaction) -> Result<Value,
                 }
             };
             let input = DecisionInput { approve: false, comment: Some(comment.to_string()), reason, args: None };
-            settle(state, addressee, async move { service::decide(&state2, id, decider(person), input).await }).await
+            settle(state, interaction, person, id, Act::Decide(input)).await
         }
         Modal::Answer(_) => {
             let text = value(INPUT_ANSWER).ok_or("Not recorded: the answer is empty.")?.to_string();
-            settle(state, addressee, async move { service::answer(&state2, id, decider(person), text).await }).await
+            settle(state, interaction, person, id, Act::Answer(text)).await
         }
     }
 }
@@ -154,15 +147,31 @@ fn numbered(reasons: &[String]) -> String {
     reasons.iter().enumerate().map(|(i, r)| format!("{} {r}", i + 1)).collect::<Vec<_>>().join(", ")
 }
 
-/// Runs a decision (or answer) and answers with the message showing its outcome; a refusal is told to the person
-/// alone. A decision that takes longer than Discord waits is acknowledged (`DEFERRED_UPDATE_MESSAGE`) and goes on:
+/// What a person does to a request from Discord.
+enum Act {
+    Decide(DecisionInput),
+    Answer(String),
+}
+
+/// Does `act` on its own task and answers with the clicked message showing the outcome; a refusal is told to the
+/// person alone. One that takes longer than Discord waits is acknowledged (`DEFERRED_UPDATE_MESSAGE`) and goes on:
 /// the outbox edits the message once it lands.
 async fn settle(
     state: &AppState,
-    addressee: Option<ApproverId>,
-    decision: impl Future<Output = Result<Request, ApiError>> + Send + 'static,
+    interaction: &Interaction,
+    person: ApproverId,
+    id: RequestId,
+    act: Act,
 ) -> Result<Value, String> {
-    match tokio::time::timeout(ANSWER_BUDGET, tokio::spawn(decision)).await {
+    let addressee = (!interaction.in_guild()).then(|| person.clone());
+    let owned = state.clone();
+    let task = tokio::spawn(async move {
+        match act {
+            Act::Decide(input) => service::decide(&owned, id, decider(person), input).await,
+            Act::Answer(text) => service::answer(&owned, id, decider(person), text).await,
+        }
+    });
+    match tokio::time::timeout(ANSWER_BUDGET, task).await {
         Ok(Ok(Ok(request))) => Ok(discord::update_message(&request, &view_of(state, &request, addressee))),
         Ok(Ok(Err(error))) => Err(format!("Not recorded: {}", error.message)),
         Ok(Err(error)) => {
@@ -170,7 +179,7 @@ async fn settle(
             Err("Signoff failed to record this; the cause is in the server log.".into())
         }
         Err(_) => {
-            tracing::warn!("a Discord decision took longer than Discord waits; answered before it finished");
+            tracing::warn!(%id, "a Discord decision took longer than Discord waits; answered before it finished");
             Ok(discord::deferred_update())
         }
     }
