@@ -53,6 +53,12 @@ for crate in signoff-domain signoff-wire signoff-client; do
   fi
 done
 
+# The server knows neither the dashboard nor the MCP server: the binary (and the testkit) compose them.
+if cargo tree -p signoff-server -e normal --prefix none | grep -E '^(signoff-dashboard|signoff-mcp) '; then
+  echo "invariant broken: signoff-server depends on a front end it should not know (above)" >&2
+  exit 1
+fi
+
 cargo test --workspace
 
 # The dashboard in real headless Chromium: Debian's package, driven by playwright-core (pinned in

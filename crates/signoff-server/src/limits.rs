@@ -44,8 +44,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// How long a keep-alive connection may sit with no request in progress. Default 60 s.
     pub idle_timeout: Duration,
-    /// Time allowed for a call to be answered, on every route except `GET /v1/requests/{id}/wait` and
-    /// `GET /v1/events`. Default 30 s.
+    /// Time allowed for a call to be answered, on every route except `GET /v1/requests/{id}/wait`,
+    /// `GET /v1/events` and `/mcp`. Default 30 s.
     pub request_timeout: Duration,
     /// Open connections at most (both listeners together); over it, a new connection is answered
     /// `503 too_many_connections` and closed. Default 10,000.

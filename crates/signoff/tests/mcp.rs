@@ -25,6 +25,7 @@ on_every_backend!(
     failures_are_tool_errors_with_the_api_codes,
     agents_reach_only_their_own_requests,
     http_calls_need_a_live_key,
+    the_http_endpoint_is_stateless_streams_its_answers_and_checks_the_host,
     approval_prompt_over_stdio_fails_unavailable_when_the_server_stops,
 );
 
@@ -443,4 +444,26 @@ async fn approval_prompt_over_stdio_fails_unavailable_when_the_server_stops(back
     assert_eq!(result.is_error, Some(true), "{result:?}");
     let error = result.structured_content.expect("the error body");
     assert_eq!(code(&error), "unavailable", "{error}");
+}
+
+async fn the_http_endpoint_is_stateless_streams_its_answers_and_checks_the_host(backend: Backend) {
+    let (_db, app) = scene(backend).await;
+    let list_tools = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let mcp = format!("{}/mcp", app.url);
+    let accept = ("Accept", "application/json, text/event-stream");
+    let response = app.http.post(&mcp).bearer_auth(&app.agent_key).header(accept.0, accept.1).json(&list_tools);
+    let response = response.send().await.expect("POST /mcp");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none(), "no sessions: any replica answers");
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("request_approval"), "{body}");
+
+    let get = app.http.get(&mcp).bearer_auth(&app.agent_key).header("Accept", "text/event-stream").send().await;
+    assert_eq!(get.expect("GET /mcp").status(), 405, "no standalone stream without sessions");
+    let rebound =
+        app.http.post(&mcp).bearer_auth(&app.agent_key).header(accept.0, accept.1).header("Host", "evil.example");
+    let rebound = rebound.json(&list_tools).send().await.expect("POST /mcp");
+    assert_eq!(rebound.status(), 403, "a Host that is neither loopback nor the public URL's");
 }
