@@ -16,10 +16,6 @@ impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Failure(ErrorDetail { code, message: message.into(), details: Vec::new() })
     }
-
-    pub fn code(&self) -> ErrorCode {
-        self.0.code
-    }
 }
 
 impl From<signoff_server::ApiError> for Failure {

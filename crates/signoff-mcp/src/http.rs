@@ -20,28 +20,17 @@ use signoff_server::{AppState, Caller};
 use signoff_wire::{ApiKey, ErrorCode, NewRequest, Request as SignoffRequest, RequestId};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-/// The `/mcp` route, to serve beside the API (it sets no fallback). Its open calls end when the server shuts down.
+/// The `/mcp` route, to serve beside the API (it sets no fallback). Without sessions there is no stream left open
+/// between calls, and a call waiting at shutdown is answered at once (the waiters are), so shutdown waits for none.
 pub fn router(state: AppState) -> Router {
-    let stop = CancellationToken::new();
-    let mut shutdown = state.waiters.shutdown_signal();
-    let on_shutdown = stop.clone();
-    tokio::spawn(async move {
-        let _ = shutdown.wait_for(|stopping| *stopping).await;
-        on_shutdown.cancel();
-    });
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_allowed_hosts(allowed_hosts(&state.public_url))
-        .with_max_request_body_bytes(signoff_server::MAX_BODY_BYTES)
-        .with_cancellation_token(stop);
-    let in_process = InProcess(state.clone());
-    let service = StreamableHttpService::new(
-        move || Ok(Tools::new(in_process.clone())),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
+        .with_max_request_body_bytes(signoff_server::MAX_BODY_BYTES);
+    let tools = Tools::new(InProcess(state.clone()));
+    let service =
+        StreamableHttpService::new(move || Ok(tools.clone()), Arc::new(NeverSessionManager::default()), config);
     Router::new()
         .route_service(signoff_server::MCP_PATH, service)
         .layer(axum::middleware::from_fn_with_state(state, authenticate))

@@ -26,7 +26,7 @@ on_every_backend!(
     agents_reach_only_their_own_requests,
     http_calls_need_a_live_key,
     the_http_endpoint_is_stateless_streams_its_answers_and_checks_the_host,
-    approval_prompt_over_stdio_fails_unavailable_when_the_server_stops,
+    approval_prompt_fails_unavailable_when_the_server_stops,
 );
 
 /// How long any one call may take before the test fails.
@@ -435,15 +435,17 @@ async fn http_calls_need_a_live_key(backend: Backend) {
     assert!(client.call_tool(params).await.is_err(), "a revoked key's session is refused");
 }
 
-async fn approval_prompt_over_stdio_fails_unavailable_when_the_server_stops(backend: Backend) {
-    let (_db, app) = scene(backend).await;
-    let client = connect(&app, &app.agent_key, Transport::Stdio).await;
-    let (_, pending) = prompt(&app, &client, bash_prompt("toolu_stop", "make deploy")).await;
-    app.stop().await;
-    let result = timeout(CALL, pending).await.expect("the prompt ends").unwrap().expect("approval_prompt");
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    let error = result.structured_content.expect("the error body");
-    assert_eq!(code(&error), "unavailable", "{error}");
+async fn approval_prompt_fails_unavailable_when_the_server_stops(backend: Backend) {
+    for transport in TRANSPORTS {
+        let (_db, app) = scene(backend).await;
+        let client = connect(&app, &app.agent_key, transport).await;
+        let (_, pending) = prompt(&app, &client, bash_prompt("toolu_stop", "make deploy")).await;
+        timeout(CALL, app.stop()).await.expect("the server stops in time");
+        let result = timeout(CALL, pending).await.expect("the prompt ends").unwrap().expect("approval_prompt");
+        assert_eq!(result.is_error, Some(true), "{transport:?}: {result:?}");
+        let error = result.structured_content.expect("the error body");
+        assert_eq!(code(&error), "unavailable", "{transport:?}: {error}");
+    }
 }
 
 async fn the_http_endpoint_is_stateless_streams_its_answers_and_checks_the_host(backend: Backend) {
