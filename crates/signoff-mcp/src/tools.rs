@@ -130,98 +130,92 @@ pub struct OutcomeParams {
     pub detail: Option<Value>,
 }
 
+impl ApprovalParams {
+    fn into_request(self) -> NewRequest {
+        let mut new = NewRequest::action(self.action);
+        new.args = Value::Object(self.args);
+        new.summary = self.summary;
+        new.reasoning = self.reasoning;
+        new.context = Value::Object(self.context);
+        new.confidence = self.confidence;
+        new.tags = self.tags;
+        new.run_id = self.run_id;
+        new.call_id = self.call_id;
+        new.timeout_s = self.timeout_s;
+        new
+    }
+}
+
+impl QuestionParams {
+    fn into_request(self) -> NewRequest {
+        let mut new = NewRequest::action("ask_human");
+        new.kind = Kind::Question;
+        new.question = Some(self.question);
+        new.options = self.options;
+        new.context = Value::Object(self.context);
+        new.run_id = self.run_id;
+        new.call_id = self.call_id;
+        new.timeout_s = self.timeout_s;
+        new
+    }
+}
+
 #[tool_router]
 impl<C: Connect> Tools<C> {
-    /// Asks for approval before a costly or risky action, and waits for the decision.
     #[tool(description = "Ask for approval before an action that costs money, deletes or changes data, or reaches \
                        people. Waits up to `wait_s` for the decision. Run the action only when `status` is \
                        `approved`, with `decision.args` (an approver may have edited them), then call \
                        `report_outcome`. `rejected`, `expired` or `cancelled`: do not run it; `decision.comment` \
                        says why. `pending`: call `wait_for_decision` with the `request_id`.")]
-    async fn request_approval(&self, extensions: Extensions, params: Parameters<ApprovalParams>) -> CallToolResult {
-        let Parameters(params) = params;
-        reply(
-            async {
-                let wait = wait_for(params.wait_s)?;
-                let signoff = self.connect.connect(&extensions)?;
-                let mut new = NewRequest::action(params.action);
-                new.args = Value::Object(params.args);
-                new.summary = params.summary;
-                new.reasoning = params.reasoning;
-                new.context = Value::Object(params.context);
-                new.confidence = params.confidence;
-                new.tags = params.tags;
-                new.run_id = params.run_id;
-                new.call_id = params.call_id;
-                new.timeout_s = params.timeout_s;
-                let request = signoff.create(new).await?;
-                wait_up_to(&signoff, request, wait).await
-            }
-            .await,
-        )
+    async fn request_approval(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<ApprovalParams>,
+    ) -> CallToolResult {
+        let wait_s = params.wait_s;
+        reply(self.create_and_wait(&extensions, params.into_request(), wait_s).await)
     }
 
-    /// Asks a person a question and waits for the answer.
     #[tool(description = "Ask a person a question (optionally with `options` to choose from) and wait up to `wait_s` \
                        for the answer. `answered`: the answer is `decision.answer`. `pending`: call \
                        `wait_for_decision` with the `request_id`. `expired` or `cancelled`: nobody answered.")]
-    async fn ask_human(&self, extensions: Extensions, params: Parameters<QuestionParams>) -> CallToolResult {
-        let Parameters(params) = params;
-        reply(
-            async {
-                let wait = wait_for(params.wait_s)?;
-                let signoff = self.connect.connect(&extensions)?;
-                let mut new = NewRequest::action("ask_human");
-                new.kind = Kind::Question;
-                new.question = Some(params.question);
-                new.options = params.options;
-                new.context = Value::Object(params.context);
-                new.run_id = params.run_id;
-                new.call_id = params.call_id;
-                new.timeout_s = params.timeout_s;
-                let request = signoff.create(new).await?;
-                wait_up_to(&signoff, request, wait).await
-            }
-            .await,
-        )
+    async fn ask_human(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<QuestionParams>,
+    ) -> CallToolResult {
+        let wait_s = params.wait_s;
+        reply(self.create_and_wait(&extensions, params.into_request(), wait_s).await)
     }
 
-    /// Waits for a pending request's decision.
     #[tool(
         description = "Wait up to `wait_s` for the decision on a request that `request_approval` or `ask_human` \
                        answered `pending`; answers it as it is then.",
         annotations(read_only_hint = true)
     )]
-    async fn wait_for_decision(&self, extensions: Extensions, params: Parameters<WaitParams>) -> CallToolResult {
-        let Parameters(params) = params;
-        reply(
-            async {
-                let wait = wait_for(params.wait_s)?;
-                let signoff = self.connect.connect(&extensions)?;
-                let request = signoff.request(request_id(&params.request_id)?).await?;
-                wait_up_to(&signoff, request, wait).await
-            }
-            .await,
-        )
+    async fn wait_for_decision(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<WaitParams>,
+    ) -> CallToolResult {
+        reply(self.wait(&extensions, &params.request_id, params.wait_s).await)
     }
 
-    /// Reads a request without waiting.
     #[tool(description = "Read a request as it is now, without waiting.", annotations(read_only_hint = true))]
-    async fn get_request(&self, extensions: Extensions, params: Parameters<RequestParams>) -> CallToolResult {
-        let Parameters(params) = params;
-        reply(
-            async {
-                let signoff = self.connect.connect(&extensions)?;
-                Ok(signoff.request(request_id(&params.request_id)?).await?.into())
-            }
-            .await,
-        )
+    async fn get_request(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<RequestParams>,
+    ) -> CallToolResult {
+        reply(self.wait(&extensions, &params.request_id, Some(0)).await)
     }
 
-    /// Withdraws a pending request.
     #[tool(description = "Withdraw a pending request you no longer need, saying why.")]
-    async fn cancel_request(&self, extensions: Extensions, params: Parameters<CancelParams>) -> CallToolResult {
-        let Parameters(params) = params;
+    async fn cancel_request(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<CancelParams>,
+    ) -> CallToolResult {
         reply(
             async {
                 let signoff = self.connect.connect(&extensions)?;
@@ -231,10 +225,12 @@ impl<C: Connect> Tools<C> {
         )
     }
 
-    /// Reports what happened when an approved action ran.
     #[tool(description = "After running an approved action, report whether it succeeded (`ok`) and what happened.")]
-    async fn report_outcome(&self, extensions: Extensions, params: Parameters<OutcomeParams>) -> CallToolResult {
-        let Parameters(params) = params;
+    async fn report_outcome(
+        &self,
+        extensions: Extensions,
+        Parameters(params): Parameters<OutcomeParams>,
+    ) -> CallToolResult {
         reply(
             async {
                 let signoff = self.connect.connect(&extensions)?;
@@ -245,12 +241,14 @@ impl<C: Connect> Tools<C> {
         )
     }
 
-    /// Claude Code's permission prompt: waits until the tool use is decided, then allows or denies it.
     #[tool(description = "For Claude Code's --permission-prompt-tool: asks Signoff whether a tool may run, waits for \
                        the decision and answers {\"behavior\": \"allow\", \"updatedInput\"} or {\"behavior\": \
                        \"deny\", \"message\"}.")]
-    async fn approval_prompt(&self, extensions: Extensions, params: Parameters<PermissionPrompt>) -> CallToolResult {
-        let Parameters(prompt) = params;
+    async fn approval_prompt(
+        &self,
+        extensions: Extensions,
+        Parameters(prompt): Parameters<PermissionPrompt>,
+    ) -> CallToolResult {
         let decided = async {
             let signoff = self.connect.connect(&extensions)?;
             let request = signoff.create(prompt.to_request()).await?;
@@ -261,6 +259,30 @@ impl<C: Connect> Tools<C> {
             Ok(request) => CallToolResult::success(vec![ContentBlock::text(permission::answer(&request).to_string())]),
             Err(failure) => failed(failure),
         }
+    }
+}
+
+/// What the tools share.
+impl<C: Connect> Tools<C> {
+    /// Creates `new` as the caller, then waits up to `wait_s` for its decision.
+    async fn create_and_wait(
+        &self,
+        extensions: &Extensions,
+        new: NewRequest,
+        wait_s: Option<u64>,
+    ) -> Result<RequestView, Failure> {
+        let wait = wait_for(wait_s)?;
+        let signoff = self.connect.connect(extensions)?;
+        let request = signoff.create(new).await?;
+        wait_up_to(&signoff, request, wait).await
+    }
+
+    /// Reads the request `raw_id` names, then waits up to `wait_s` for its decision.
+    async fn wait(&self, extensions: &Extensions, raw_id: &str, wait_s: Option<u64>) -> Result<RequestView, Failure> {
+        let wait = wait_for(wait_s)?;
+        let signoff = self.connect.connect(extensions)?;
+        let request = signoff.request(request_id(raw_id)?).await?;
+        wait_up_to(&signoff, request, wait).await
     }
 }
 
