@@ -15,7 +15,8 @@ use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, 
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, DecisionBody, ErrorCode, Health, OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary,
+    PolicyView, Verdict,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/checkpoints", get(crate::checkpoints::list_route))
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
+        .route("/v1/groups/{name}/oncall", get(group_on_call))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::email::routes())
         .fallback(|| async { ApiError::not_found("route") })
@@ -361,6 +363,32 @@ async fn put_policy(
     let status = if applied.created { StatusCode::CREATED } else { StatusCode::OK };
     state.policy.install(policy, applied.policy);
     Ok((status, Json(state.policy.current().view())))
+}
+
+/// Who is on call for a group with a rotation, since when, until when, and who is next.
+async fn group_on_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<OnCallView>, ApiError> {
+    caller.require(&[Role::Approver, Role::Admin], "read the policy")?;
+    let active = state.policy.current();
+    let group = active.policy.group(&name).ok_or_else(|| ApiError::not_found(&format!("group `{name}`")))?;
+    let rotation = group.rotation.as_ref().ok_or_else(|| {
+        ApiError::new(ErrorCode::NotFound, format!("group `{name}` has no on-call rotation; every member is asked"))
+    })?;
+    let on_call = rotation.on_call(signoff_store::now());
+    let person = |id: &str| PersonView {
+        id: id.to_string(),
+        name: active.policy.approver(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_string()),
+    };
+    Ok(Json(OnCallView {
+        group: name.clone(),
+        on_call: person(on_call.person),
+        since: on_call.since,
+        until: on_call.until,
+        next: person(on_call.next),
+    }))
 }
 
 async fn policy_versions(
