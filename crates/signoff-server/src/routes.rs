@@ -4,7 +4,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::service::{self, Decider, DecisionInput};
-use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,7 +19,6 @@ use signoff_wire::{
     PolicyView, Verdict,
 };
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -197,29 +195,7 @@ async fn wait_request(
     if timeout_s > MAX_WAIT_SECONDS {
         return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
-    // However this call ends, nothing of it stays parked.
-    let _unpark = state.waiters.unpark_on_drop(id);
-    let mut parked = state.waiters.park(id);
-    // Parked before reading, so a decision landing between the read and the park still wakes us.
-    let mut request = visible_request(&state, &caller, id).await?;
-    loop {
-        if request.status.is_final() || state.waiters.is_shutting_down() {
-            return Ok(Json(request));
-        }
-        match tokio::time::timeout_at(deadline, parked).await {
-            Ok(Wake::Changed(Some(changed))) => {
-                parked = state.waiters.park(id);
-                request = Arc::unwrap_or_clone(changed);
-            }
-            Ok(Wake::Changed(None)) => {
-                parked = state.waiters.park(id);
-                request = visible_request(&state, &caller, id).await?;
-            }
-            Ok(Wake::ShuttingDown) => return Ok(Json(state.store.request(id).await?)),
-            Err(_elapsed) => return Ok(Json(state.store.request(id).await?)),
-        }
-    }
+    Ok(Json(service::wait(&state, &caller.0, id, Duration::from_secs(timeout_s)).await?))
 }
 
 async fn decide_request(
