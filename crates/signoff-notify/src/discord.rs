@@ -1118,7 +1118,10 @@ mod tests {
         let values = interaction.modal_values();
         assert_eq!((values["reason"].as_str(), values["comment"].as_str()), ("2", "seen before"));
 
-        let click = json!({"type": 3, "member": {"user": {"id": "42"}}, "guild_id": "9", "data": {"custom_id": "a", "component_type": 2}});
+        let click = json!({
+            "type": 3, "member": {"user": {"id": "42"}}, "guild_id": "9",
+            "data": {"custom_id": "a", "component_type": 2},
+        });
         let click = parse_interaction(click.to_string().as_bytes()).unwrap();
         assert_eq!(
             (click.kind(), click.user_id(), click.in_guild()),

@@ -1,6 +1,6 @@
-//! Signoff's channel adapters: how a request reaches an approver on Slack, Discord or by email, and how their answer comes
-//! back. Each adapter owns its provider's wire format and signature check, and knows nothing of the store or the
-//! server (the server's notification worker calls them, and its inbound routes decide through the service layer).
+//! Signoff's channel adapters: how a request reaches an approver on Slack, Discord or by email, and how their answer
+//! comes back. Each adapter owns its provider's wire format and signature check, and knows nothing of the store or
+//! the server (the server's notification worker calls them, and its inbound routes decide through the service layer).
 #![forbid(unsafe_code)]
 
 pub mod slack;

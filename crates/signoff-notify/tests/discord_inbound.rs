@@ -91,7 +91,11 @@ proptest! {
     }
 
     #[test]
-    fn custom_ids_never_panic_and_signoffs_own_read_back(text in custom_id(), id in any::<u128>(), index in 0usize..1000) {
+    fn custom_ids_never_panic_and_signoffs_own_read_back(
+        text in custom_id(),
+        id in any::<u128>(),
+        index in 0usize..1000,
+    ) {
         let _ = (Button::parse(&text), Modal::parse(&text));
         let id = RequestId::from(uuid::Uuid::from_u128(id));
         for button in [Button::Approve(id), Button::Reject(id), Button::Answer(id), Button::AnswerOption(id, index)] {

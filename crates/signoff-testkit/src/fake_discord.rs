@@ -217,6 +217,11 @@ fn error(status: StatusCode, code: u64, message: &str) -> Answer {
     Answer { status, body: json!({ "code": code, "message": message }), headers: Vec::new() }
 }
 
+/// One field's errors in an `Invalid Form Body` answer.
+fn form_error(code: &str, message: &str) -> Value {
+    json!({"_errors": [{"code": code, "message": message}]})
+}
+
 fn invalid_form(errors: Value) -> Answer {
     let body = json!({ "code": 50035, "message": "Invalid Form Body", "errors": errors });
     Answer { status: StatusCode::BAD_REQUEST, body, headers: Vec::new() }
@@ -303,9 +308,7 @@ async fn open_dm(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: axum
     let path = "/users/@me/channels".to_string();
     handle(&inner, ("POST", "/users/@me/channels", path), &headers, &body, |body| {
         let Some(user) = body["recipient_id"].as_str().filter(|id| snowflake(id)) else {
-            return invalid_form(
-                json!({"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": "Value is not snowflake."}]}}),
-            );
+            return invalid_form(json!({"recipient_id": form_error("NUMBER_TYPE_COERCE", "Value is not snowflake.")}));
         };
         let id = inner.dms.lock().unwrap().entry(user.to_string()).or_insert_with(|| next_id(&inner)).clone();
         let channel = json!({
@@ -336,7 +339,7 @@ async fn create_message(
             Some(_) if body["message_reference"]["fail_if_not_exists"] == false => None,
             Some(_) => {
                 return invalid_form(
-                    json!({"message_reference": {"_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}}),
+                    json!({"message_reference": form_error("REPLIES_UNKNOWN_MESSAGE", "Unknown message")}),
                 );
             }
             None => None,
@@ -416,8 +419,10 @@ fn message_object(message: &FakeMessage) -> Value {
         "author": {"id": FAKE_APPLICATION_ID, "username": "Signoff", "discriminator": "0000", "bot": true},
         "timestamp": chrono::Utc::now().to_rfc3339(),
         "edited_timestamp": if message.edits > 0 { json!(chrono::Utc::now().to_rfc3339()) } else { Value::Null },
-        "message_reference": message.reference.as_ref().map(|id| json!({"message_id": id, "channel_id": message.channel_id})),
-        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [], "pinned": false,
+        "message_reference": message.reference.as_ref()
+            .map(|id| json!({"message_id": id, "channel_id": message.channel_id})),
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "pinned": false,
         "flags": 0,
     })
 }
@@ -434,10 +439,8 @@ fn check_message(body: &Value) -> Result<(), Answer> {
         }
         return Ok(());
     }
-    let errors: serde_json::Map<String, Value> = problems
-        .into_iter()
-        .map(|(path, message)| (path, json!({"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": message}]})))
-        .collect();
+    let errors: serde_json::Map<String, Value> =
+        problems.into_iter().map(|(path, message)| (path, form_error("BASE_TYPE_MAX_LENGTH", &message))).collect();
     Err(invalid_form(Value::Object(errors)))
 }
 
@@ -622,7 +625,9 @@ fn interaction(kind: u8, who: Clicker<'_>, message: Option<&FakeMessage>, data: 
 
 /// A PING, which Discord sends when the interactions endpoint URL is saved.
 pub fn ping_payload() -> Value {
-    json!({ "type": 1, "id": "1300000000000000000", "application_id": FAKE_APPLICATION_ID, "token": "cGluZw", "version": 1 })
+    json!({
+        "type": 1, "id": "1300000000000000000", "application_id": FAKE_APPLICATION_ID, "token": "cGluZw", "version": 1,
+    })
 }
 
 /// A button click (type 3, `MESSAGE_COMPONENT`): `who` clicked the button `custom_id` on `message`.

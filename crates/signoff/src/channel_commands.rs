@@ -1,5 +1,5 @@
-//! `signoff channels test slack|email|discord --to ADDRESS`: sends a test message with the configured channel, so an operator
-//! can check the wiring before anyone waits on it.
+//! `signoff channels test slack|email|discord --to ADDRESS`: sends a test message with the configured channel, so an
+//! operator can check the wiring before anyone waits on it.
 
 use crate::config::Config;
 use anyhow::bail;

@@ -175,8 +175,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns on the channels the configuration names (Slack, Discord, email), says which, and warns about the ones the policy in
-/// force names but this server has not configured.
+/// Turns on the channels the configuration names (Slack, Discord, email), says which, and warns about the ones the
+/// policy in force names but this server has not configured.
 fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> anyhow::Result<()> {
     use signoff_domain::Channel;
     use signoff_server::notify::{DiscordSender, EmailSender, SlackSender};
