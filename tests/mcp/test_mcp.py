@@ -109,6 +109,23 @@ async def test_a_rejection_reaches_the_waiting_agent_with_its_comment(server: Se
         assert "Do not run it" in rejected["message"]
 
 
+async def test_an_approval_reaches_the_waiting_agent_with_its_arguments(server: Server, connect: Connect) -> None:
+    async with connect(server.agent_key) as client:
+        stream_open = asyncio.Event()
+        created = asyncio.create_task(server.created(stream_open.set, action="send_email"))
+        await stream_open.wait()
+        waiting = asyncio.create_task(
+            client.call_tool(
+                "request_approval", {"action": "send_email", "args": {"to": "c@example.com"}, "wait_s": 30}
+            )
+        )
+        server.decide(await created, {"outcome": "approve", "comment": "Fine"})
+        approved = structured(await waiting)
+        assert approved["status"] == "approved"
+        assert approved["decision"]["args"] == {"to": "c@example.com"}
+        assert approved["message"] == "Approved by dana (api). Proceed with the arguments as proposed. Comment: Fine"
+
+
 async def test_a_question_is_answered(server: Server, connect: Connect) -> None:
     async with connect(server.agent_key) as client:
         asked = structured(
