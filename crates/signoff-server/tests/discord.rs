@@ -3,7 +3,8 @@
 //! answered with PONG; a bad signature or a stale timestamp is `401`; a button from the right person decides and
 //! the answer shows the outcome; anyone else is told why, privately, and nothing changes; the reject modal records
 //! the reason and comment; a decision elsewhere edits every message; reminders reply to the ask; a `429` is waited
-//! out as its `retry_after` says; a refused DM is given up; questions are answered by their buttons.
+//! out as its `retry_after` says; a refused DM is given up; questions are answered by their buttons; a quorum keeps
+//! the buttons until it is met.
 
 use serde_json::{Value, json};
 use signoff_domain::Channel;
@@ -29,6 +30,7 @@ on_every_backend!(
     a_rate_limit_is_waited_out_as_retry_after_says,
     a_refused_dm_is_given_up,
     a_question_is_answered_by_button,
+    a_quorum_keeps_the_buttons_until_it_is_met,
 );
 
 const DANA: &str = "80351110224678912";
@@ -53,6 +55,7 @@ rules:
     when: action == "remove_comment"
     route: moderators
     reject_reasons: [spam, off-topic]
+  - {{ name: ban, when: 'action == "ban"', route: moderators, approvals: 2 }}
 "#
     )
 }
@@ -409,4 +412,23 @@ async fn a_question_is_answered_by_button(backend: Backend) {
         modal_submit_payload(Clicker::InDm(DANA), &format!("answer_modal:{id}"), &[("answer", " spam ")], &ask);
     assert_updated(&scene.interact(&submit).await, "Answered by Dana");
     assert_eq!(scene.request(&id).await["decision"]["answer"], "spam");
+}
+
+async fn a_quorum_keeps_the_buttons_until_it_is_met(backend: Backend) {
+    let scene = Scene::new(backend).await;
+    let (status, body) = scene.app.create(json!({"action": "ban", "summary": "Ban user u_9"})).await;
+    assert_eq!((status, body["approvals_required"].as_u64()), (201, Some(2)), "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let ask = scene.dm_ask(DANA, &id).await;
+    let first = scene.interact(&button_payload(Clicker::InDm(DANA), &format!("approve:{id}"), &ask)).await;
+    assert_eq!(first["type"], 7, "{first:#}");
+    assert_eq!(footer(&first["data"]), "1 of 2 approvals: Dana");
+    assert_eq!(custom_ids(&first["data"]["components"])[0], format!("approve:{id}"), "still waiting for one more");
+    let again = scene.interact(&button_payload(Clicker::InDm(DANA), &format!("approve:{id}"), &ask)).await;
+    assert_eq!(footer(&again["data"]), "1 of 2 approvals: Dana", "the same person counts once: {again:#}");
+
+    let shared = scene.ask_in(MODERATORS, &id).await;
+    let second = scene.interact(&button_payload(Clicker::InGuild(CARL), &format!("approve:{id}"), &shared)).await;
+    assert_updated(&second, "Approved by Carl");
+    assert_eq!(scene.request(&id).await["status"], "approved");
 }
