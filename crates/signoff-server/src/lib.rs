@@ -67,6 +67,8 @@ pub struct AppState {
     /// Sends email (the channel's asks go through its sender; the dashboard mails sign-in links with it); `None`:
     /// email is not configured.
     pub mailer: Option<signoff_notify::email::Mailer>,
+    /// Twilio's account and auth token: the inbound SMS route answers only when set (and checks signatures with it).
+    pub twilio: Option<signoff_notify::sms::TwilioConfig>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -108,6 +110,7 @@ impl AppState {
             slack: None,
             link_signer: None,
             mailer: None,
+            twilio: None,
         })
     }
 }

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy/versions", get(policy_versions))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::email::routes())
+        .merge(crate::channels::sms::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_slack;
+pub mod fake_twilio;
 pub mod smtp;
 
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! `signoff channels test slack|email --to ADDRESS`: sends a test message with the configured channel, so an operator
+//! `signoff channels test slack|email|sms --to ADDRESS`: sends a test message with the configured channel, so an operator
 //! can check the wiring before anyone waits on it.
 
 use crate::config::Config;
@@ -9,9 +9,9 @@ use clap::{Subcommand, ValueEnum};
 pub enum ChannelsCommand {
     /// Send a test message through a configured channel.
     Test {
-        /// slack or email.
+        /// slack, email or sms.
         channel: TestChannel,
-        /// A Slack member or channel id (`U024BE7LH`, `C0123`), or an email address.
+        /// A Slack member or channel id (`U024BE7LH`, `C0123`), an email address, or a phone number (E.164).
         #[arg(long)]
         to: String,
     },
@@ -21,6 +21,7 @@ pub enum ChannelsCommand {
 pub enum TestChannel {
     Slack,
     Email,
+    Sms,
 }
 
 pub async fn run(command: ChannelsCommand, config: &Config) -> anyhow::Result<()> {
@@ -45,6 +46,16 @@ pub async fn run(command: ChannelsCommand, config: &Config) -> anyhow::Result<()
             };
             let email = signoff_notify::email::EmailConfig { smtp_url: smtp_url.clone(), from: from.clone() };
             signoff_notify::email::Mailer::new(&email)?.send_test(&to).await?
+        }
+        TestChannel::Sms => {
+            let Some(twilio) = config.twilio.settings() else {
+                bail!(
+                    "sms is not configured: set SIGNOFF_TWILIO_ACCOUNT_SID, SIGNOFF_TWILIO_AUTH_TOKEN and \
+                     SIGNOFF_TWILIO_FROM"
+                );
+            };
+            let text = "Signoff: this is a test message; SMS notifications reach this number.";
+            signoff_notify::sms::TwilioClient::new(&twilio)?.send(&to, text).await?
         }
     };
     println!("sent a test message to {to} ({sent})");

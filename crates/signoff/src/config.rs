@@ -28,6 +28,8 @@ pub struct Config {
     pub slack: SlackConfig,
     /// The email channel (unset: off).
     pub email: EmailConfig,
+    /// The SMS channel, through Twilio (unset: off).
+    pub twilio: TwilioConfig,
     /// The web dashboard's sessions.
     pub dashboard: DashboardConfig,
 }
@@ -82,6 +84,53 @@ impl std::fmt::Debug for SlackConfig {
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "***"))
             .field("api_url", &self.api_url)
             .finish()
+    }
+}
+
+/// `[twilio]` in the config file: SMS is on when the account SID, the auth token and the sending number are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// `AC…` (`SIGNOFF_TWILIO_ACCOUNT_SID`).
+    pub account_sid: Option<String>,
+    /// Authenticates calls to Twilio and signs the webhooks it sends (`SIGNOFF_TWILIO_AUTH_TOKEN`).
+    pub auth_token: Option<String>,
+    /// The sending number, E.164 (`SIGNOFF_TWILIO_FROM`).
+    pub from: Option<String>,
+    /// The REST API's base URL (`SIGNOFF_TWILIO_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig { account_sid: None, auth_token: None, from: None, api_url: "https://api.twilio.com".into() }
+    }
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl TwilioConfig {
+    /// The adapter's settings, when SMS is configured.
+    pub fn settings(&self) -> Option<signoff_notify::sms::TwilioConfig> {
+        let (Some(account_sid), Some(auth_token), Some(from)) = (&self.account_sid, &self.auth_token, &self.from)
+        else {
+            return None;
+        };
+        Some(signoff_notify::sms::TwilioConfig {
+            account_sid: account_sid.clone(),
+            auth_token: auth_token.clone(),
+            from: from.clone(),
+            api_url: self.api_url.clone(),
+        })
     }
 }
 
@@ -412,6 +461,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8700".into(),
             slack: SlackConfig::default(),
             email: EmailConfig::default(),
+            twilio: TwilioConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }
@@ -428,6 +478,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("slack", &self.slack)
             .field("email", &self.email)
+            .field("twilio", &self.twilio)
             .field("dashboard", &self.dashboard)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
@@ -525,6 +576,9 @@ impl Config {
         if self.email.smtp_url.is_some() && self.email.from.is_some() {
             channels.insert(Channel::Email);
         }
+        if self.twilio.settings().is_some() {
+            channels.insert(Channel::Sms);
+        }
         channels
     }
 
@@ -577,13 +631,16 @@ impl Config {
                 other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
             };
         }
-        let text_settings: [(&str, &mut Option<String>); 6] = [
+        let text_settings: [(&str, &mut Option<String>); 9] = [
             ("SIGNOFF_SLACK_BOT_TOKEN", &mut self.slack.bot_token),
             ("SIGNOFF_SLACK_SIGNING_SECRET", &mut self.slack.signing_secret),
             ("SIGNOFF_SMTP_URL", &mut self.email.smtp_url),
             ("SIGNOFF_EMAIL_FROM", &mut self.email.from),
             ("SIGNOFF_LINK_SECRET", &mut self.email.link_secret),
             ("SIGNOFF_LINK_SECRET_FILE", &mut self.email.link_secret_file),
+            ("SIGNOFF_TWILIO_ACCOUNT_SID", &mut self.twilio.account_sid),
+            ("SIGNOFF_TWILIO_AUTH_TOKEN", &mut self.twilio.auth_token),
+            ("SIGNOFF_TWILIO_FROM", &mut self.twilio.from),
         ];
         for (name, field) in text_settings {
             if let Some(value) = var(name).filter(|value| !value.trim().is_empty()) {
@@ -592,6 +649,9 @@ impl Config {
         }
         if let Some(url) = var("SIGNOFF_SLACK_API_URL") {
             self.slack.api_url = url;
+        }
+        if let Some(url) = var("SIGNOFF_TWILIO_API_URL") {
+            self.twilio.api_url = url;
         }
         if let Some(ttl) = var("SIGNOFF_DASHBOARD_SESSION_TTL") {
             self.dashboard.session_ttl = ttl;
@@ -675,6 +735,25 @@ mod tests {
         assert_eq!(settings.retry.max_age, std::time::Duration::from_secs(3600));
         assert_eq!(settings.retry.first_retry, std::time::Duration::from_secs(2));
         assert!(config.apply_env(|_| Some("maybe".to_string())).is_err());
+    }
+
+    #[test]
+    fn twilio_is_configured_by_file_and_environment_and_debug_masks_its_token() {
+        let mut config: Config = toml::from_str("[twilio]\naccount_sid = \"AC1\"\nfrom = \"+15005550006\"").unwrap();
+        assert_eq!(config.twilio.settings(), None, "no auth token yet");
+        assert!(!config.configured_channels().contains(&Channel::Sms));
+        config
+            .apply_env(|name| match name {
+                "SIGNOFF_TWILIO_AUTH_TOKEN" => Some("secret-token".into()),
+                "SIGNOFF_TWILIO_API_URL" => Some("http://127.0.0.1:9".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.twilio.settings().expect("configured");
+        assert_eq!((settings.account_sid.as_str(), settings.api_url.as_str()), ("AC1", "http://127.0.0.1:9"));
+        assert!(config.configured_channels().contains(&Channel::Sms));
+        assert!(!format!("{config:?}").contains("secret-token"));
+        assert_eq!(Config::default().twilio.api_url, "https://api.twilio.com");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The channels from the command line: `signoff channels test` reaches a real SMTP listener and the fake Slack with
-//! the configured settings, says clearly when a channel is not configured, and `policy check` warns about a channel
-//! a policy names that the server has not configured.
+//! The channels from the command line: `signoff channels test` reaches a real SMTP listener, the fake Slack and the
+//! fake Twilio with the configured settings, says clearly when a channel is not configured, and `policy check` warns
+//! about a channel a policy names that the server has not configured.
 
 mod common;
 
 use common::{Server, run_ok, signoff};
 use signoff_testkit::fake_slack::{FAKE_BOT_TOKEN, FAKE_SIGNING_SECRET, FakeSlack};
+use signoff_testkit::fake_twilio::{FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN, FAKE_FROM, FakeTwilio};
 use signoff_testkit::smtp::SmtpServer;
 use signoff_testkit::{Backend, TestDatabase};
 use std::time::Duration;
@@ -34,6 +35,23 @@ async fn channels_test_sends_through_each_configured_channel() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("sent a test message to U024BE7LH"));
     let posted = slack.wait_for("chat.postMessage", 1, Duration::from_secs(10)).await;
     assert_eq!(posted[0].body["channel"], "U024BE7LH");
+
+    let twilio = FakeTwilio::start().await;
+    let output = run_ok(
+        signoff(&db.url)
+            .args(["channels", "test", "sms", "--to", "+14155550100"])
+            .env("SIGNOFF_TWILIO_ACCOUNT_SID", FAKE_ACCOUNT_SID)
+            .env("SIGNOFF_TWILIO_AUTH_TOKEN", FAKE_AUTH_TOKEN)
+            .env("SIGNOFF_TWILIO_FROM", FAKE_FROM)
+            .env("SIGNOFF_TWILIO_API_URL", twilio.config().api_url),
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("sent a test message to +14155550100 (SM"));
+    let texts = twilio.wait_for("+14155550100", 1, Duration::from_secs(10)).await;
+    assert!(texts[0].body.starts_with("Signoff: this is a test message"), "{texts:?}");
+
+    let output = signoff(&db.url).args(["channels", "test", "sms", "--to", "+14155550100"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sms is not configured"));
 
     let output = signoff(&db.url).args(["channels", "test", "slack", "--to", "U1"]).output().unwrap();
     assert!(!output.status.success());
