@@ -1,4 +1,4 @@
-//! Signoff's channel adapters: how a request reaches an approver on Slack, by email or by SMS, and how their answer comes
+//! Signoff's channel adapters: how a request reaches an approver on Slack, by email, by SMS or on Telegram, and how their answer comes
 //! back. Each adapter owns its provider's wire format and signature check, and knows nothing of the store or the
 //! server (the server's notification worker calls them, and its inbound routes decide through the service layer).
 #![forbid(unsafe_code)]
@@ -63,3 +63,4 @@ pub mod email;
 pub mod links;
 pub mod pages;
 pub mod sms;
+pub mod telegram;

@@ -69,6 +69,8 @@ pub struct AppState {
     pub mailer: Option<signoff_notify::email::Mailer>,
     /// Twilio's account and auth token: the inbound SMS route answers only when set (and checks signatures with it).
     pub twilio: Option<signoff_notify::sms::TwilioConfig>,
+    /// The Telegram bot's token and webhook secret: the Telegram webhook answers only when set.
+    pub telegram: Option<signoff_notify::telegram::TelegramConfig>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -111,6 +113,7 @@ impl AppState {
             link_signer: None,
             mailer: None,
             twilio: None,
+            telegram: None,
         })
     }
 }

@@ -418,3 +418,33 @@ impl SmsSender {
         Ok((reply.code, link))
     }
 }
+
+/// Telegram as a channel: asks are bot messages with inline buttons; updates edit them; reminders reply to them.
+pub struct TelegramSender(pub signoff_notify::telegram::TelegramClient);
+
+#[async_trait]
+impl ChannelSender for TelegramSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        self.0.send_request(&n.address, request, view).await
+    }
+
+    async fn update(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        self.0.update_request(message, request, view).await.map(|()| None)
+    }
+
+    async fn remind(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        self.0.send_reminder(message, request, view).await
+    }
+}

@@ -495,7 +495,8 @@ pub trait Store: Send + Sync + 'static {
     /// A request's notifications, oldest first.
     async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError>;
     /// Records a signed link's nonce as used, for `used_for` (the request an action link decides, or
-    /// `sign-in:{person}`): `true` the first time, `false` ever after.
+    /// `sign-in:{person}`): `true` the first time, `false` ever after. Inbound deliveries that must act once are
+    /// recorded the same way under a nonce of their own (`telegram-update:{bot}:{update_id}`).
     async fn use_link(&self, nonce: &str, used_for: &str) -> Result<bool, StoreError>;
     /// Whether an email link's nonce was used.
     async fn link_used(&self, nonce: &str) -> Result<bool, StoreError>;

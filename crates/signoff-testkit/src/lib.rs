@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_slack;
+pub mod fake_telegram;
 pub mod fake_twilio;
 pub mod smtp;
 

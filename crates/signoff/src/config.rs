@@ -30,6 +30,8 @@ pub struct Config {
     pub email: EmailConfig,
     /// The SMS channel, through Twilio (unset: off).
     pub twilio: TwilioConfig,
+    /// The Telegram channel (unset: off).
+    pub telegram: TelegramConfig,
     /// The web dashboard's sessions.
     pub dashboard: DashboardConfig,
 }
@@ -131,6 +133,53 @@ impl TwilioConfig {
             from: from.clone(),
             api_url: self.api_url.clone(),
         })
+    }
+}
+
+/// `[telegram]` in the config file: on when the bot token and the webhook secret are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// The bot's token from BotFather, `123456:ABC…` (`SIGNOFF_TELEGRAM_BOT_TOKEN`).
+    pub bot_token: Option<String>,
+    /// The secret token Telegram sends with every update: 1–256 of `A-Z a-z 0-9 _ -`
+    /// (`SIGNOFF_TELEGRAM_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    /// The Bot API's base URL (`SIGNOFF_TELEGRAM_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig { bot_token: None, webhook_secret: None, api_url: "https://api.telegram.org".into() }
+    }
+}
+
+impl std::fmt::Debug for TelegramConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "***"))
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl TelegramConfig {
+    /// The adapter's settings when Telegram is configured (`None` when it is not); a webhook secret Telegram would
+    /// refuse is an error.
+    pub fn settings(&self) -> anyhow::Result<Option<signoff_notify::telegram::TelegramConfig>> {
+        let (Some(bot_token), Some(webhook_secret)) = (&self.bot_token, &self.webhook_secret) else {
+            return Ok(None);
+        };
+        if !signoff_notify::telegram::valid_secret(webhook_secret) {
+            bail!("telegram.webhook_secret must be 1 to 256 of A-Z, a-z, 0-9, `_` and `-` (Telegram's rule)");
+        }
+        Ok(Some(signoff_notify::telegram::TelegramConfig {
+            bot_token: bot_token.clone(),
+            webhook_secret: webhook_secret.clone(),
+            api_url: self.api_url.clone(),
+        }))
     }
 }
 
@@ -462,6 +511,7 @@ impl Default for Config {
             slack: SlackConfig::default(),
             email: EmailConfig::default(),
             twilio: TwilioConfig::default(),
+            telegram: TelegramConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }
@@ -479,6 +529,7 @@ impl std::fmt::Debug for Config {
             .field("slack", &self.slack)
             .field("email", &self.email)
             .field("twilio", &self.twilio)
+            .field("telegram", &self.telegram)
             .field("dashboard", &self.dashboard)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
@@ -579,6 +630,9 @@ impl Config {
         if self.twilio.settings().is_some() {
             channels.insert(Channel::Sms);
         }
+        if self.telegram.bot_token.is_some() && self.telegram.webhook_secret.is_some() {
+            channels.insert(Channel::Telegram);
+        }
         channels
     }
 
@@ -631,7 +685,7 @@ impl Config {
                 other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
             };
         }
-        let text_settings: [(&str, &mut Option<String>); 9] = [
+        let text_settings: [(&str, &mut Option<String>); 11] = [
             ("SIGNOFF_SLACK_BOT_TOKEN", &mut self.slack.bot_token),
             ("SIGNOFF_SLACK_SIGNING_SECRET", &mut self.slack.signing_secret),
             ("SIGNOFF_SMTP_URL", &mut self.email.smtp_url),
@@ -641,6 +695,8 @@ impl Config {
             ("SIGNOFF_TWILIO_ACCOUNT_SID", &mut self.twilio.account_sid),
             ("SIGNOFF_TWILIO_AUTH_TOKEN", &mut self.twilio.auth_token),
             ("SIGNOFF_TWILIO_FROM", &mut self.twilio.from),
+            ("SIGNOFF_TELEGRAM_BOT_TOKEN", &mut self.telegram.bot_token),
+            ("SIGNOFF_TELEGRAM_WEBHOOK_SECRET", &mut self.telegram.webhook_secret),
         ];
         for (name, field) in text_settings {
             if let Some(value) = var(name).filter(|value| !value.trim().is_empty()) {
@@ -652,6 +708,9 @@ impl Config {
         }
         if let Some(url) = var("SIGNOFF_TWILIO_API_URL") {
             self.twilio.api_url = url;
+        }
+        if let Some(url) = var("SIGNOFF_TELEGRAM_API_URL") {
+            self.telegram.api_url = url;
         }
         if let Some(ttl) = var("SIGNOFF_DASHBOARD_SESSION_TTL") {
             self.dashboard.session_ttl = ttl;
@@ -754,6 +813,27 @@ mod tests {
         assert!(config.configured_channels().contains(&Channel::Sms));
         assert!(!format!("{config:?}").contains("secret-token"));
         assert_eq!(Config::default().twilio.api_url, "https://api.twilio.com");
+    }
+
+    #[test]
+    fn telegram_is_configured_by_file_and_environment_and_its_secret_checked() {
+        let mut config: Config = toml::from_str("[telegram]\nbot_token = \"123:abc\"").unwrap();
+        assert!(config.telegram.settings().unwrap().is_none(), "no webhook secret yet");
+        config
+            .apply_env(|name| match name {
+                "SIGNOFF_TELEGRAM_WEBHOOK_SECRET" => Some("s3cret_token-1".into()),
+                "SIGNOFF_TELEGRAM_API_URL" => Some("http://127.0.0.1:9".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.telegram.settings().unwrap().expect("configured");
+        assert_eq!((settings.bot_id(), settings.api_url.as_str()), (Some(123), "http://127.0.0.1:9"));
+        assert!(config.configured_channels().contains(&Channel::Telegram));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("123:abc") && !shown.contains("s3cret_token-1"), "{shown}");
+        config.telegram.webhook_secret = Some("has spaces".into());
+        assert!(config.telegram.settings().unwrap_err().to_string().contains("webhook_secret"));
+        assert_eq!(Config::default().telegram.api_url, "https://api.telegram.org");
     }
 
     #[test]

@@ -165,11 +165,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns on the channels the configuration names (Slack, email, SMS), says which, and warns about the ones the policy in
+/// Turns on the channels the configuration names (Slack, email, SMS, Telegram), says which, and warns about the ones the policy in
 /// force names but this server has not configured.
 fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> anyhow::Result<()> {
     use signoff_domain::Channel;
-    use signoff_server::notify::{EmailSender, SlackSender, SmsSender};
+    use signoff_server::notify::{EmailSender, SlackSender, SmsSender, TelegramSender};
     use std::sync::Arc;
     state.public_url = config.public_url.clone();
     if let (Some(bot_token), Some(signing_secret)) = (&config.slack.bot_token, &config.slack.signing_secret) {
@@ -198,6 +198,12 @@ fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> 
         let store = state.store.clone();
         state.senders.insert(Channel::Sms, Arc::new(SmsSender { client, signer, store }));
         state.twilio = Some(twilio);
+    }
+    if let Some(telegram) = config.telegram.settings()? {
+        let client =
+            signoff_notify::telegram::TelegramClient::new(&telegram).map_err(|e| anyhow::anyhow!("telegram: {e}"))?;
+        state.senders.insert(Channel::Telegram, Arc::new(TelegramSender(client)));
+        state.telegram = Some(telegram);
     }
     let channels: Vec<String> = state.senders.channels().iter().map(|c| c.to_string()).collect();
     if channels.is_empty() {

@@ -8,6 +8,7 @@
 //! TwiML saying what was recorded, or why not.
 
 use crate::AppState;
+use crate::channels;
 use crate::error::ApiError;
 use crate::extract::ApiBytes;
 use crate::service::{self, Decider, DecisionInput};
@@ -133,50 +134,18 @@ fn answer_of(request: &Request, text: &str, code: &str) -> Result<String, String
     if request.options.is_empty() {
         return Ok(text.to_string());
     }
-    pick(&request.options, text).ok_or_else(|| format!("answer with one of: {}.", numbered(&request.options)))
+    channels::pick(&request.options, text)
+        .ok_or_else(|| format!("answer with one of: {}.", channels::numbered(&request.options)))
 }
 
-/// A rejection from the text after the code: the text is the comment; when the request has reject reasons, it starts
-/// with one of them (its number or its words), and the comment is the rest (or the reason itself).
+/// A rejection from the text after the code (see [`channels::rejection_from_text`]).
 fn rejection_of(request: &Request, text: &str, code: &str) -> Result<DecisionInput, String> {
     if text.is_empty() {
         return Err(format!("a rejection needs a reason: reply R {code} <reason>."));
     }
-    if request.reject_reasons.is_empty() {
-        return Ok(DecisionInput { approve: false, comment: Some(text.to_string()), reason: None, args: None });
-    }
-    let (first, rest) = text.split_once(' ').unwrap_or((text, ""));
-    let by_number =
-        first.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| request.reject_reasons.get(i));
-    let (reason, comment) = match by_number {
-        Some(reason) => (reason.clone(), rest.trim()),
-        None => {
-            let lower = text.to_lowercase();
-            let reason =
-                request.reject_reasons.iter().find(|r| lower.starts_with(&r.to_lowercase())).ok_or_else(|| {
-                    format!(
-                        "choose a reason: reply R {code} <number> [comment], {}.",
-                        numbered(&request.reject_reasons)
-                    )
-                })?;
-            (reason.clone(), text.get(reason.len()..).unwrap_or("").trim())
-        }
-    };
-    let comment = if comment.is_empty() { reason.clone() } else { comment.to_string() };
-    Ok(DecisionInput { approve: false, comment: Some(comment), reason: Some(reason), args: None })
-}
-
-/// The entry of `choices` that `text` names: by its 1-based number, or by its text in any case.
-fn pick(choices: &[String], text: &str) -> Option<String> {
-    if let Some(i) = text.parse::<usize>().ok().and_then(|n| n.checked_sub(1)) {
-        return choices.get(i).cloned();
-    }
-    choices.iter().find(|choice| choice.eq_ignore_ascii_case(text)).cloned()
-}
-
-/// `1 Basic, 2 Pro`.
-fn numbered(choices: &[String]) -> String {
-    choices.iter().enumerate().map(|(i, c)| format!("{} {c}", i + 1)).collect::<Vec<_>>().join(", ")
+    channels::rejection_from_text(&request.reject_reasons, text).ok_or_else(|| {
+        format!("choose a reason: reply R {code} <number> [comment], {}.", channels::numbered(&request.reject_reasons))
+    })
 }
 
 /// The policy's names, for "Approved by Dana".
