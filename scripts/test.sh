@@ -53,6 +53,12 @@ for crate in signoff-domain signoff-wire signoff-client; do
   fi
 done
 
+# The server knows neither the dashboard nor the MCP server: the binary (and the testkit) compose them.
+if cargo tree -p signoff-server -e normal --prefix none | grep -E '^(signoff-dashboard|signoff-mcp) '; then
+  echo "invariant broken: signoff-server depends on a front end it should not know (above)" >&2
+  exit 1
+fi
+
 cargo test --workspace
 
 # The dashboard in real headless Chromium: Debian's package, driven by playwright-core (pinned in
@@ -74,6 +80,17 @@ if [ ! -e "$sdk_stamp" ]; then
 fi
 (cd sdks/python && ../../.venv/bin/ruff check --quiet . && ../../.venv/bin/ruff format --check --quiet . && ../../.venv/bin/mypy)
 .venv/bin/pytest -q -n 4 sdks/python/tests  # each test has its own server, so they run side by side
+
+# The MCP server through the official `mcp` Python client, pinned in tests/mcp/requirements.txt and installed in .venv
+# beside the SDK's test dependencies (reinstalled only when that file changes): `signoff mcp` over stdio and `/mcp`
+# over streamable HTTP, against target/debug/signoff (built above).
+mcp_stamp=".venv/signoff-mcp-$(sha256sum tests/mcp/requirements.txt | cut -c1-16)"
+if [ ! -e "$mcp_stamp" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
+  rm -f .venv/signoff-mcp-* && touch "$mcp_stamp"
+fi
+(cd tests/mcp && ../../.venv/bin/ruff check --quiet . && ../../.venv/bin/ruff format --check --quiet .)
+.venv/bin/pytest -q -n 4 tests/mcp
 
 # The TypeScript SDK (sdks/typescript): its pinned devDependencies (package-lock.json), formatting (prettier), the type
 # check (the JavaScript against its JSDoc, the declarations, and a strict TypeScript user of the whole API), then its

@@ -15,7 +15,7 @@
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_wire::{
-    CancelBody, DecisionBody, ErrorBody, ErrorCode, Event, NewRequest, OutcomeBody, Page, Request, RequestId,
+    CancelBody, DecisionBody, ErrorBody, ErrorCode, ErrorItem, Event, NewRequest, OutcomeBody, Page, Request, RequestId,
 };
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{code:?} ({status}): {message}")]
-    Api { status: u16, code: ErrorCode, message: String },
+    Api { status: u16, code: ErrorCode, message: String, details: Vec<ErrorItem> },
     #[error("cannot reach Signoff: {0}")]
     Transport(#[from] reqwest::Error),
     #[error("invalid client configuration: {0}")]
@@ -103,13 +103,17 @@ impl Client {
         }
         let bytes = response.bytes().await?;
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => {
-                ClientError::Api { status: status.as_u16(), code: body.error.code, message: body.error.message }
-            }
+            Ok(body) => ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+                details: body.error.details,
+            },
             Err(_) => ClientError::Api {
                 status: status.as_u16(),
                 code: if status.is_server_error() { ErrorCode::Internal } else { ErrorCode::BadRequest },
                 message: String::from_utf8_lossy(&bytes).into_owned(),
+                details: Vec::new(),
             },
         })
     }

@@ -1,5 +1,5 @@
 //! The queue: what waits for the signed-in person (requests routed to their groups), soonest deadline first, with
-//! filters by group, action and status, a search box, and pages.
+//! filters by group, action and status, a search box, and pages; and who is on call in their groups with a rotation.
 
 use crate::Dashboard;
 use crate::page::{Chrome, PageError, render};
@@ -44,10 +44,21 @@ struct Row {
     quorum: String,
 }
 
+/// Who is on call in one of the person's groups with a rotation.
+struct OnCallLine {
+    group: String,
+    person: String,
+    /// Whether it is the signed-in person.
+    you: bool,
+    until: Moment,
+    next: String,
+}
+
 #[derive(Template)]
 #[template(path = "queue.html")]
 struct QueuePage {
     chrome: Chrome,
+    on_call: Vec<OnCallLine>,
     rows: Vec<Row>,
     groups: Vec<String>,
     statuses: [&'static str; 5],
@@ -95,6 +106,7 @@ pub async fn show(
     let link = |to: usize| page_link(&params, to);
     let view = QueuePage {
         chrome: Chrome::new(Some(signed_in.person()), "queue"),
+        on_call: on_call(&policy, &person, now),
         rows,
         groups: my_groups(&policy, &person),
         statuses: ["pending", "approved", "rejected", "expired", "cancelled"],
@@ -155,6 +167,24 @@ pub(crate) fn my_groups(policy: &Policy, person: &str) -> Vec<String> {
         policy.groups().map(|g| g.name.clone()).filter(|name| policy.is_member(person, name)).collect();
     groups.sort();
     groups
+}
+
+/// Who is on call now in each of `person`'s groups that has a rotation, and who is next.
+fn on_call(policy: &Policy, person: &str, now: chrono::DateTime<chrono::Utc>) -> Vec<OnCallLine> {
+    let name = |id: &str| policy.approver(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_string());
+    my_groups(policy, person)
+        .into_iter()
+        .filter_map(|group| {
+            let on_call = policy.group(&group)?.rotation.as_ref()?.on_call(now);
+            Some(OnCallLine {
+                person: name(on_call.person),
+                you: on_call.person == person,
+                until: Moment::of(on_call.until),
+                next: name(on_call.next),
+                group,
+            })
+        })
+        .collect()
 }
 
 fn row(request: &Request, now: chrono::DateTime<chrono::Utc>) -> Row {

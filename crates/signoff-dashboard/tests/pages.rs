@@ -1,6 +1,6 @@
 //! The follow-up pages through the real app: Expired shows a person's groups (an admin's: all), Review confirms and
 //! flags sampled reports through the service (a flag needs a comment, every form the session's CSRF token), and
-//! History filters decided requests by outcome, person, rule and day.
+//! History filters decided requests by outcome, person, rule and day; the queue says who is on call.
 
 mod support;
 
@@ -14,6 +14,7 @@ on_every_backend!(
     expired_requests_show_for_their_group_and_for_admins,
     sampled_reports_are_confirmed_or_flagged_with_a_comment,
     history_filters_by_outcome_person_rule_and_day,
+    the_queue_says_who_is_on_call_in_the_persons_rotations,
 );
 
 const POLICY: &str = r#"
@@ -161,4 +162,35 @@ async fn history_filters_by_outcome_person_rule_and_day(backend: Backend) {
     let backwards = dana.get(&format!("/history?from={}&to={yesterday}", day(today))).await;
     assert_eq!(backwards.status, 400);
     assert!(backwards.body.contains("before it starts"), "{}", backwards.body);
+}
+
+async fn the_queue_says_who_is_on_call_in_the_persons_rotations(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    // Half an hour into the first shift (mo's) of an hourly rotation.
+    let starts = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let until = (starts + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M UTC").to_string();
+    let policy = format!(
+        r#"
+version: 1
+approvers:
+  - {{ id: dana, name: Dana Director, groups: [directors, oncall] }}
+  - {{ id: mo, name: Mo Moderator, groups: [oncall] }}
+  - {{ id: ed, name: Ed, groups: [directors] }}
+groups:
+  directors: {{ notify: [dashboard] }}
+  oncall: {{ notify: [dashboard], rotation: {{ members: [mo, dana], every: 1h, starts: "{}" }} }}
+defaults: {{ route: directors, timeout: 24h, on_timeout: reject }}
+"#,
+        starts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(app.apply_policy(&policy).await.0, 201);
+
+    let dana = signed_in(&app, &app.approver_key).await.get("/").await.body;
+    let line = |who: &str| format!("<strong>oncall</strong>: {who} on call until <time datetime=");
+    assert!(dana.contains(&line("Mo Moderator is")) && dana.contains(", then Dana Director</li>"), "{dana}");
+    assert!(dana.contains(&until), "the hand-over ({until}) is shown: {dana}");
+    let mo = signed_in(&app, &app.approver("mo").await).await.get("/").await.body;
+    assert!(mo.contains(&line("you are")), "{mo}");
+    let ed = signed_in(&app, &app.approver("ed").await).await.get("/").await.body;
+    assert!(!ed.contains("id=\"on-call\""), "ed is in no rotation: {ed}");
 }

@@ -1,4 +1,4 @@
-//! Policy durations (`90s`, `30m`, `4h`, `2d`, `1h30m`) and their serde form (whole seconds).
+//! Policy durations (`90s`, `30m`, `4h`, `2d`, `1w`, `1h30m`) and their serde form (whole seconds).
 
 use std::time::Duration;
 
@@ -7,8 +7,8 @@ pub use signoff_domain::format_duration;
 /// Longest duration accepted anywhere in a policy: 365 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
-/// Parses a policy duration: one or more `<digits><unit>` parts, units `d`, `h`, `m`, `s`,
-/// from largest to smallest, each used at most once (`2d`, `4h`, `1h30m`, `90s`).
+/// Parses a policy duration: one or more `<digits><unit>` parts, units `w` (7 days), `d`, `h`, `m`, `s`,
+/// from largest to smallest, each used at most once (`1w`, `2d`, `4h`, `1h30m`, `90s`).
 ///
 /// The result is never zero and never longer than [`MAX_DURATION`]. The error is a complete
 /// sentence fragment suitable for `field: <error>`.
@@ -29,7 +29,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let (num, after) = rest.split_at(digits);
         let unit = after.chars().next();
         let (rank, secs) = match unit {
-            Some('d') => (3, 86_400u64),
+            Some('w') => (4, 604_800u64),
+            Some('d') => (3, 86_400),
             Some('h') => (2, 3_600),
             Some('m') => (1, 60),
             Some('s') => (0, 1),
@@ -37,7 +38,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 return Err(format!("duration `{t}` has no unit; write e.g. `{num}s` or `{num}m`"));
             }
             Some(other) => {
-                return Err(format!("unknown unit `{other}` in duration `{t}`; use `d`, `h`, `m` or `s`"));
+                return Err(format!("unknown unit `{other}` in duration `{t}`; use `w`, `d`, `h`, `m` or `s`"));
             }
         };
         if rank >= last_rank {
@@ -70,6 +71,8 @@ mod tests {
         assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
         assert_eq!(parse_duration("4h").unwrap().as_secs(), 14_400);
         assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+        assert_eq!(parse_duration("1w").unwrap().as_secs(), 604_800);
+        assert_eq!(parse_duration("1w2d").unwrap().as_secs(), 777_600);
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("1d2h3m4s").unwrap().as_secs(), 93_784);
     }

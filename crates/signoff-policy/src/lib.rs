@@ -42,6 +42,7 @@ mod model;
 mod parse;
 mod policy;
 pub mod replay;
+pub mod rotation;
 mod schema;
 mod yaml;
 
@@ -54,6 +55,7 @@ pub use model::{
 };
 pub use policy::{BUILTIN_SOURCE, Policy};
 pub use replay::{ReplayRecord, ReplayReport, RuleImpact, Transition, replay};
+pub use rotation::{OnCall, Rotation, Schedule};
 pub use schema::ArgProblem;
 
 /// The variables available to `when` conditions.

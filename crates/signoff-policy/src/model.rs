@@ -68,6 +68,10 @@ pub struct Group {
     /// (`remind: [1h, 4h]`), in increasing order (whole seconds in JSON).
     #[serde(default, with = "signoff_domain::secs_list", skip_serializing_if = "Vec::is_empty")]
     pub remind: Vec<Duration>,
+    /// An on-call rotation: the group's own notifications go to the member on call only (any member may still
+    /// decide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<crate::Rotation>,
 }
 
 /// The `defaults` section: used when no rule matches or a rule fails to evaluate.

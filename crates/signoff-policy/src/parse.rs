@@ -14,8 +14,10 @@ use crate::model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
     RuleAction,
 };
+use crate::rotation::{Rotation, Schedule};
 use crate::schema::{Schema, parse_schema};
 use crate::yaml::{self, Kind, Node, Pos, is_null};
+use chrono::{NaiveDate, NaiveTime};
 
 /// Variables a `when` condition may use.
 pub(crate) const VARIABLES: [&str; 8] = ["action", "args", "context", "confidence", "tags", "mode", "agent", "run_id"];
@@ -212,6 +214,110 @@ fn reminder_schedule(cx: &mut Cx, node: &Node, what: &str) -> Vec<Duration> {
     schedule
 }
 
+/// A group's `rotation`: `members`, and either `every` from `starts` (an instant), or `handover` at a wall-clock time
+/// in `time_zone` from `starts` (a date), every `every` whole days (one by default). Returns the members' positions,
+/// for the check against the approvers.
+fn decode_rotation(cx: &mut Cx, node: &Node, what: &str) -> Option<(Rotation, Vec<(Pos, String)>)> {
+    const DAY: u64 = 86400;
+    let f = fields(cx, node, what, &["members", "every", "starts", "handover", "time_zone"])?;
+    let mut members: Vec<(Pos, String)> = Vec::new();
+    match f.get("members") {
+        None => cx.err(f.pos, format!("{what}: missing field `members` (e.g. `members: [carl, cleo]`)")),
+        Some(list) => {
+            let items = seq(cx, list, &format!("{what}: members"));
+            if items.is_empty() {
+                cx.err(list.pos, format!("{what}: members: list at least one approver"));
+            }
+            for item in items {
+                let Some(id) = string(cx, item, &format!("{what}: members")) else { continue };
+                if members.iter().any(|(_, m)| *m == id) {
+                    cx.err(item.pos, format!("{what}: members: `{id}` is listed twice"));
+                    continue;
+                }
+                members.push((item.pos, id));
+            }
+        }
+    }
+    let every = f.get("every").and_then(|n| duration(cx, n, &format!("{what}: every")).map(|d| (n.pos, d)));
+    let text = |cx: &mut Cx, field: &str| {
+        f.get(field).and_then(|n| string(cx, n, &format!("{what}: {field}")).map(|t| (n.pos, t)))
+    };
+    let starts = text(cx, "starts");
+    let schedule = if f.get("handover").is_some() || f.get("time_zone").is_some() {
+        let handover = match text(cx, "handover") {
+            None => None,
+            Some((pos, t)) => NaiveTime::parse_from_str(&t, "%H:%M")
+                .map_err(|_| {
+                    cx.err(pos, format!("{what}: handover: expected a wall-clock time like \"09:00\", found `{t}`"))
+                })
+                .ok(),
+        };
+        let time_zone = match text(cx, "time_zone") {
+            None => None,
+            Some((pos, t)) => t
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| {
+                    cx.err(
+                        pos,
+                        format!("{what}: time_zone: unknown time zone `{t}`; expected an IANA name like Europe/Berlin"),
+                    )
+                })
+                .ok(),
+        };
+        let start_day = match &starts {
+            None => None,
+            Some((pos, t)) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map_err(|_| {
+                    cx.err(
+                        *pos,
+                        format!("{what}: starts: expected the first shift's date like 2026-01-05, found `{t}`"),
+                    )
+                })
+                .ok(),
+        };
+        let days = match every {
+            None => Some(1),
+            Some((pos, every)) if every.as_secs() % DAY != 0 || every.subsec_nanos() != 0 => {
+                cx.err(
+                    pos,
+                    format!("{what}: every: a rotation with a handover time changes in whole days (1d, 7d, ...)"),
+                );
+                None
+            }
+            Some((_, every)) => u32::try_from(every.as_secs() / DAY).ok(),
+        };
+        for (field, missing) in [
+            ("handover", f.get("handover").is_none()),
+            ("time_zone", f.get("time_zone").is_none()),
+            ("starts", starts.is_none()),
+        ] {
+            if missing {
+                cx.err(f.pos, format!("{what}: missing field `{field}` (a rotation with a handover time needs handover, time_zone and starts)"));
+            }
+        }
+        Schedule::Local { starts: start_day?, handover: handover?, time_zone: time_zone?, days: days? }
+    } else {
+        let start = match &starts {
+            None => {
+                cx.err(f.pos, format!("{what}: missing field `starts` (e.g. `starts: 2026-01-05T09:00:00Z`)"));
+                None
+            }
+            Some((pos, t)) => chrono::DateTime::parse_from_rfc3339(t).map(|s| s.with_timezone(&chrono::Utc)).map_err(|_| {
+                cx.err(*pos, format!("{what}: starts: expected an RFC 3339 instant like 2026-01-05T09:00:00Z, found `{t}` (or give handover and time_zone)"))
+            }).ok(),
+        };
+        if every.is_none() && f.get("every").is_none() {
+            cx.err(f.pos, format!("{what}: missing field `every` (e.g. `every: 1w`)"));
+        }
+        Schedule::Fixed { starts: start?, every: every?.1 }
+    };
+    if members.is_empty() {
+        return None;
+    }
+    let ids = members.iter().map(|(_, id)| id.clone()).collect();
+    Some((Rotation { members: ids, schedule }, members))
+}
+
 pub(crate) fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
     match &node.kind {
         Kind::Seq(items) => items,
@@ -318,6 +424,8 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
     // groups
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut group_pos: HashMap<String, Pos> = HashMap::new();
+    // Each rotation's members with their positions, checked against the approvers once those are read.
+    let mut rotation_members: Vec<(String, Vec<(Pos, String)>)> = Vec::new();
     if let Some(node) = top.get("groups") {
         match &node.kind {
             Kind::Map(entries) => {
@@ -334,9 +442,17 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                     let mut notify = Vec::new();
                     let mut slack_channel = None;
                     let mut remind = Vec::new();
-                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel", "remind"]) {
+                    let mut rotation = None;
+                    if let Some(f) = fields(&mut cx, v, &what, &["notify", "slack_channel", "remind", "rotation"]) {
                         if let Some(node) = f.get("remind") {
                             remind = reminder_schedule(&mut cx, node, &format!("{what}: remind"));
+                        }
+                        if let Some(node) = f.get("rotation")
+                            && let Some((decoded, members)) =
+                                decode_rotation(&mut cx, node, &format!("{what}: rotation"))
+                        {
+                            rotation_members.push((name.clone(), members));
+                            rotation = Some(decoded);
                         }
                         if let Some(node) = f.get("slack_channel") {
                             slack_channel = string(&mut cx, node, &format!("{what}: slack_channel"))
@@ -376,7 +492,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                             }
                         }
                     }
-                    groups.insert(name.clone(), Group { name, notify, slack_channel, remind });
+                    groups.insert(name.clone(), Group { name, notify, slack_channel, remind, rotation });
                 }
             }
             Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
@@ -388,6 +504,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         notify: vec![Channel::Dashboard],
         slack_channel: None,
         remind: Vec::new(),
+        rotation: None,
     });
 
     // approvers
@@ -558,6 +675,25 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
     let mut member_count: HashMap<&str, usize> = HashMap::new();
     for g in approvers.iter().flat_map(|a| &a.groups).chain(&broken_memberships) {
         *member_count.entry(g.as_str()).or_default() += 1;
+    }
+
+    // rotations take their members from the group's own
+    for (group, members) in &rotation_members {
+        for (pos, id) in members {
+            match approvers.iter().find(|a| &a.id == id) {
+                None => {
+                    let hint = suggest(id, approvers.iter().map(|a| a.id.as_str()))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    cx.err(*pos, format!("group `{group}`: rotation: unknown approver `{id}`{hint}"));
+                }
+                Some(approver) if !approver.groups.contains(group) => cx.err(
+                    *pos,
+                    format!("group `{group}`: rotation: `{id}` is not a member of `{group}`; add it to their `groups`"),
+                ),
+                _ => {}
+            }
+        }
     }
 
     // group references: declared, and with members when something routes to them

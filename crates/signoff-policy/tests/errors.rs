@@ -246,7 +246,7 @@ fn bad_durations() {
     );
     expect(
         &HEAD.replace("timeout: 24h", "timeout: 1 day"),
-        &["line 9, column 40: defaults: timeout: unknown unit ` ` in duration `1 day`; use `d`, `h`, `m` or `s`"],
+        &["line 9, column 40: defaults: timeout: unknown unit ` ` in duration `1 day`; use `w`, `d`, `h`, `m` or `s`"],
     );
 }
 
@@ -417,4 +417,70 @@ rules:
     let Verdict::Route(route) = policy.evaluate(&input) else { panic!("routed") };
     assert_eq!(route.remind, [Duration::from_secs(1800), Duration::from_secs(7200)]);
     assert_eq!(route.escalate[0].remind, [Duration::from_secs(3600)]);
+}
+
+#[test]
+fn rotations_name_members_of_their_group_and_a_schedule_that_can_be_followed() {
+    let yaml = |rotation: &str| {
+        format!(
+            "version: 1\napprovers:\n  - {{ id: carl, groups: [oncall] }}\n  - {{ id: cleo, groups: [oncall] }}\n  \
+             - {{ id: dana, groups: [finance] }}\ngroups:\n  finance: {{ notify: [email] }}\n  oncall:\n    \
+             notify: [email]\n    rotation: {rotation}\ndefaults: {{ route: oncall, timeout: 24h }}\n"
+        )
+    };
+    Policy::parse(&yaml("{ members: [carl, cleo], every: 1w, starts: 2026-01-05T09:00:00Z }")).unwrap();
+    Policy::parse(&yaml("{ members: [cleo], handover: \"09:00\", time_zone: Europe/Berlin, starts: 2026-01-05 }"))
+        .unwrap();
+    Policy::parse(&yaml(
+        "{ members: [carl, cleo], handover: \"09:00\", time_zone: UTC, starts: 2026-01-05, every: 7d }",
+    ))
+    .unwrap();
+    for (rotation, wanted) in [
+        (
+            "{ members: [carl, dana, cart], every: 1w, starts: 2026-01-05T09:00:00Z }",
+            vec![
+                "line 10, column 33: group `oncall`: rotation: `dana` is not a member of `oncall`; add it to their `groups`",
+                "line 10, column 39: group `oncall`: rotation: unknown approver `cart` (did you mean `carl`?)",
+            ],
+        ),
+        (
+            "{ members: [carl, carl], every: 1w }",
+            vec![
+                "line 10, column 15: group `oncall`: rotation: missing field `starts` (e.g. `starts: 2026-01-05T09:00:00Z`)",
+                "line 10, column 33: group `oncall`: rotation: members: `carl` is listed twice",
+            ],
+        ),
+        (
+            "{ members: [], starts: 2026-01-05T09:00:00Z }",
+            vec![
+                "line 10, column 15: group `oncall`: rotation: missing field `every` (e.g. `every: 1w`)",
+                "line 10, column 26: group `oncall`: rotation: members: list at least one approver",
+            ],
+        ),
+        (
+            "{ members: [carl], every: 400d, starts: monday }",
+            vec![
+                "line 10, column 41: group `oncall`: rotation: every: duration `400d` is longer than the maximum of 365d",
+                "line 10, column 55: group `oncall`: rotation: starts: expected an RFC 3339 instant like 2026-01-05T09:00:00Z, found `monday` (or give handover and time_zone)",
+            ],
+        ),
+        (
+            "{ members: [carl], handover: \"9am\", time_zone: Mars/Olympus, starts: 2026-01-05T09:00:00Z, every: 36h }",
+            vec![
+                "line 10, column 44: group `oncall`: rotation: handover: expected a wall-clock time like \"09:00\", found `9am`",
+                "line 10, column 62: group `oncall`: rotation: time_zone: unknown time zone `Mars/Olympus`; expected an IANA name like Europe/Berlin",
+                "line 10, column 84: group `oncall`: rotation: starts: expected the first shift's date like 2026-01-05, found `2026-01-05T09:00:00Z`",
+                "line 10, column 113: group `oncall`: rotation: every: a rotation with a handover time changes in whole days (1d, 7d, ...)",
+            ],
+        ),
+        (
+            "{ members: [carl], time_zone: UTC }",
+            vec![
+                "line 10, column 15: group `oncall`: rotation: missing field `handover` (a rotation with a handover time needs handover, time_zone and starts)",
+                "line 10, column 15: group `oncall`: rotation: missing field `starts` (a rotation with a handover time needs handover, time_zone and starts)",
+            ],
+        ),
+    ] {
+        expect(&yaml(rotation), &wanted);
+    }
 }

@@ -27,6 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub use auth::Caller;
 pub use error::ApiError;
 pub use events::{
     Verification, export as export_audit_log, follow as follow_events, json_lines, verify as verify_audit_log,
@@ -41,6 +42,9 @@ pub use waiters::Waiters;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest a `wait` call may block, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 300;
+/// Where the MCP endpoint is served (by `signoff-mcp`, which the binary mounts beside the API). Calls to it are exempt
+/// from the request timeout, like `wait`.
+pub const MCP_PATH: &str = "/mcp";
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -44,8 +44,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// How long a keep-alive connection may sit with no request in progress. Default 60 s.
     pub idle_timeout: Duration,
-    /// Time allowed for a call to be answered, on every route except `GET /v1/requests/{id}/wait` and
-    /// `GET /v1/events`. Default 30 s.
+    /// Time allowed for a call to be answered, on every route except `GET /v1/requests/{id}/wait`,
+    /// `GET /v1/events` and `/mcp`. Default 30 s.
     pub request_timeout: Duration,
     /// Open connections at most (both listeners together); over it, a new connection is answered
     /// `503 too_many_connections` and closed. Default 10,000.
@@ -238,8 +238,12 @@ fn bearer(request: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
 }
 
-/// Calls that may legitimately run longer than the request timeout: long-poll waits and the event stream.
+/// Calls that may legitimately run longer than the request timeout: long-poll waits, the event stream, and the MCP
+/// endpoint (its tool calls wait for decisions, each for a bounded time, and its `GET` is an event stream).
 fn is_long_lived(method: &Method, path: &str) -> bool {
+    if path == crate::MCP_PATH {
+        return true;
+    }
     if method != Method::GET {
         return false;
     }
@@ -852,13 +856,16 @@ mod tests {
     }
 
     #[test]
-    fn only_waits_and_the_event_stream_outlive_the_request_timeout() {
+    fn only_waits_the_event_stream_and_mcp_outlive_the_request_timeout() {
         assert!(is_long_lived(&Method::GET, "/v1/events"));
         assert!(is_long_lived(&Method::GET, "/v1/requests/0190/wait"));
         assert!(!is_long_lived(&Method::POST, "/v1/requests/0190/wait"));
         assert!(!is_long_lived(&Method::GET, "/v1/requests/0190"));
         assert!(!is_long_lived(&Method::GET, "/v1/requests//wait"));
         assert!(!is_long_lived(&Method::GET, "/v1/requests/a/b/wait"));
+        assert!(is_long_lived(&Method::POST, "/mcp"));
+        assert!(is_long_lived(&Method::GET, "/mcp"));
+        assert!(!is_long_lived(&Method::POST, "/mcp/other"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::AppState;
 use crate::policy::PolicyCell;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use signoff_domain::{
     ApproverId, Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose, RemindPlan, Request,
     Status,
@@ -73,8 +74,8 @@ impl Senders {
     }
 }
 
-/// Who is told what: each member of the request's group on each of the group's `notify` channels that is configured
-/// and for which they have an address; every earlier message once the request is decided, gains an approval, or
+/// Who is told what: each member of the request's group (of a group with a rotation, the member on call when the
+/// request reaches it) on each of the group's `notify` channels that is configured and for which they have an address; every earlier message once the request is decided, gains an approval, or
 /// moves to another group; and, when one of the group's reminders falls due, everyone asked there who has not
 /// approved yet.
 pub struct Planner {
@@ -92,7 +93,9 @@ impl NotificationPlanner for Planner {
     fn plan(&self, before: Option<&Request>, after: &Request) -> NotificationPlan {
         let moved = before.is_none_or(|before| before.group != after.group);
         let asks = match (&after.group, after.status) {
-            (Some(group), Status::Pending) if moved => asks_for(&self.policy.current().policy, group, &self.channels),
+            (Some(group), Status::Pending) if moved => {
+                asks_for(&self.policy.current().policy, group, &self.channels, after.updated_at)
+            }
             _ => Vec::new(),
         };
         let update_sent = before.is_some_and(|before| {
@@ -111,15 +114,21 @@ impl NotificationPlanner for Planner {
     }
 }
 
-/// The asks for a request routed to `group`.
-fn asks_for(policy: &signoff_policy::Policy, group: &str, configured: &BTreeSet<Channel>) -> Vec<NewAsk> {
+/// The asks for a request routed to `group` at `at`.
+fn asks_for(
+    policy: &signoff_policy::Policy,
+    group: &str,
+    configured: &BTreeSet<Channel>,
+    at: DateTime<Utc>,
+) -> Vec<NewAsk> {
     let Some(declared) = policy.group(group) else { return Vec::new() };
+    let on_call = declared.rotation.as_ref().map(|rotation| rotation.on_call(at).person);
     let mut asks = Vec::new();
     if let Some(channel) = declared.slack_channel.as_ref().filter(|_| configured.contains(&Channel::Slack)) {
         let (approver_id, address) = (None, channel.clone());
         asks.push(NewAsk { approver_id, channel: Channel::Slack, address, group: group.to_string() });
     }
-    for approver in policy.members(group) {
+    for approver in policy.members(group).into_iter().filter(|a| on_call.is_none_or(|id| id == a.id)) {
         let Ok(person) = ApproverId::parse(&approver.id) else { continue };
         for &channel in declared.notify.iter().filter(|c| configured.contains(c)) {
             if let Some(address) = approver.address(channel) {

@@ -4,7 +4,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::service::{self, Decider, DecisionInput};
-use crate::waiters::Wake;
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,10 +15,10 @@ use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, 
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, DecisionBody, ErrorCode, Health, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, DecisionBody, ErrorCode, Health, OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary,
+    PolicyView, Verdict,
 };
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -48,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/checkpoints", get(crate::checkpoints::list_route))
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
+        .route("/v1/groups/{name}/oncall", get(group_on_call))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::email::routes())
         .merge(crate::channels::sms::routes())
@@ -196,29 +196,7 @@ async fn wait_request(
     if timeout_s > MAX_WAIT_SECONDS {
         return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s);
-    // However this call ends, nothing of it stays parked.
-    let _unpark = state.waiters.unpark_on_drop(id);
-    let mut parked = state.waiters.park(id);
-    // Parked before reading, so a decision landing between the read and the park still wakes us.
-    let mut request = visible_request(&state, &caller, id).await?;
-    loop {
-        if request.status.is_final() || state.waiters.is_shutting_down() {
-            return Ok(Json(request));
-        }
-        match tokio::time::timeout_at(deadline, parked).await {
-            Ok(Wake::Changed(Some(changed))) => {
-                parked = state.waiters.park(id);
-                request = Arc::unwrap_or_clone(changed);
-            }
-            Ok(Wake::Changed(None)) => {
-                parked = state.waiters.park(id);
-                request = visible_request(&state, &caller, id).await?;
-            }
-            Ok(Wake::ShuttingDown) => return Ok(Json(state.store.request(id).await?)),
-            Err(_elapsed) => return Ok(Json(state.store.request(id).await?)),
-        }
-    }
+    Ok(Json(service::wait(&state, &caller.0, id, Duration::from_secs(timeout_s)).await?))
 }
 
 async fn decide_request(
@@ -387,6 +365,32 @@ async fn put_policy(
     let status = if applied.created { StatusCode::CREATED } else { StatusCode::OK };
     state.policy.install(policy, applied.policy);
     Ok((status, Json(state.policy.current().view())))
+}
+
+/// Who is on call for a group with a rotation, since when, until when, and who is next.
+async fn group_on_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<OnCallView>, ApiError> {
+    caller.require(&[Role::Approver, Role::Admin], "read the policy")?;
+    let active = state.policy.current();
+    let group = active.policy.group(&name).ok_or_else(|| ApiError::not_found(&format!("group `{name}`")))?;
+    let rotation = group.rotation.as_ref().ok_or_else(|| {
+        ApiError::new(ErrorCode::NotFound, format!("group `{name}` has no on-call rotation; every member is asked"))
+    })?;
+    let on_call = rotation.on_call(signoff_store::now());
+    let person = |id: &str| PersonView {
+        id: id.to_string(),
+        name: active.policy.approver(id).map(|a| a.name.clone()).unwrap_or_else(|| id.to_string()),
+    };
+    Ok(Json(OnCallView {
+        group: name.clone(),
+        on_call: person(on_call.person),
+        since: on_call.since,
+        until: on_call.until,
+        next: person(on_call.next),
+    }))
 }
 
 async fn policy_versions(

@@ -1,4 +1,5 @@
-//! The use cases every front end calls: create a request, decide it, cancel it, report its outcome.
+//! The use cases every front end calls: create a request, wait for it, decide it, answer it, cancel it, report its
+//! outcome.
 //!
 //! The HTTP handlers call these with the caller's identity and the channel the call came through; the dashboard,
 //! Slack, email links and MCP call the same functions, so the rules (who may decide, quorum, separation of duties,
@@ -6,6 +7,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::waiters::Wake;
 use signoff_domain::{
     ApiKey, ApproverId, Channel, DomainError, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId, Requester,
     Role, Verdict,
@@ -13,6 +15,8 @@ use signoff_domain::{
 use signoff_policy::{EVERYONE, EvalInput};
 use signoff_store::{Created, NewRequestRecord};
 use signoff_wire::{ErrorCode, ErrorItem};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Caps on the fields of a new request, in bytes of their JSON (characters for `summary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +280,33 @@ pub async fn report_outcome(
         .update_request(id, Box::new(move |request| request.report_outcome(ok, detail, &actor, now)))
         .await?;
     Ok(request)
+}
+
+/// Returns as soon as the request `by` may see leaves `pending`, or as it is once `timeout` has passed or the server
+/// is shutting down. Woken by the store's change notices, never by polling.
+pub async fn wait(state: &AppState, by: &ApiKey, id: RequestId, timeout: Duration) -> Result<Request, ApiError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // However this call ends, nothing of it stays parked.
+    let _unpark = state.waiters.unpark_on_drop(id);
+    let mut parked = state.waiters.park(id);
+    // Parked before reading, so a decision landing between the read and the park still wakes us.
+    let mut request = visible(state, by, id).await?;
+    loop {
+        if request.status.is_final() || state.waiters.is_shutting_down() {
+            return Ok(request);
+        }
+        match tokio::time::timeout_at(deadline, parked).await {
+            Ok(Wake::Changed(Some(changed))) => {
+                parked = state.waiters.park(id);
+                request = Arc::unwrap_or_clone(changed);
+            }
+            Ok(Wake::Changed(None)) => {
+                parked = state.waiters.park(id);
+                request = visible(state, by, id).await?;
+            }
+            Ok(Wake::ShuttingDown) | Err(_) => return Ok(state.store.request(id).await?),
+        }
+    }
 }
 
 /// Loads a request `by` may see; others' requests are not found, so their existence does not leak.

@@ -331,6 +331,7 @@ async fn health_readiness_and_openapi(backend: Backend) {
         "/v1/audit/checkpoints",
         "/v1/policy",
         "/v1/policy/versions",
+        "/v1/groups/{name}/oncall",
         "/healthz",
         "/readyz",
         "/metrics",

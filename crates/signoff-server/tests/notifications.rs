@@ -2,7 +2,8 @@
 //! SMTP listener: a routed request reaches each member on each channel of their group; a decision from any channel
 //! updates every message; concurrent decisions through Slack, email and the API make exactly one; a Slack outage
 //! delays Slack's notifications and nothing else, and its `429` is waited out as `Retry-After` says; reminders reach
-//! everyone asked who has not approved, in the thread of their ask.
+//! everyone asked who has not approved, in the thread of their ask; a group with a rotation asks only the person on
+//! call.
 
 use serde_json::{Value, json};
 use signoff_domain::Channel;
@@ -23,6 +24,7 @@ on_every_backend!(
     a_slack_rate_limit_is_waited_out_as_retry_after_says,
     reminders_reach_everyone_asked_who_has_not_approved,
     a_reminder_the_request_no_longer_needs_is_skipped,
+    a_rotation_asks_only_the_person_on_call_and_an_escalation_reaches_whoever_is_on_call,
 );
 
 const POLICY: &str = r#"
@@ -369,4 +371,85 @@ async fn a_reminder_the_request_no_longer_needs_is_skipped(backend: Backend) {
     assert!(skipped.iter().all(|n| n["last_error"] == "not sent: the request is rejected"), "{skipped:#?}");
     let threaded = scene.slack.calls_to("chat.postMessage").into_iter().filter(|c| c.body.get("thread_ts").is_some());
     assert_eq!(threaded.count(), 0, "no Slack reminder about a decided request");
+}
+
+/// A policy whose `oncall` group rotates hourly between carl and cleo from `starts`, and whose `escalating` requests
+/// go to finance first, then to `oncall` after a second.
+fn rotating(starts: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        r#"
+version: 1
+approvers:
+  - {{ id: dana, name: Dana, email: dana@example.com, groups: [finance] }}
+  - {{ id: carl, name: Carl, email: carl@example.com, slack: U0CARL, groups: [oncall] }}
+  - {{ id: cleo, name: Cleo, email: cleo@example.com, slack: U0CLEO, groups: [oncall] }}
+groups:
+  finance: {{ notify: [email] }}
+  oncall:
+    notify: [slack, email]
+    slack_channel: C0ONCALL
+    rotation: {{ members: [carl, cleo], every: 1h, starts: "{}" }}
+defaults: {{ route: oncall, timeout: 1h, on_timeout: reject }}
+rules:
+  - {{ name: escalating, when: 'action == "escalating"', route: finance, escalate: [ {{ after: 1s, to: oncall }} ] }}
+"#,
+        starts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+async fn a_rotation_asks_only_the_person_on_call_and_an_escalation_reaches_whoever_is_on_call(backend: Backend) {
+    let now = chrono::Utc::now();
+    // Half an hour into carl's shift (the first), so no hand-over falls within the test.
+    let carls_shift = now - chrono::Duration::minutes(30);
+    let scene = Scene::with_policy(backend, &rotating(carls_shift)).await;
+    let asked = |notifications: &[Value]| {
+        let mut asked: Vec<(String, String)> = notifications
+            .iter()
+            .filter(|n| n["purpose"] == "ask")
+            .map(|n| (n["approver_id"].as_str().unwrap_or("-").into(), n["channel"].as_str().unwrap().into()))
+            .collect();
+        asked.sort();
+        asked
+    };
+    let pairs = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, c)| (a.to_string(), c.to_string())).collect::<Vec<_>>();
+
+    let (status, body) = scene.app.create(json!({"action": "restart", "summary": "Restart the API"})).await;
+    assert_eq!((status, body["group"].as_str()), (201, Some("oncall")), "{body}");
+    let first = scene.all_sent(body["id"].as_str().unwrap(), 3).await;
+    assert_eq!(asked(&first), pairs(&[("-", "slack"), ("carl", "email"), ("carl", "slack")]), "{first:#?}");
+
+    let (status, on_call) = send(scene.app.get("/v1/groups/oncall/oncall", &scene.app.admin_key)).await;
+    assert_eq!(status, 200, "{on_call}");
+    assert_eq!(
+        (&on_call["on_call"], &on_call["next"]),
+        (&json!({"id": "carl", "name": "Carl"}), &json!({"id": "cleo", "name": "Cleo"}))
+    );
+    let until: chrono::DateTime<chrono::Utc> = serde_json::from_value(on_call["until"].clone()).unwrap();
+    assert_eq!(until.timestamp(), (carls_shift + chrono::Duration::hours(1)).timestamp(), "{on_call}");
+
+    // An hour and a half into the rotation it is cleo's shift: new requests, and escalations, go to her.
+    let (status, body) = scene.app.apply_policy(&rotating(now - chrono::Duration::minutes(90))).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = scene.app.create(json!({"action": "restart", "summary": "Restart the API"})).await;
+    let second = scene.all_sent(body["id"].as_str().unwrap(), 3).await;
+    assert_eq!(asked(&second), pairs(&[("-", "slack"), ("cleo", "email"), ("cleo", "slack")]), "{second:#?}");
+
+    let (_, body) = scene.app.create(json!({"action": "escalating", "summary": "Refund"})).await;
+    assert_eq!(body["group"], "finance", "{body}");
+    let escalated = scene.all_sent(body["id"].as_str().unwrap(), 4).await;
+    assert_eq!(
+        asked(&escalated),
+        pairs(&[("-", "slack"), ("cleo", "email"), ("cleo", "slack"), ("dana", "email")]),
+        "finance first, then whoever is on call: {escalated:#?}"
+    );
+
+    // Who is on call is for people: a group without a rotation, an unknown group, and an agent key are refused.
+    for (path, key, status_wanted, code) in [
+        ("/v1/groups/finance/oncall", &scene.app.admin_key, 404, "not_found"),
+        ("/v1/groups/nope/oncall", &scene.app.admin_key, 404, "not_found"),
+        ("/v1/groups/oncall/oncall", &scene.app.agent_key, 403, "forbidden"),
+    ] {
+        let (status, body) = send(scene.app.get(path, key)).await;
+        assert_eq!((status, error_code(&body)), (status_wanted, code), "{path}: {body}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Test support shared by the workspace's tests: a fresh database per test on each backend (a SQLite temp file,
-//! or a new PostgreSQL database dropped afterwards), and the real application (API and dashboard) served on a free
-//! port.
+//! or a new PostgreSQL database dropped afterwards), and the real application (API, dashboard and MCP endpoint)
+//! served on a free port.
 #![forbid(unsafe_code)]
 
 pub mod fake_slack;
@@ -184,8 +184,9 @@ impl TestApp {
         state.limits = test_limits();
         configure(&mut state);
         let (shutdown, stop) = oneshot::channel::<()>();
-        // The dashboard beside the API, as the binary serves it.
-        let pages = signoff_dashboard::router(state.clone(), signoff_dashboard::DashboardSettings::default());
+        // The dashboard and the MCP endpoint beside the API, as the binary serves them.
+        let pages = signoff_dashboard::router(state.clone(), signoff_dashboard::DashboardSettings::default())
+            .merge(signoff_mcp::router(state.clone()));
         let server =
             tokio::spawn(signoff_server::serve_with_metrics(listener, None, state.clone(), pages, async move {
                 let _ = stop.await;

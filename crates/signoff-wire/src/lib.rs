@@ -138,6 +138,26 @@ pub struct PolicyVersionSummary {
     pub created_by: String,
 }
 
+/// Who is on call for a group with a rotation: `GET /v1/groups/{name}/oncall`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnCallView {
+    pub group: String,
+    pub on_call: PersonView,
+    /// When the current shift started.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// The next hand-over.
+    pub until: chrono::DateTime<chrono::Utc>,
+    /// Who takes over at `until`.
+    pub next: PersonView,
+}
+
+/// A person of the policy: their approver id and name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonView {
+    pub id: String,
+    pub name: String,
+}
+
 /// A person's verdict: `POST /v1/requests/{id}/decision`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,5 @@
-//! Client commands (`request`, `pending`, `show`, `approve`, `reject`, `cancel`): the HTTP API from the shell,
-//! using `SIGNOFF_URL` and `SIGNOFF_KEY`.
+//! Client commands (`request`, `pending`, `show`, `approve`, `reject`, `cancel`, `mcp`): the HTTP API from the shell,
+//! or from an MCP client over stdio, using `SIGNOFF_URL` and `SIGNOFF_KEY`.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -273,4 +273,15 @@ pub struct CancelArgs {
 
 pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     print_json(&args.connection.client()?.cancel(parse_id(&args.id)?, args.reason).await?)
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// Serves the MCP tools on stdin and stdout until the client closes them. Nothing else is printed on stdout.
+pub async fn mcp(args: McpArgs) -> anyhow::Result<()> {
+    Ok(signoff_mcp::serve_stdio(args.connection.client()?).await?)
 }

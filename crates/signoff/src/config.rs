@@ -250,7 +250,7 @@ pub struct LimitsConfig {
     pub body_timeout: String,
     /// How long a keep-alive connection may sit idle, e.g. `60s`.
     pub idle_timeout: String,
-    /// Time allowed for an answer, on every route but `wait` and the event stream, e.g. `30s`.
+    /// Time allowed for an answer, on every route but `wait`, the event stream and `/mcp`, e.g. `30s`.
     pub request_timeout: String,
     /// Open connections at most; over it, new connections are answered `503 too_many_connections`.
     pub max_connections: usize,

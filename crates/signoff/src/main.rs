@@ -1,4 +1,4 @@
-//! The `signoff` binary: the server, the operator and approver CLI, and the benchmark.
+//! The `signoff` binary: the server, the operator and approver CLI, the MCP server over stdio, and the benchmark.
 #![forbid(unsafe_code)]
 
 mod audit_commands;
@@ -53,6 +53,9 @@ enum Command {
     Reject(client_commands::RejectArgs),
     /// Cancel a pending request (the requesting agent or an admin).
     Cancel(client_commands::CancelArgs),
+    /// Serve the MCP tools on standard input and output, for an agent to start; they call the server at SIGNOFF_URL
+    /// with SIGNOFF_KEY.
+    Mcp(client_commands::McpArgs),
     /// Measure create and decision throughput and waiter wake latency.
     Bench(bench::BenchArgs),
 }
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approve(args) => client_commands::approve(args).await,
         Command::Reject(args) => client_commands::reject(args).await,
         Command::Cancel(args) => client_commands::cancel(args).await,
+        Command::Mcp(args) => client_commands::mcp(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }
@@ -160,7 +164,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let dashboard = signoff_dashboard::router(state.clone(), config.dashboard.settings()?);
     let sign_in = if state.mailer.is_some() { "by email link, or with" } else { "with" };
     println!("dashboard: {}/ (sign in {sign_in} an approver key, or an admin key bound to you)", state.public_url);
-    signoff_server::serve_with_metrics(listener, metrics_listener, state, dashboard, shutdown_signal()).await?;
+    let pages = dashboard.merge(signoff_mcp::router(state.clone()));
+    println!(
+        "mcp: {}{} (streamable HTTP, with an API key as bearer token)",
+        state.public_url,
+        signoff_server::MCP_PATH
+    );
+    signoff_server::serve_with_metrics(listener, metrics_listener, state, pages, shutdown_signal()).await?;
     println!("signoff stopped");
     Ok(())
 }

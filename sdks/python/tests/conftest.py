@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from signoff import Request, Signoff
+from signoff import Request, Signoff, webhooks
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -232,3 +235,33 @@ class TcpProxy:
     def close(self) -> None:
         self.listener.close()
         self.cut()
+
+
+class Receiver:
+    """A local HTTP endpoint that keeps each callback's headers and raw body."""
+
+    def __init__(self) -> None:
+        received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.put((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/signoff/callback"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def message(self, secret: str) -> dict[str, Any]:
+        """The next callback, verified."""
+        headers, body = self.received.get(timeout=20)
+        return webhooks.verify(headers, body, secret)
+
+    def close(self) -> None:
+        self.http.shutdown()

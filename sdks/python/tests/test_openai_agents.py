@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from agents import Runner, RunResult, function_tool
 from agents.exceptions import UserError
 from openai_agents_process import ScriptedModel, call, example, report_tool_outputs, tool_outputs
 
-from signoff import AsyncSignoff, Signoff, webhooks
+from signoff import AsyncSignoff, Signoff
 from signoff.integrations.openai_agents import (
     STATE_KEY,
     Paused,
@@ -34,7 +31,7 @@ from signoff.integrations.openai_agents import (
     signoff_tool,
 )
 
-from conftest import POLICY, Key, Server, decide_when_pending
+from conftest import POLICY, Key, Receiver, Server, decide_when_pending
 
 PROCESS = Path(__file__).parent / "openai_agents_process.py"
 
@@ -43,33 +40,6 @@ SMALL_REFUNDS = """\
     when: action == "refund" && args.amount <= 50
     decide: approve
 """
-
-
-class Receiver:
-    """A local endpoint that keeps each callback's headers and raw body."""
-
-    def __init__(self) -> None:
-        received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.put((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.received = received
-        self.http = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_port}/signoff/callback"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def message(self, secret: str) -> dict[str, Any]:
-        """The next callback, verified."""
-        headers, body = self.received.get(timeout=20)
-        return webhooks.verify(headers, body, secret)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +51,7 @@ def no_refunds_yet() -> None:
 def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
     yield receiver
-    receiver.http.shutdown()
+    receiver.close()
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,32 +13,7 @@ import pytest
 from signoff import Signoff, webhooks
 from signoff.webhooks import WebhookVerificationError
 
-from conftest import free_port
-
-
-class Receiver:
-    """A local HTTP endpoint that keeps each callback's headers and raw body."""
-
-    def __init__(self) -> None:
-        received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.put((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.received = received
-        self.http = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_port}/signoff/callback"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.http.shutdown()
+from conftest import Receiver, free_port
 
 
 @pytest.fixture
