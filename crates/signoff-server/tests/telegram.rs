@@ -277,9 +277,18 @@ async fn a_rate_limit_is_waited_out_as_retry_after_says(backend: Backend) {
     let limited: Vec<_> = scene.telegram.calls().into_iter().filter(|c| c.answered == 429).collect();
     assert_eq!(limited.len(), 1);
     assert_eq!(limited[0].error.as_deref(), Some("Too Many Requests: retry after 1"));
-    let notifications = send(scene.app.get(&format!("/v1/requests/{id}/notifications"), &scene.app.agent_key)).await.1;
-    let retried =
-        notifications.as_array().unwrap().iter().find(|n| n["history"].as_array().unwrap().len() > 1).cloned();
+    // The messages arrive before their attempts are recorded: wait until both notifications say they were sent.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let notifications = loop {
+        let path = format!("/v1/requests/{id}/notifications");
+        let notifications = send(scene.app.get(&path, &scene.app.agent_key)).await.1.as_array().unwrap().clone();
+        if notifications.len() == 2 && notifications.iter().all(|n| n["state"] == "sent") {
+            break notifications;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{notifications:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let retried = notifications.iter().find(|n| n["history"].as_array().unwrap().len() > 1);
     let retried = retried.expect("one notification was retried");
     let history = retried["history"].as_array().unwrap();
     assert!(history[0].to_string().contains("429"), "{history:#?}");

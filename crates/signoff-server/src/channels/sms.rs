@@ -96,7 +96,7 @@ async fn act(state: &AppState, person: ApproverId, code: &str, text: String, app
     };
     let id = state.store.reply_code_request(&person, code).await.map_err(unavailable)?;
     let Some(id) = id else {
-        return Err(format!("no open request of yours has this code. {}", sms::help_text()));
+        return Err("no open request of yours has this code; it is in the message that asked you.".into());
     };
     let request = state.store.request(id).await.map_err(unavailable)?;
     let view = view(state, &request);
