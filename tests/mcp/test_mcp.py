@@ -21,16 +21,20 @@ Connect = Callable[[str], AbstractAsyncContextManager[Client]]
 TOOLS = [
     "approval_prompt",
     "ask_human",
-    "cancel_request",
-    "get_request",
+    "cancel_approval",
+    "get_approval",
     "report_outcome",
     "request_approval",
-    "wait_for_decision",
 ]
 
 
 def structured(result: CallToolResult) -> Any:
+    """A success's structured content; its text is the sentence for the model, then the same JSON."""
     assert not result.is_error, result
+    sentence, serialized = result.content
+    assert isinstance(sentence, TextContent) and isinstance(serialized, TextContent)
+    assert sentence.text == result.structured_content["message"]
+    assert json.loads(serialized.text) == result.structured_content
     return result.structured_content
 
 
@@ -66,14 +70,22 @@ async def test_an_edited_approval_is_run_with_the_approved_arguments(server: Ser
         asked = structured(
             await client.call_tool(
                 "request_approval",
-                {"action": "refund", "args": {"order": "1042", "amount": 120}, "summary": "Refund 1042", "wait_s": 0},
+                {"action": "refund", "args": {"order": "1042", "amount": 120}, "summary": "Refund 1042", "wait_s": 1},
             )
         )
+        # The wait bound passed with nobody deciding: a pending id to check later.
         assert asked["status"] == "pending"
-        assert "wait_for_decision" in asked["message"]
+        assert "get_approval" in asked["message"]
+        assert structured(await client.call_tool("get_approval", {"request_id": asked["request_id"]}))["status"] == (
+            "pending"
+        )
+        waiting = asyncio.create_task(
+            client.call_tool("get_approval", {"request_id": asked["request_id"], "wait_s": 60})
+        )
         server.decide(asked["request_id"], {"outcome": "approve", "args": {"order": "1042", "amount": 100}})
-        approved = structured(await client.call_tool("wait_for_decision", {"request_id": asked["request_id"]}))
+        approved = structured(await waiting)
         assert approved["status"] == "approved"
+        assert approved["message"].startswith("Approved by dana (api) with edited arguments: ")
         assert approved["decision"]["args"] == {"order": "1042", "amount": 100}
         assert approved["decision"]["edited"] is True
         reported = structured(
@@ -97,6 +109,23 @@ async def test_a_rejection_reaches_the_waiting_agent_with_its_comment(server: Se
         assert "Do not run it" in rejected["message"]
 
 
+async def test_an_approval_reaches_the_waiting_agent_with_its_arguments(server: Server, connect: Connect) -> None:
+    async with connect(server.agent_key) as client:
+        stream_open = asyncio.Event()
+        created = asyncio.create_task(server.created(stream_open.set, action="send_email"))
+        await stream_open.wait()
+        waiting = asyncio.create_task(
+            client.call_tool(
+                "request_approval", {"action": "send_email", "args": {"to": "c@example.com"}, "wait_s": 30}
+            )
+        )
+        server.decide(await created, {"outcome": "approve", "comment": "Fine"})
+        approved = structured(await waiting)
+        assert approved["status"] == "approved"
+        assert approved["decision"]["args"] == {"to": "c@example.com"}
+        assert approved["message"] == "Approved by dana (api). Proceed with the arguments as proposed. Comment: Fine"
+
+
 async def test_a_question_is_answered(server: Server, connect: Connect) -> None:
     async with connect(server.agent_key) as client:
         asked = structured(
@@ -106,7 +135,7 @@ async def test_a_question_is_answered(server: Server, connect: Connect) -> None:
             "POST", f"/v1/requests/{asked['request_id']}/answer", server.approver_key, {"text": "us"}
         )
         assert status == 200, body
-        answered = structured(await client.call_tool("wait_for_decision", {"request_id": asked["request_id"]}))
+        answered = structured(await client.call_tool("get_approval", {"request_id": asked["request_id"], "wait_s": 60}))
         assert (answered["status"], answered["decision"]["answer"]) == ("answered", "us")
 
 
@@ -141,7 +170,7 @@ async def test_permission_prompts_are_allowed_with_edits_and_denied_with_reasons
 
 async def test_failures_are_tool_errors_with_the_api_codes(server: Server, connect: Connect) -> None:
     async with connect(server.agent_key) as client:
-        missing = await client.call_tool("get_request", {"request_id": "0196a3c4-5e2f-7a10-8b3c-4d5e6f708192"})
+        missing = await client.call_tool("get_approval", {"request_id": "0196a3c4-5e2f-7a10-8b3c-4d5e6f708192"})
         assert error_of(missing)["code"] == "not_found"
         assert error_of(await client.call_tool("request_approval", {"summary": "no action"}))["code"] == "bad_request"
         too_long = await client.call_tool("request_approval", {"action": "ping", "wait_s": 301})

@@ -1,4 +1,6 @@
-//! A Rust client for the Signoff HTTP API.
+//! A Rust client for the whole Signoff HTTP API: requests (create, read, list, wait, decide, answer, cancel, report),
+//! their events, deliveries and notifications, the live event stream, the audit log, the policy, on-call rotations,
+//! health and metrics. It depends only on the wire types (`signoff-wire`); see `README.md` for an example.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), signoff_client::ClientError> {
@@ -15,8 +17,11 @@
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_wire::{
-    CancelBody, DecisionBody, ErrorBody, ErrorCode, ErrorItem, Event, NewRequest, OutcomeBody, Page, Request, RequestId,
+    AnswerBody, CancelBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, Health, NewRequest,
+    NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request, RequestId,
+    SignedCheckpoint, Verification,
 };
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// What a call can fail with. API errors carry the server's stable code.
@@ -101,8 +106,17 @@ impl Client {
         if status.is_success() {
             return Ok((status, response.json().await?));
         }
-        let bytes = response.bytes().await?;
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(Self::error(response).await)
+    }
+
+    /// The API error a failed response carries (or, from something that is not Signoff, its status and text).
+    async fn error(response: reqwest::Response) -> ClientError {
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => return error.into(),
+        };
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => ClientError::Api {
                 status: status.as_u16(),
                 code: body.error.code,
@@ -115,7 +129,7 @@ impl Client {
                 message: String::from_utf8_lossy(&bytes).into_owned(),
                 details: Vec::new(),
             },
-        })
+        }
     }
 
     /// Creates a request. With an `idempotency_key` (or `run_id` + `call_id`), retries return the original.
@@ -139,9 +153,13 @@ impl Client {
     /// One page of requests, newest first.
     pub async fn list_requests(&self, query: &ListQuery) -> Result<Page<Request>, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
-        for (name, value) in
-            [("status", &query.status), ("action", &query.action), ("run_id", &query.run_id), ("cursor", &query.cursor)]
-        {
+        for (name, value) in [
+            ("status", &query.status),
+            ("group", &query.group),
+            ("action", &query.action),
+            ("run_id", &query.run_id),
+            ("cursor", &query.cursor),
+        ] {
             if let Some(value) = value {
                 params.push((name, value.clone()));
             }
@@ -174,11 +192,186 @@ impl Client {
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/outcome")).json(outcome)).await?.1)
     }
 
+    /// Answers a question (`kind: question`) as the key's person; the first answer ends it.
+    pub async fn answer(&self, id: RequestId, text: &str) -> Result<Request, ClientError> {
+        let body = AnswerBody { text: text.to_string() };
+        Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/answer")).json(&body)).await?.1)
+    }
+
+    /// The request's timeline: its audit events, oldest first.
     pub async fn events(&self, id: RequestId) -> Result<Vec<Event>, ClientError> {
         Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}/events"))).await?.1)
     }
+
+    /// The request's callbacks, each with its attempts.
+    pub async fn deliveries(&self, id: RequestId) -> Result<Vec<DeliveryView>, ClientError> {
+        Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}/deliveries"))).await?.1)
+    }
+
+    /// The messages sent about the request (asks, updates, reminders), each with its attempts.
+    pub async fn notifications(&self, id: RequestId) -> Result<Vec<NotificationView>, ClientError> {
+        Ok(Self::send(self.call(Method::GET, &format!("/v1/requests/{id}/notifications"))).await?.1)
+    }
+
+    /// Every event the key may see, from after sequence number `after` (0: the start of the log), then live.
+    pub fn event_stream(&self, after: i64) -> EventStream {
+        EventStream { client: self.clone(), last_id: after, response: None, buffer: Vec::new(), ready: VecDeque::new() }
+    }
+
+    /// Recomputes the audit log's hash chain (admins).
+    pub async fn verify_audit(&self) -> Result<Verification, ClientError> {
+        Ok(Self::send(self.call(Method::GET, "/v1/audit/verify")).await?.1)
+    }
+
+    /// The signed checkpoints of the audit log, oldest first (admins).
+    pub async fn audit_checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ClientError> {
+        Ok(Self::send(self.call(Method::GET, "/v1/audit/checkpoints")).await?.1)
+    }
+
+    /// The policy in force.
+    pub async fn policy(&self) -> Result<PolicyView, ClientError> {
+        Ok(Self::send(self.call(Method::GET, "/v1/policy")).await?.1)
+    }
+
+    /// Applies `source` (a YAML policy document) as a new version (admins); an identical document is not a new one.
+    pub async fn apply_policy(&self, source: &str) -> Result<PolicyView, ClientError> {
+        let builder =
+            self.call(Method::PUT, "/v1/policy").header("content-type", "application/yaml").body(source.to_string());
+        Ok(Self::send(builder).await?.1)
+    }
+
+    /// Every stored policy version, newest first.
+    pub async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>, ClientError> {
+        Ok(Self::send(self.call(Method::GET, "/v1/policy/versions")).await?.1)
+    }
+
+    /// Who is on call for `group` (a group with a rotation), until when, and who is next.
+    pub async fn on_call(&self, group: &str) -> Result<OnCallView, ClientError> {
+        let segment = utf8_percent_encode_segment(group);
+        Ok(Self::send(self.call(Method::GET, &format!("/v1/groups/{segment}/oncall"))).await?.1)
+    }
+
+    /// `GET /healthz`: the process is up.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        Ok(Self::send(self.http.get(format!("{}/healthz", self.base))).await?.1)
+    }
+
+    /// `GET /readyz`: the database answers (else `unavailable`).
+    pub async fn ready(&self) -> Result<Health, ClientError> {
+        Ok(Self::send(self.http.get(format!("{}/readyz", self.base))).await?.1)
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition, as the key (or the metrics token) may read it.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = self.call(Method::GET, "/metrics").send().await?;
+        if response.status().is_success() {
+            return Ok(response.text().await?);
+        }
+        Err(Self::error(response).await)
+    }
 }
 
+/// A path segment with everything but unreserved characters percent-encoded.
+fn utf8_percent_encode_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// The live event stream (`GET /v1/events`, server-sent events). [`EventStream::next`] reconnects after a dropped
+/// connection with `Last-Event-ID`, so no event is lost or repeated; it returns `None` when the server ends the
+/// stream (at shutdown).
+pub struct EventStream {
+    client: Client,
+    last_id: i64,
+    response: Option<reqwest::Response>,
+    buffer: Vec<u8>,
+    ready: VecDeque<Event>,
+}
+
+impl EventStream {
+    /// The next event: `Ok(Some)`, `Ok(None)` once the server ended the stream, or the error that stopped it.
+    pub async fn next(&mut self) -> Result<Option<Event>, ClientError> {
+        let mut reconnects = 0;
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                self.last_id = event.seq;
+                return Ok(Some(event));
+            }
+            let response = match &mut self.response {
+                Some(response) => response,
+                None => {
+                    let builder = self
+                        .client
+                        .call(Method::GET, "/v1/events")
+                        .header("accept", "text/event-stream")
+                        .header("last-event-id", self.last_id.to_string());
+                    let response = builder.send().await?;
+                    if !response.status().is_success() {
+                        return Err(Client::error(response).await);
+                    }
+                    self.response.insert(response)
+                }
+            };
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    reconnects = 0;
+                    self.buffer.extend_from_slice(&chunk);
+                    self.parse()?;
+                }
+                Ok(None) => return Ok(None),
+                // A dropped connection: resume after the last event handed out.
+                Err(_) if reconnects < 3 => {
+                    reconnects += 1;
+                    self.response = None;
+                    self.buffer.clear();
+                    tokio::time::sleep(Duration::from_millis(200 * reconnects)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Moves the complete messages in the buffer (each ends with a blank line) to `ready`; comments and heartbeats
+    /// carry no data and are skipped.
+    fn parse(&mut self) -> Result<(), ClientError> {
+        while let Some(end) = find_blank_line(&self.buffer) {
+            let message: Vec<u8> = self.buffer.drain(..end.1).collect();
+            let text = String::from_utf8_lossy(&message[..end.0]);
+            let data: Vec<&str> = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            let event: Event = serde_json::from_str(&data.join("\n")).map_err(|e| ClientError::Api {
+                status: 200,
+                code: ErrorCode::Internal,
+                message: format!("an event in the stream is not an event: {e}"),
+                details: Vec::new(),
+            })?;
+            self.ready.push_back(event);
+        }
+        Ok(())
+    }
+}
+
+/// Where the first message in `buffer` ends: (its length without the blank line, its length with it).
+fn find_blank_line(buffer: &[u8]) -> Option<(usize, usize)> {
+    for (i, window) in buffer.windows(2).enumerate() {
+        if window == b"\n\n" {
+            return Some((i, i + 2));
+        }
+    }
+    buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4))
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 mod callback_url;
 pub mod checkpoint;
+mod delivery;
 mod event;
 mod identity;
 mod key;
@@ -16,6 +17,7 @@ mod request;
 mod vocabulary;
 
 pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_callback_url};
+pub use delivery::{DeliveryRecord, DeliveryState};
 pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
 pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};

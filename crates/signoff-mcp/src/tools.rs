@@ -1,8 +1,10 @@
-//! The tools, written once over [`Connect`]: ask for approval, ask a question, wait for and read a request, cancel
-//! it, report its outcome, and `approval_prompt` for Claude Code's permission prompts.
+//! The tools, written once over [`Connect`]: ask for approval, ask a question, read a request (waiting for it if
+//! asked), cancel it, report its outcome, and `approval_prompt` for Claude Code's permission prompts.
 //!
-//! Every tool answers a [`RequestView`] as structured content (and the same JSON as text), or fails with a tool
-//! error whose structured content is the API's error body: `{"error": {"code", "message", "details"?}}`.
+//! Every tool answers a [`RequestView`] as structured content, with two text blocks: first the view's sentence for
+//! the model ("Approved by dana (slack) with edited arguments: {...}. Proceed with these arguments."), then the same
+//! JSON as the structured content. A failure is a tool error whose structured content is the API's error body:
+//! `{"error": {"code", "message", "details"?}}`.
 
 use crate::backend::{Connect, Failure, Signoff};
 use crate::permission::{self, PermissionPrompt};
@@ -90,25 +92,17 @@ pub struct QuestionParams {
     pub wait_s: Option<u64>,
 }
 
-/// Parameters that name a request and how long to wait for it.
+/// `get_approval`'s parameters: a request, and how long to wait for it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WaitParams {
+pub struct GetParams {
     /// The `request_id` a tool answered.
     pub request_id: String,
-    /// Seconds to wait for a decision before answering `pending` (0 to 300, default 60).
+    /// Seconds to wait for a decision before answering `pending` (0 to 300, default 0: read it as it is).
     pub wait_s: Option<u64>,
 }
 
-/// Parameters that name a request.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RequestParams {
-    /// The `request_id` a tool answered.
-    pub request_id: String,
-}
-
-/// `cancel_request`'s parameters.
+/// `cancel_approval`'s parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelParams {
@@ -166,7 +160,7 @@ impl<C: Connect> Tools<C> {
                        people. Waits up to `wait_s` for the decision. Run the action only when `status` is \
                        `approved`, with `decision.args` (an approver may have edited them), then call \
                        `report_outcome`. `rejected`, `expired` or `cancelled`: do not run it; `decision.comment` \
-                       says why. `pending`: call `wait_for_decision` with the `request_id`.")]
+                       says why. `pending`: call `get_approval` with the `request_id` and a `wait_s`.")]
     async fn request_approval(
         &self,
         extensions: Extensions,
@@ -178,7 +172,7 @@ impl<C: Connect> Tools<C> {
 
     #[tool(description = "Ask a person a question (optionally with `options` to choose from) and wait up to `wait_s` \
                        for the answer. `answered`: the answer is `decision.answer`. `pending`: call \
-                       `wait_for_decision` with the `request_id`. `expired` or `cancelled`: nobody answered.")]
+                       `get_approval` with the `request_id` and a `wait_s`. `expired` or `cancelled`: nobody answered.")]
     async fn ask_human(
         &self,
         extensions: Extensions,
@@ -189,29 +183,16 @@ impl<C: Connect> Tools<C> {
     }
 
     #[tool(
-        description = "Wait up to `wait_s` for the decision on a request that `request_approval` or `ask_human` \
-                       answered `pending`; answers it as it is then.",
+        description = "Read a request that `request_approval` or `ask_human` answered, waiting up to `wait_s` \
+                       (default 0: not at all) for its decision if it is still pending; answers it as it is then.",
         annotations(read_only_hint = true)
     )]
-    async fn wait_for_decision(
-        &self,
-        extensions: Extensions,
-        Parameters(params): Parameters<WaitParams>,
-    ) -> CallToolResult {
-        reply(self.wait(&extensions, &params.request_id, params.wait_s).await)
-    }
-
-    #[tool(description = "Read a request as it is now, without waiting.", annotations(read_only_hint = true))]
-    async fn get_request(
-        &self,
-        extensions: Extensions,
-        Parameters(params): Parameters<RequestParams>,
-    ) -> CallToolResult {
-        reply(self.wait(&extensions, &params.request_id, Some(0)).await)
+    async fn get_approval(&self, extensions: Extensions, Parameters(params): Parameters<GetParams>) -> CallToolResult {
+        reply(self.wait(&extensions, &params.request_id, Some(params.wait_s.unwrap_or(0))).await)
     }
 
     #[tool(description = "Withdraw a pending request you no longer need, saying why.")]
-    async fn cancel_request(
+    async fn cancel_approval(
         &self,
         extensions: Extensions,
         Parameters(params): Parameters<CancelParams>,
@@ -315,10 +296,16 @@ impl<C: Connect> ServerHandler for Tools<C> {
     }
 }
 
-/// A tool's answer: the view as structured content, or a tool error with the API's error body.
+/// A tool's answer: the view's sentence and the view as structured content, or a tool error with the API's error
+/// body.
 fn reply(result: Result<RequestView, Failure>) -> CallToolResult {
     match result {
-        Ok(view) => CallToolResult::structured(serde_json::to_value(view).unwrap_or(Value::Null)),
+        Ok(view) => {
+            let sentence = ContentBlock::text(view.message.clone());
+            let mut result = CallToolResult::structured(serde_json::to_value(view).unwrap_or(Value::Null));
+            result.content.insert(0, sentence);
+            result
+        }
         Err(failure) => failed(failure),
     }
 }

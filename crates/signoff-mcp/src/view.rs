@@ -70,18 +70,23 @@ fn said(decision: &Decision) -> String {
     }
 }
 
+/// ` Comment: …` when the decision has one, else nothing.
+fn comment(decision: &Decision) -> String {
+    decision.comment.as_deref().map(|comment| format!(" Comment: {comment}")).unwrap_or_default()
+}
+
 pub(crate) fn message(request: &Request) -> String {
     let Some(decision) = &request.decision else { return pending_message(request) };
     let by = decided_by(&decision.by);
     match request.status {
         Status::Pending => pending_message(request),
-        Status::Approved if decision.edited => {
-            format!(
-                "Approved by {by} with edited arguments{}. Run it with `decision.args`, not your own.",
-                said(decision)
-            )
-        }
-        Status::Approved => format!("Approved by {by}{}. Run it with `decision.args`.", said(decision)),
+        Status::Approved if decision.edited => format!(
+            "Approved by {by} with edited arguments: {}. Proceed with these arguments (`decision.args`), not your \
+             own.{}",
+            decision.args,
+            comment(decision)
+        ),
+        Status::Approved => format!("Approved by {by}. Proceed with the arguments as proposed.{}", comment(decision)),
         Status::Rejected => format!("Rejected by {by}{}. Do not run it.", said(decision)),
         Status::Expired => format!("Expired: nobody decided before the deadline{}. Do not run it.", said(decision)),
         Status::Cancelled => format!("Cancelled by {by}{}. Do not run it.", said(decision)),
@@ -93,8 +98,8 @@ fn pending_message(request: &Request) -> String {
     let group = request.group.as_deref().map(|group| format!(" of group `{group}`")).unwrap_or_default();
     let deadline = request.deadline_at.map(|at| format!(" (deadline {})", at.to_rfc3339())).unwrap_or_default();
     format!(
-        "Pending: waiting for a person{group}{deadline}. Do not act yet; call `wait_for_decision` with request_id `{}` \
-         to keep waiting.",
+        "Pending: waiting for a person{group}{deadline}. Do not act yet; call `get_approval` with request_id `{}` and a \
+         `wait_s` to keep waiting.",
         request.id
     )
 }

@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 use signoff_domain::{ChainVerifier, Event, Role};
+pub use signoff_wire::Verification;
 use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
@@ -136,18 +136,6 @@ where
             }
         }
     }
-}
-
-/// The answer of `GET /v1/audit/verify`.
-#[derive(Debug, Serialize)]
-pub struct Verification {
-    pub ok: bool,
-    pub events: u64,
-    /// The hash of the last good event.
-    pub head: Option<String>,
-    /// The first event that does not check out.
-    pub first_bad_seq: Option<i64>,
-    pub problem: Option<String>,
 }
 
 /// Recomputes the whole hash chain and names the first bad event.

@@ -15,8 +15,8 @@ use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, 
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, DecisionBody, ErrorCode, Health, OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary,
-    PolicyView, Verdict,
+    CancelBody, DecisionBody, DeliveryView, ErrorCode, Health, NotificationView, OnCallView, OutcomeBody, Page,
+    PersonView, PolicyVersionSummary, PolicyView, Verdict,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -268,15 +268,6 @@ async fn request_events(
     }
 }
 
-/// A callback and every attempt made to deliver it.
-#[derive(Debug, serde::Serialize)]
-struct DeliveryView {
-    #[serde(flatten)]
-    record: signoff_store::DeliveryRecord,
-    /// The attempts, oldest first, from the `callback_attempted` events.
-    history: Vec<serde_json::Value>,
-}
-
 /// The callbacks for a request, with their attempts so far.
 async fn request_deliveries(
     State(state): State<AppState>,
@@ -295,15 +286,6 @@ async fn request_deliveries(
             .map(|record| DeliveryView { history: attempts.remove(&record.webhook_id).unwrap_or_default(), record })
             .collect(),
     ))
-}
-
-/// A notification and every attempt made to send it.
-#[derive(Debug, serde::Serialize)]
-struct NotificationView {
-    #[serde(flatten)]
-    notification: signoff_domain::Notification,
-    /// The attempts, oldest first, from the `notification_attempted` events.
-    history: Vec<serde_json::Value>,
 }
 
 /// The notifications about a request (asks and the updates to them), with their attempts so far.

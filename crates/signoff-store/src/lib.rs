@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 
 pub use keys::{CreatedKeySecret, NewKey};
 pub use postgres::PostgresStore;
+pub use signoff_domain::{DeliveryRecord, DeliveryState};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage. Small on purpose: handlers branch on `NotFound`,
@@ -631,45 +632,12 @@ pub struct DeliveryAttempt {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    Gone,
-    Failed,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Gone => "gone",
-            DeliveryState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Gone, DeliveryState::Failed]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| StoreError::other(format!("unknown delivery state `{s}`")))
-    }
-}
-
-/// A delivery as `GET /v1/requests/{id}/deliveries` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DeliveryRecord {
-    pub webhook_id: String,
-    pub url: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub created_at: DateTime<Utc>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<u16>,
-    pub last_error: Option<String>,
+/// A delivery state as stored (`pending`, `delivered`, `gone`, `failed`).
+pub(crate) fn parse_delivery_state(s: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::ALL
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| StoreError::other(format!("unknown delivery state `{s}`")))
 }
 
 /// A callback to enqueue: made when a request with a `callback_url` leaves `pending`.

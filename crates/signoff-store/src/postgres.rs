@@ -797,7 +797,7 @@ impl Store for PostgresStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let state = DeliveryState::parse(row.get("state"))?;
+                let state = crate::parse_delivery_state(row.get("state"))?;
                 Ok(DeliveryRecord {
                     webhook_id: row.get("id"),
                     url: row.get("url"),

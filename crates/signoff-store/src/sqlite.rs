@@ -950,7 +950,7 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|(webhook_id, url, state, attempts, created_at, next_attempt_at, last_status, last_error)| {
-                    let state = DeliveryState::parse(&state)?;
+                    let state = crate::parse_delivery_state(&state)?;
                     Ok(DeliveryRecord {
                         webhook_id,
                         url,

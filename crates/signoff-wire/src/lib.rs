@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use signoff_domain::checkpoint::SignedCheckpoint;
 pub use signoff_domain::{
-    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, Event, EventKind, Mode, NewRequest, Outcome, PolicyVersion,
-    Request, RequestId, Requester, Role, Status,
+    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Kind,
+    Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Role, Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.
@@ -136,6 +137,36 @@ pub struct PolicyVersionSummary {
     pub content_hash: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub created_by: String,
+}
+
+/// A callback and every attempt made to deliver it: `GET /v1/requests/{id}/deliveries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    #[serde(flatten)]
+    pub record: signoff_domain::DeliveryRecord,
+    /// The attempts, oldest first (the `callback_attempted` events' data).
+    pub history: Vec<Value>,
+}
+
+/// A notification and every attempt made to send it: `GET /v1/requests/{id}/notifications`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationView {
+    #[serde(flatten)]
+    pub notification: signoff_domain::Notification,
+    /// The attempts, oldest first (the `notification_attempted` events' data).
+    pub history: Vec<Value>,
+}
+
+/// The answer of `GET /v1/audit/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub events: u64,
+    /// The hash of the last good event.
+    pub head: Option<String>,
+    /// The first event that does not check out.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
 }
 
 /// Who is on call for a group with a rotation: `GET /v1/groups/{name}/oncall`.

@@ -96,9 +96,9 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> Result<Value, Va
     if result.is_error == Some(true) { Err(structured) } else { Ok(structured) }
 }
 
-/// A result's text content, parsed as JSON.
+/// A result's text content, parsed as JSON (the last block: a success's first is its sentence for the model).
 fn text_json(result: &CallToolResult) -> Value {
-    let text = result.content.first().and_then(|block| block.as_text()).expect("a text block");
+    let text = result.content.last().and_then(|block| block.as_text()).expect("a text block");
     serde_json::from_str(&text.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text.text))
 }
 
@@ -136,15 +136,7 @@ async fn both_transports_list_the_tools_with_their_parameters(backend: Backend) 
         names.sort();
         assert_eq!(
             names,
-            [
-                "approval_prompt",
-                "ask_human",
-                "cancel_request",
-                "get_request",
-                "report_outcome",
-                "request_approval",
-                "wait_for_decision"
-            ],
+            ["approval_prompt", "ask_human", "cancel_approval", "get_approval", "report_outcome", "request_approval",],
             "{transport:?}"
         );
         let schema = |name: &str| Value::Object((*tools.iter().find(|t| t.name == name).unwrap().input_schema).clone());
@@ -167,7 +159,7 @@ async fn an_approval_is_waited_for_edited_and_reported(backend: Backend) {
         });
         let pending = call(&client, "request_approval", ask.clone()).await.unwrap();
         assert_eq!((pending["status"].as_str(), pending["group"].as_str()), (Some("pending"), Some("ops")));
-        assert!(pending["message"].as_str().unwrap().contains("wait_for_decision"), "{pending}");
+        assert!(pending["message"].as_str().unwrap().contains("get_approval"), "{pending}");
         let request_id = id(&pending);
 
         let again = call(&client, "request_approval", ask).await.unwrap();
@@ -178,13 +170,13 @@ async fn an_approval_is_waited_for_edited_and_reported(backend: Backend) {
             let arguments = json!({"request_id": request_id, "wait_s": 20});
             tokio::spawn(async move {
                 let Value::Object(arguments) = arguments else { unreachable!() };
-                client.call_tool(CallToolRequestParams::new("wait_for_decision").with_arguments(arguments)).await
+                client.call_tool(CallToolRequestParams::new("get_approval").with_arguments(arguments)).await
             })
         };
         let edit = json!({"outcome": "approve", "comment": "Not the shipping", "args": {"amount": 100}});
         let (status, body) = app.decide(&request_id, &app.approver_key, edit).await;
         assert_eq!(status, 200, "{body}");
-        let waited = timeout(CALL, waiting).await.expect("the wait ends").unwrap().expect("wait_for_decision");
+        let waited = timeout(CALL, waiting).await.expect("the wait ends").unwrap().expect("get_approval");
         let approved = waited.structured_content.expect("structured content");
         assert_eq!(approved["status"], "approved", "{transport:?}: {approved}");
         assert_eq!(approved["decision"]["args"], json!({"amount": 100}));
@@ -192,17 +184,20 @@ async fn an_approval_is_waited_for_edited_and_reported(backend: Backend) {
         assert_eq!(approved["decision"]["by"], json!({"kind": "human", "approver_id": "dana", "channel": "api"}));
         assert_eq!(approved["args"], json!({"amount": 120}), "the proposal stays beside the decision");
         let message = approved["message"].as_str().unwrap();
-        assert!(
-            message.contains("dana") && message.contains("edited") && message.contains("Not the shipping"),
-            "{message}"
+        assert_eq!(
+            message,
+            "Approved by dana (api) with edited arguments: {\"amount\":100}. Proceed with these arguments \
+             (`decision.args`), not your own. Comment: Not the shipping"
         );
+        let first = waited.content.first().and_then(|block| block.as_text()).expect("a sentence first");
+        assert_eq!(first.text, message, "the model reads the sentence first");
 
         let reported =
             call(&client, "report_outcome", json!({"request_id": request_id, "ok": true, "detail": "refunded"}))
                 .await
                 .unwrap();
         assert_eq!(reported["outcome"]["ok"], true);
-        let read = call(&client, "get_request", json!({"request_id": request_id})).await.unwrap();
+        let read = call(&client, "get_approval", json!({"request_id": request_id})).await.unwrap();
         assert_eq!((read["status"].as_str(), read["outcome"]["detail"].as_str()), (Some("approved"), Some("refunded")));
         client.cancel().await.expect("close");
     }
@@ -243,8 +238,9 @@ async fn policy_decisions_rejections_and_cancels_reach_the_agent(backend: Backen
             call(&client, "request_approval", json!({"action": "refund", "args": {"amount": 1}, "wait_s": 0}))
                 .await
                 .unwrap();
-        let cancelled =
-            call(&client, "cancel_request", json!({"request_id": id(&pending), "reason": "not needed"})).await.unwrap();
+        let cancelled = call(&client, "cancel_approval", json!({"request_id": id(&pending), "reason": "not needed"}))
+            .await
+            .unwrap();
         assert_eq!(
             (cancelled["status"].as_str(), cancelled["decision"]["reason"].as_str()),
             (Some("cancelled"), Some("not needed"))
@@ -266,7 +262,7 @@ async fn a_question_is_answered_by_a_person(backend: Backend) {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        let answered = call(&client, "wait_for_decision", json!({"request_id": id(&asked)})).await.unwrap();
+        let answered = call(&client, "get_approval", json!({"request_id": id(&asked), "wait_s": 60})).await.unwrap();
         assert_eq!(
             (answered["status"].as_str(), answered["decision"]["answer"].as_str()),
             (Some("answered"), Some("eu"))
@@ -352,9 +348,9 @@ async fn failures_are_tool_errors_with_the_api_codes(backend: Backend) {
     for transport in TRANSPORTS {
         let agent = connect(&app, &app.agent_key, transport).await;
         let missing = "0196a3c4-5e2f-7a10-8b3c-4d5e6f708192";
-        let error = call(&agent, "get_request", json!({"request_id": missing})).await.unwrap_err();
+        let error = call(&agent, "get_approval", json!({"request_id": missing})).await.unwrap_err();
         assert_eq!(code(&error), "not_found", "{transport:?}: {error}");
-        let error = call(&agent, "wait_for_decision", json!({"request_id": "not-an-id"})).await.unwrap_err();
+        let error = call(&agent, "get_approval", json!({"request_id": "not-an-id", "wait_s": 1})).await.unwrap_err();
         assert_eq!(code(&error), "not_found", "{transport:?}: {error}");
         let error = call(&agent, "request_approval", json!({"action": "ping", "wait_s": 301})).await.unwrap_err();
         assert_eq!(code(&error), "invalid_request", "{transport:?}: {error}");
@@ -379,7 +375,7 @@ async fn failures_are_tool_errors_with_the_api_codes(backend: Backend) {
         let approver = connect(&app, &app.approver_key, transport).await;
         let error = call(&approver, "request_approval", json!({"action": "ping"})).await.unwrap_err();
         assert_eq!(code(&error), "forbidden", "{transport:?}: {error}");
-        let error = call(&approver, "cancel_request", json!({"request_id": id(&pending)})).await.unwrap_err();
+        let error = call(&approver, "cancel_approval", json!({"request_id": id(&pending)})).await.unwrap_err();
         assert_eq!(code(&error), "forbidden", "{transport:?}: {error}");
         approver.cancel().await.expect("close");
     }
@@ -394,7 +390,7 @@ async fn agents_reach_only_their_own_requests(backend: Backend) {
         let pending = call(&mine, "request_approval", json!({"action": "refund", "args": {"amount": 5}, "wait_s": 0}))
             .await
             .unwrap();
-        for tool in ["get_request", "wait_for_decision", "cancel_request"] {
+        for tool in ["get_approval", "cancel_approval"] {
             let error = call(&theirs, tool, json!({"request_id": id(&pending)})).await.unwrap_err();
             assert_eq!(code(&error), "not_found", "{transport:?} {tool}: {error}");
         }
