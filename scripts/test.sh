@@ -66,7 +66,7 @@ cargo test --workspace
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
-cargo build -p signoff
+cargo build --workspace --bins  # the binary `cargo test` built, with the same features: nothing is rebuilt
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # `node --test` runs every *.test.mjs file here.
 (cd tests/browser && npm ci --no-audit --no-fund --silent && node --test)

@@ -1,6 +1,7 @@
-//! Signoff's channel adapters: how a request reaches an approver on Slack, Discord or by email, and how their answer
-//! comes back. Each adapter owns its provider's wire format and signature check, and knows nothing of the store or
-//! the server (the server's notification worker calls them, and its inbound routes decide through the service layer).
+//! Signoff's channel adapters: how a request reaches an approver on Slack, Discord, Telegram, by SMS or by email, and
+//! how their answer comes back. Each adapter owns its provider's wire format and signature check, and knows nothing of
+//! the store or the server (the server's notification worker calls them, and its inbound routes decide through the
+//! service layer).
 #![forbid(unsafe_code)]
 
 pub mod slack;
@@ -63,3 +64,5 @@ pub mod discord;
 pub mod email;
 pub mod links;
 pub mod pages;
+pub mod sms;
+pub mod telegram;

@@ -22,6 +22,11 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 const LINK_CONTEXT: &[u8] = b"signoff-link-v1\0";
 const FORM_CONTEXT: &[u8] = b"signoff-form-v1\0";
+/// Short SMS links are signed apart too: their MAC binds a stored link id to its request and person.
+const SHORT_LINK_CONTEXT: &[u8] = b"signoff-short-link-v1\0";
+/// Bytes of the MAC a short link carries (11 base64url characters): a forgery needs 2^64 tries, each one a request
+/// to the server.
+pub const SHORT_MAC_LEN: usize = 8;
 /// Sign-in links are signed apart from action links: neither kind of token is ever taken for the other.
 const SIGN_IN_CONTEXT: &[u8] = b"signoff-sign-in-v1\0";
 
@@ -182,6 +187,18 @@ impl LinkSigner {
         serde_json::from_slice(&json).map_err(|_| LinkError::Malformed)
     }
 
+    /// The MAC of a short SMS link: the first [`SHORT_MAC_LEN`] bytes of HMAC-SHA256 over the stored link id, its
+    /// request and its person, base64url without padding.
+    pub fn short_link_mac(&self, link_id: &str, request_id: RequestId, person: &ApproverId) -> String {
+        let payload = format!("{link_id}\0{request_id}\0{person}");
+        URL_SAFE_NO_PAD.encode(&self.mac(SHORT_LINK_CONTEXT, &payload)[..SHORT_MAC_LEN])
+    }
+
+    /// Whether `mac` is the short-link MAC for this link id, request and person (compared in constant time).
+    pub fn verify_short_link_mac(&self, link_id: &str, request_id: RequestId, person: &ApproverId, mac: &str) -> bool {
+        bool::from(self.short_link_mac(link_id, request_id, person).as_bytes().ct_eq(mac.as_bytes()))
+    }
+
     /// The token the confirmation page embeds for `claims`; the page's `POST` must send it back.
     pub fn form_token(&self, claims: &LinkClaims) -> String {
         URL_SAFE_NO_PAD.encode(self.mac(FORM_CONTEXT, &encode_claims(claims)))
@@ -304,6 +321,21 @@ mod tests {
         let token = signer.sign(&claims);
         assert_ne!(token.split_once('.').unwrap().1, form);
         assert!(!LinkSigner::new(&[7; KEY_LEN]).unwrap().verify_form_token(&claims, &form));
+    }
+
+    #[test]
+    fn a_short_link_mac_binds_its_id_request_and_person() {
+        let signer = signer();
+        let (id, dana, carl) =
+            (RequestId::new(), ApproverId::parse("dana").unwrap(), ApproverId::parse("carl").unwrap());
+        let mac = signer.short_link_mac("AbCdEfGh", id, &dana);
+        assert_eq!(mac.len(), 11);
+        assert!(signer.verify_short_link_mac("AbCdEfGh", id, &dana, &mac));
+        assert!(!signer.verify_short_link_mac("AbCdEfGi", id, &dana, &mac));
+        assert!(!signer.verify_short_link_mac("AbCdEfGh", RequestId::new(), &dana, &mac));
+        assert!(!signer.verify_short_link_mac("AbCdEfGh", id, &carl, &mac));
+        assert!(!signer.verify_short_link_mac("AbCdEfGh", id, &dana, ""));
+        assert!(!self::signer().verify_short_link_mac("AbCdEfGh", id, &dana, &mac));
     }
 
     #[test]

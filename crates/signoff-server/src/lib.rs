@@ -73,6 +73,10 @@ pub struct AppState {
     /// Sends email (the channel's asks go through its sender; the dashboard mails sign-in links with it); `None`:
     /// email is not configured.
     pub mailer: Option<signoff_notify::email::Mailer>,
+    /// Twilio's account and auth token: the inbound SMS route answers only when set (and checks signatures with it).
+    pub twilio: Option<signoff_notify::sms::TwilioConfig>,
+    /// The Telegram bot's token and webhook secret: the Telegram webhook answers only when set.
+    pub telegram: Option<signoff_notify::telegram::TelegramConfig>,
 }
 
 /// How decision callbacks are checked and delivered.
@@ -115,6 +119,8 @@ impl AppState {
             discord: None,
             link_signer: None,
             mailer: None,
+            twilio: None,
+            telegram: None,
         })
     }
 }

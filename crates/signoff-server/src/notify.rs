@@ -399,3 +399,98 @@ impl EmailSender {
         Ok(signoff_notify::email::EmailLinks::signed(&self.signer, &view.public_url, request, person, &n.group, now))
     }
 }
+
+/// SMS as a channel: asks carry the person's reply code and a short signed link; once the request is decided or
+/// moves on, a short follow-up says so (not to the person who decided it by SMS: the TwiML answer told them).
+pub struct SmsSender {
+    pub client: signoff_notify::sms::TwilioClient,
+    pub signer: signoff_notify::links::LinkSigner,
+    /// Where reply codes are kept.
+    pub store: Arc<dyn signoff_store::Store>,
+}
+
+#[async_trait]
+impl ChannelSender for SmsSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        let (code, link) = self.code_and_link(n, request, view).await?;
+        self.client.send(&n.address, &signoff_notify::sms::ask_text(request, &code, &link)).await
+    }
+
+    async fn update(
+        &self,
+        n: &Notification,
+        _: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        if signoff_notify::sms::decided_by_sms_reply(request, n.approver_id.as_ref()) {
+            return Ok(None);
+        }
+        let (code, _) = self.code_and_link(n, request, view).await?;
+        match signoff_notify::sms::update_text(request, view, &code) {
+            Some(text) => self.client.send(&n.address, &text).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn remind(
+        &self,
+        n: &Notification,
+        _: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        let (code, link) = self.code_and_link(n, request, view).await?;
+        self.client.send(&n.address, &signoff_notify::sms::reminder_text(request, &code, &link)).await
+    }
+}
+
+impl SmsSender {
+    /// The person's reply code for the request (the one they hold, else a new one) and the short link sent with it.
+    async fn code_and_link(
+        &self,
+        n: &Notification,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<(String, String), ProviderError> {
+        let person = n.approver_id.as_ref().ok_or_else(|| ProviderError::permanent("an SMS ask needs a person"))?;
+        let reply = self
+            .store
+            .reply_code(person, request.id)
+            .await
+            .map_err(|error| ProviderError::transient(format!("cannot assign a reply code: {error}")))?;
+        let mac = self.signer.short_link_mac(&reply.link_id, request.id, person);
+        let link = format!("{}{}{}{mac}", view.public_url, crate::channels::sms::SHORT_LINK_PATH, reply.link_id);
+        Ok((reply.code, link))
+    }
+}
+
+/// Telegram as a channel: asks are bot messages with inline buttons; updates edit them; reminders reply to them.
+pub struct TelegramSender(pub signoff_notify::telegram::TelegramClient);
+
+#[async_trait]
+impl ChannelSender for TelegramSender {
+    async fn ask(&self, n: &Notification, request: &Request, view: &RequestView) -> Result<ProviderRef, ProviderError> {
+        self.0.send_request(&n.address, request, view).await
+    }
+
+    async fn update(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<Option<ProviderRef>, ProviderError> {
+        self.0.update_request(message, request, view).await.map(|()| None)
+    }
+
+    async fn remind(
+        &self,
+        _: &Notification,
+        message: &ProviderRef,
+        request: &Request,
+        view: &RequestView,
+    ) -> Result<ProviderRef, ProviderError> {
+        self.0.send_reminder(message, request, view).await
+    }
+}

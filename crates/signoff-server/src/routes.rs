@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
+        .merge(crate::channels::sms::routes())
+        .merge(crate::channels::telegram::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")

@@ -372,6 +372,45 @@ const NOTIFICATION_COLUMNS_OF_N: &str = "n.id, n.request_id, n.approver_id, n.ch
      n.group_name, n.updates_id, n.state, n.attempts, n.next_attempt_at, n.provider_ref, n.last_error, n.created_at, \
      n.updated_at";
 
+/// A person's SMS reply code for a request (`4821` in `A 4821`), and the id of the short link sent with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyCode {
+    pub code: String,
+    pub link_id: String,
+}
+
+/// A fresh reply code not among `taken`: four digits (never starting with 0, so no carrier or keyboard drops one),
+/// six once four-digit codes run short.
+fn new_reply_code(taken: &std::collections::HashSet<String>) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        let code = rng.random_range(1000..=9999).to_string();
+        if !taken.contains(&code) {
+            return code;
+        }
+    }
+    loop {
+        let code = rng.random_range(100_000..=999_999).to_string();
+        if !taken.contains(&code) {
+            return code;
+        }
+    }
+}
+
+/// A fresh short-link id: 6 random bytes, base64url (8 characters).
+fn new_link_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 6]>())
+}
+
+/// A `reply_codes` row's person and request, read back.
+fn reply_row(person: String, request_id: String) -> Result<(ApproverId, RequestId), StoreError> {
+    let person = ApproverId::parse(&person).map_err(|e| StoreError::other(format!("corrupt approver id: {e}")))?;
+    let request_id = request_id.parse().map_err(|e| StoreError::other(format!("corrupt request id: {e}")))?;
+    Ok((person, request_id))
+}
+
 fn new_notification_id() -> String {
     format!("ntf_{}", uuid::Uuid::now_v7().simple())
 }
@@ -457,10 +496,18 @@ pub trait Store: Send + Sync + 'static {
     /// A request's notifications, oldest first.
     async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError>;
     /// Records a signed link's nonce as used, for `used_for` (the request an action link decides, or
-    /// `sign-in:{person}`): `true` the first time, `false` ever after.
+    /// `sign-in:{person}`): `true` the first time, `false` ever after. Inbound deliveries that must act once are
+    /// recorded the same way under a nonce of their own (`telegram-update:{bot}:{update_id}`).
     async fn use_link(&self, nonce: &str, used_for: &str) -> Result<bool, StoreError>;
     /// Whether an email link's nonce was used.
     async fn link_used(&self, nonce: &str) -> Result<bool, StoreError>;
+    /// `person`'s SMS reply code for `request_id`: the one they were given before, else a new one unique among their
+    /// codes for pending requests (codes of requests no longer pending are dropped first).
+    async fn reply_code(&self, person: &ApproverId, request_id: RequestId) -> Result<ReplyCode, StoreError>;
+    /// The request `person`'s reply code `code` names, if they hold that code.
+    async fn reply_code_request(&self, person: &ApproverId, code: &str) -> Result<Option<RequestId>, StoreError>;
+    /// The person and request of the short link `link_id`, if it exists.
+    async fn reply_link(&self, link_id: &str) -> Result<Option<(ApproverId, RequestId)>, StoreError>;
     /// How many requests are pending (for the metrics gauge).
     async fn pending_count(&self) -> Result<u64, StoreError>;
 

@@ -10,17 +10,17 @@ use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
     DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestQuery,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery,
     RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, lease_until, new_notification_id, notification_event, now, outbox_rows, person_from_db,
-    policy_applied_event, role_from_db, update_after_due_timers,
+    from_micros, lease_until, new_link_id, new_notification_id, new_reply_code, notification_event, now, outbox_rows,
+    person_from_db, policy_applied_event, reply_row, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
-    hash_key_secret,
+    ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId,
+    Status, hash_key_secret,
 };
 use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
@@ -31,6 +31,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// The NOTIFY channel that carries ids of changed requests.
 const CHANGES_CHANNEL: &str = "signoff_changes";
+/// The first key of the two-key advisory lock that serialises assigning one person's SMS reply codes.
+const REPLY_CODE_LOCK: i32 = 0x5167_0FF1;
 /// The advisory lock that serialises appends to the event chain.
 const CHAIN_LOCK: i64 = 0x5167_0FF0;
 
@@ -975,6 +977,68 @@ impl Store for PostgresStore {
         let row =
             sqlx::query("SELECT 1 FROM used_links WHERE nonce = $1").bind(nonce).fetch_optional(&self.pool).await?;
         Ok(row.is_some())
+    }
+
+    async fn reply_code(&self, person: &ApproverId, request_id: RequestId) -> Result<ReplyCode, StoreError> {
+        let (person, request_id) = (person.as_str(), request_id.to_string());
+        let mut tx = self.pool.begin().await?;
+        // One assignment per person at a time, across replicas: the codes they hold are read and added to together.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(REPLY_CODE_LOCK)
+            .bind(person)
+            .execute(&mut *tx)
+            .await?;
+        let existing = sqlx::query("SELECT code, link_id FROM reply_codes WHERE person = $1 AND request_id = $2")
+            .bind(person)
+            .bind(&request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = existing {
+            return Ok(ReplyCode { code: row.try_get(0)?, link_id: row.try_get(1)? });
+        }
+        sqlx::query(
+            "DELETE FROM reply_codes WHERE person = $1 AND NOT EXISTS \
+             (SELECT 1 FROM requests r WHERE r.id = reply_codes.request_id AND r.status = 'pending')",
+        )
+        .bind(person)
+        .execute(&mut *tx)
+        .await?;
+        let taken = sqlx::query_scalar::<_, String>("SELECT code FROM reply_codes WHERE person = $1")
+            .bind(person)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let reply = ReplyCode { code: new_reply_code(&taken), link_id: new_link_id() };
+        sqlx::query(
+            "INSERT INTO reply_codes (person, code, request_id, link_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(person)
+        .bind(&reply.code)
+        .bind(&request_id)
+        .bind(&reply.link_id)
+        .bind(crate::now().timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    async fn reply_code_request(&self, person: &ApproverId, code: &str) -> Result<Option<RequestId>, StoreError> {
+        let row = sqlx::query("SELECT person, request_id FROM reply_codes WHERE person = $1 AND code = $2")
+            .bind(person.as_str())
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok::<_, StoreError>(reply_row(row.try_get(0)?, row.try_get(1)?)?.1)).transpose()
+    }
+
+    async fn reply_link(&self, link_id: &str) -> Result<Option<(ApproverId, RequestId)>, StoreError> {
+        let row = sqlx::query("SELECT person, request_id FROM reply_codes WHERE link_id = $1")
+            .bind(link_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| reply_row(row.try_get(0)?, row.try_get(1)?)).transpose()
     }
 
     async fn create_session(&self, session: &DashboardSession) -> Result<(), StoreError> {

@@ -6,17 +6,18 @@ use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
     DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, RequestFilter, RequestQuery,
+    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery,
     RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, lease_until, new_lease_token, new_notification_id, notification_event, now, outbox_rows,
-    person_from_db, policy_applied_event, role_from_db, update_after_due_timers,
+    from_micros, lease_until, new_lease_token, new_link_id, new_notification_id, new_reply_code, notification_event,
+    now, outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status, hash_key_secret,
+    ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
+    hash_key_secret,
 };
 use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_links.sql"),
     include_str!("../migrations/sqlite/0008_dashboard_sessions.sql"),
     include_str!("../migrations/sqlite/0009_request_lists.sql"),
+    include_str!("../migrations/sqlite/0010_reply_codes.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -1159,6 +1161,65 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached("SELECT 1 FROM used_links WHERE nonce = ?1")?;
             Ok(statement.exists(params![nonce])?)
+        })
+        .await
+    }
+
+    async fn reply_code(&self, person: &ApproverId, request_id: RequestId) -> Result<ReplyCode, StoreError> {
+        let (person, request_id) = (person.as_str().to_string(), request_id.to_string());
+        self.write(move |conn| {
+            let existing = conn
+                .prepare_cached("SELECT code, link_id FROM reply_codes WHERE person = ?1 AND request_id = ?2")?
+                .query_row(params![person, request_id], |row| Ok(ReplyCode { code: row.get(0)?, link_id: row.get(1)? }))
+                .optional()?;
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            conn.prepare_cached(
+                "DELETE FROM reply_codes WHERE person = ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM requests r WHERE r.id = reply_codes.request_id AND r.status = 'pending')",
+            )?
+            .execute(params![person])?;
+            let taken = conn
+                .prepare_cached("SELECT code FROM reply_codes WHERE person = ?1")?
+                .query_map(params![person], |row| row.get::<_, String>(0))?
+                .collect::<Result<std::collections::HashSet<_>, _>>()?;
+            let reply = ReplyCode { code: new_reply_code(&taken), link_id: new_link_id() };
+            conn.prepare_cached(
+                "INSERT INTO reply_codes (person, code, request_id, link_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                person,
+                reply.code,
+                request_id,
+                reply.link_id,
+                crate::now().timestamp_micros()
+            ])?;
+            Ok(reply)
+        })
+        .await
+    }
+
+    async fn reply_code_request(&self, person: &ApproverId, code: &str) -> Result<Option<RequestId>, StoreError> {
+        let (person, code) = (person.as_str().to_string(), code.to_string());
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT person, request_id FROM reply_codes WHERE person = ?1 AND code = ?2")?
+                .query_row(params![person, code], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            row.map(|(person, request_id)| reply_row(person, request_id).map(|(_, id)| id)).transpose()
+        })
+        .await
+    }
+
+    async fn reply_link(&self, link_id: &str) -> Result<Option<(ApproverId, RequestId)>, StoreError> {
+        let link_id = link_id.to_string();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT person, request_id FROM reply_codes WHERE link_id = ?1")?
+                .query_row(params![link_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            row.map(|(person, request_id)| reply_row(person, request_id)).transpose()
         })
         .await
     }

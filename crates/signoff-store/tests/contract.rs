@@ -29,6 +29,7 @@ on_every_backend!(
     reminders_follow_up_on_asks_once_and_never_hold_back_an_update,
     sessions_live_until_they_expire_end_or_lose_their_key,
     dashboard_lists_filter_on_decisions_rules_and_sampling,
+    reply_codes_are_unique_among_a_persons_open_requests,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -586,4 +587,43 @@ async fn dashboard_lists_filter_on_decisions_rules_and_sampling(backend: Backend
     assert_eq!(find(RequestQuery { decided_before: Some(taxi_decided), ..finished() }).await, [ads, lunch]);
     let sampled = RequestQuery { statuses: vec![Status::Pending], sampled: Some(true), ..Default::default() };
     assert_eq!(find(sampled).await, [report], "the unsampled report and the decided requests are not listed");
+}
+
+async fn reply_codes_are_unique_among_a_persons_open_requests(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.open().await;
+    let (dana, carl) = (signoff_testkit::person("dana"), signoff_testkit::person("carl"));
+    let mut ids = Vec::new();
+    for amount in 0..40 {
+        ids.push(store.create_request(record(refund(amount), None)).await.unwrap().request.id);
+    }
+    // Concurrent assignments (the notification worker sends several asks at once) never hand out one code twice.
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let (store, dana) = (store.clone(), dana.clone());
+            tokio::spawn(async move { store.reply_code(&dana, id).await.unwrap() })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = codes.iter().map(|c| c.code.clone()).collect();
+    assert_eq!(distinct.len(), ids.len(), "{codes:?}");
+    for (id, code) in ids.iter().zip(&codes) {
+        assert_eq!(code.code.len(), 4, "{code:?}");
+        assert_eq!(store.reply_code(&dana, *id).await.unwrap(), *code, "a request keeps its code");
+        assert_eq!(store.reply_code_request(&dana, &code.code).await.unwrap(), Some(*id));
+        assert_eq!(store.reply_link(&code.link_id).await.unwrap(), Some((dana.clone(), *id)));
+        assert_eq!(store.reply_code_request(&carl, &code.code).await.unwrap(), None, "codes are per person");
+    }
+    assert_eq!(store.reply_link("nosuchid").await.unwrap(), None);
+    // Once a request is decided, its code is released the next time the person is given one.
+    let decided = ids[0];
+    store.update_request(decided, Box::new(|r| r.apply_human_verdict(approve("carl"), now()))).await.unwrap();
+    let fresh = store.create_request(record(refund(99), None)).await.unwrap().request.id;
+    store.reply_code(&dana, fresh).await.unwrap();
+    assert_eq!(store.reply_code_request(&dana, &codes[0].code).await.unwrap(), None);
+    assert_eq!(store.reply_code_request(&dana, &codes[1].code).await.unwrap(), Some(ids[1]));
 }

@@ -5,6 +5,8 @@
 
 pub mod fake_discord;
 pub mod fake_slack;
+pub mod fake_telegram;
+pub mod fake_twilio;
 pub mod smtp;
 
 use serde_json::Value;

@@ -30,6 +30,10 @@ pub struct Config {
     pub email: EmailConfig,
     /// The Discord channel (unset: off).
     pub discord: DiscordConfig,
+    /// The SMS channel, through Twilio (unset: off).
+    pub twilio: TwilioConfig,
+    /// The Telegram channel (unset: off).
+    pub telegram: TelegramConfig,
     /// The web dashboard's sessions.
     pub dashboard: DashboardConfig,
 }
@@ -120,6 +124,37 @@ impl std::fmt::Debug for DiscordConfig {
     }
 }
 
+/// `[twilio]` in the config file: SMS is on when the account SID, the auth token and the sending number are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// `AC…` (`SIGNOFF_TWILIO_ACCOUNT_SID`).
+    pub account_sid: Option<String>,
+    /// Authenticates calls to Twilio and signs the webhooks it sends (`SIGNOFF_TWILIO_AUTH_TOKEN`).
+    pub auth_token: Option<String>,
+    /// The sending number, E.164 (`SIGNOFF_TWILIO_FROM`).
+    pub from: Option<String>,
+    /// The REST API's base URL (`SIGNOFF_TWILIO_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig { account_sid: None, auth_token: None, from: None, api_url: "https://api.twilio.com".into() }
+    }
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
 impl DiscordConfig {
     /// The adapter's settings: `None` when Discord is off; an error when only one of the token and the key is set,
     /// or the key is not one.
@@ -141,6 +176,69 @@ impl DiscordConfig {
                  or neither"
             ),
         }
+    }
+}
+
+impl TwilioConfig {
+    /// The adapter's settings, when SMS is configured.
+    pub fn settings(&self) -> Option<signoff_notify::sms::TwilioConfig> {
+        let (Some(account_sid), Some(auth_token), Some(from)) = (&self.account_sid, &self.auth_token, &self.from)
+        else {
+            return None;
+        };
+        Some(signoff_notify::sms::TwilioConfig {
+            account_sid: account_sid.clone(),
+            auth_token: auth_token.clone(),
+            from: from.clone(),
+            api_url: self.api_url.clone(),
+        })
+    }
+}
+
+/// `[telegram]` in the config file: on when the bot token and the webhook secret are set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// The bot's token from BotFather, `123456:ABC…` (`SIGNOFF_TELEGRAM_BOT_TOKEN`).
+    pub bot_token: Option<String>,
+    /// The secret token Telegram sends with every update: 1–256 of `A-Z a-z 0-9 _ -`
+    /// (`SIGNOFF_TELEGRAM_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    /// The Bot API's base URL (`SIGNOFF_TELEGRAM_API_URL`).
+    pub api_url: String,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig { bot_token: None, webhook_secret: None, api_url: "https://api.telegram.org".into() }
+    }
+}
+
+impl std::fmt::Debug for TelegramConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "***"))
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl TelegramConfig {
+    /// The adapter's settings when Telegram is configured (`None` when it is not); a webhook secret Telegram would
+    /// refuse is an error.
+    pub fn settings(&self) -> anyhow::Result<Option<signoff_notify::telegram::TelegramConfig>> {
+        let (Some(bot_token), Some(webhook_secret)) = (&self.bot_token, &self.webhook_secret) else {
+            return Ok(None);
+        };
+        if !signoff_notify::telegram::valid_secret(webhook_secret) {
+            bail!("telegram.webhook_secret must be 1 to 256 of A-Z, a-z, 0-9, `_` and `-` (Telegram's rule)");
+        }
+        Ok(Some(signoff_notify::telegram::TelegramConfig {
+            bot_token: bot_token.clone(),
+            webhook_secret: webhook_secret.clone(),
+            api_url: self.api_url.clone(),
+        }))
     }
 }
 
@@ -472,6 +570,8 @@ impl Default for Config {
             slack: SlackConfig::default(),
             email: EmailConfig::default(),
             discord: DiscordConfig::default(),
+            twilio: TwilioConfig::default(),
+            telegram: TelegramConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }
@@ -489,6 +589,8 @@ impl std::fmt::Debug for Config {
             .field("slack", &self.slack)
             .field("email", &self.email)
             .field("discord", &self.discord)
+            .field("twilio", &self.twilio)
+            .field("telegram", &self.telegram)
             .field("dashboard", &self.dashboard)
             .field("limits", &self.limits)
             .field("metrics", &self.metrics)
@@ -589,6 +691,12 @@ impl Config {
         if self.discord.bot_token.is_some() && self.discord.application_public_key.is_some() {
             channels.insert(Channel::Discord);
         }
+        if self.twilio.settings().is_some() {
+            channels.insert(Channel::Sms);
+        }
+        if self.telegram.bot_token.is_some() && self.telegram.webhook_secret.is_some() {
+            channels.insert(Channel::Telegram);
+        }
         channels
     }
 
@@ -641,13 +749,18 @@ impl Config {
                 other => bail!("SIGNOFF_ALLOW_PRIVATE_CALLBACKS must be true or false, not `{other}`"),
             };
         }
-        let text_settings: [(&str, &mut Option<String>); 6] = [
+        let text_settings: [(&str, &mut Option<String>); 11] = [
             ("SIGNOFF_SLACK_BOT_TOKEN", &mut self.slack.bot_token),
             ("SIGNOFF_SLACK_SIGNING_SECRET", &mut self.slack.signing_secret),
             ("SIGNOFF_SMTP_URL", &mut self.email.smtp_url),
             ("SIGNOFF_EMAIL_FROM", &mut self.email.from),
             ("SIGNOFF_LINK_SECRET", &mut self.email.link_secret),
             ("SIGNOFF_LINK_SECRET_FILE", &mut self.email.link_secret_file),
+            ("SIGNOFF_TWILIO_ACCOUNT_SID", &mut self.twilio.account_sid),
+            ("SIGNOFF_TWILIO_AUTH_TOKEN", &mut self.twilio.auth_token),
+            ("SIGNOFF_TWILIO_FROM", &mut self.twilio.from),
+            ("SIGNOFF_TELEGRAM_BOT_TOKEN", &mut self.telegram.bot_token),
+            ("SIGNOFF_TELEGRAM_WEBHOOK_SECRET", &mut self.telegram.webhook_secret),
         ];
         for (name, field) in text_settings {
             if let Some(value) = var(name).filter(|value| !value.trim().is_empty()) {
@@ -669,6 +782,12 @@ impl Config {
             self.discord.api_url = url;
         }
         self.discord.settings()?;
+        if let Some(url) = var("SIGNOFF_TWILIO_API_URL") {
+            self.twilio.api_url = url;
+        }
+        if let Some(url) = var("SIGNOFF_TELEGRAM_API_URL") {
+            self.telegram.api_url = url;
+        }
         if let Some(ttl) = var("SIGNOFF_DASHBOARD_SESSION_TTL") {
             self.dashboard.session_ttl = ttl;
         }
@@ -787,6 +906,46 @@ mod tests {
             toml::from_str(&format!("[discord]\nbot_token = \"t\"\napplication_public_key = \"{key}\"")).unwrap();
         assert_eq!(file.discord.settings().unwrap().unwrap().api_url, "https://discord.com/api/v10");
         assert!(toml::from_str::<Config>("[discord]\npublic_key = \"x\"").is_err());
+    }
+
+    #[test]
+    fn twilio_is_configured_by_file_and_environment_and_debug_masks_its_token() {
+        let mut config: Config = toml::from_str("[twilio]\naccount_sid = \"AC1\"\nfrom = \"+15005550006\"").unwrap();
+        assert_eq!(config.twilio.settings(), None, "no auth token yet");
+        assert!(!config.configured_channels().contains(&Channel::Sms));
+        config
+            .apply_env(|name| match name {
+                "SIGNOFF_TWILIO_AUTH_TOKEN" => Some("secret-token".into()),
+                "SIGNOFF_TWILIO_API_URL" => Some("http://127.0.0.1:9".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.twilio.settings().expect("configured");
+        assert_eq!((settings.account_sid.as_str(), settings.api_url.as_str()), ("AC1", "http://127.0.0.1:9"));
+        assert!(config.configured_channels().contains(&Channel::Sms));
+        assert!(!format!("{config:?}").contains("secret-token"));
+        assert_eq!(Config::default().twilio.api_url, "https://api.twilio.com");
+    }
+
+    #[test]
+    fn telegram_is_configured_by_file_and_environment_and_its_secret_checked() {
+        let mut config: Config = toml::from_str("[telegram]\nbot_token = \"123:abc\"").unwrap();
+        assert!(config.telegram.settings().unwrap().is_none(), "no webhook secret yet");
+        config
+            .apply_env(|name| match name {
+                "SIGNOFF_TELEGRAM_WEBHOOK_SECRET" => Some("s3cret_token-1".into()),
+                "SIGNOFF_TELEGRAM_API_URL" => Some("http://127.0.0.1:9".into()),
+                _ => None,
+            })
+            .unwrap();
+        let settings = config.telegram.settings().unwrap().expect("configured");
+        assert_eq!((settings.bot_id(), settings.api_url.as_str()), (Some(123), "http://127.0.0.1:9"));
+        assert!(config.configured_channels().contains(&Channel::Telegram));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("123:abc") && !shown.contains("s3cret_token-1"), "{shown}");
+        config.telegram.webhook_secret = Some("has spaces".into());
+        assert!(config.telegram.settings().unwrap_err().to_string().contains("webhook_secret"));
+        assert_eq!(Config::default().telegram.api_url, "https://api.telegram.org");
     }
 
     #[test]

@@ -175,11 +175,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns on the channels the configuration names (Slack, Discord, email), says which, and warns about the ones the
-/// policy in force names but this server has not configured.
+/// Turns on the channels the configuration names (Slack, Discord, Telegram, SMS, email), says which, and warns about
+/// the ones the policy in force names but this server has not configured.
 fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> anyhow::Result<()> {
     use signoff_domain::Channel;
-    use signoff_server::notify::{DiscordSender, EmailSender, SlackSender};
+    use signoff_server::notify::{DiscordSender, EmailSender, SlackSender, SmsSender, TelegramSender};
     use std::sync::Arc;
     state.public_url = config.public_url.clone();
     if let (Some(bot_token), Some(signing_secret)) = (&config.slack.bot_token, &config.slack.signing_secret) {
@@ -205,6 +205,21 @@ fn configure_channels(config: &Config, state: &mut signoff_server::AppState) -> 
         state.link_signer = Some(signer.clone());
         state.mailer = Some(mailer.clone());
         state.senders.insert(Channel::Email, Arc::new(EmailSender { mailer, signer }));
+    }
+    if let Some(twilio) = config.twilio.settings() {
+        let client = signoff_notify::sms::TwilioClient::new(&twilio).map_err(|e| anyhow::anyhow!("sms: {e}"))?;
+        // SMS links open the email channel's confirmation page, signed with the same link key.
+        let signer = config.email.link_signer(&config.database_url)?;
+        state.link_signer = Some(signer.clone());
+        let store = state.store.clone();
+        state.senders.insert(Channel::Sms, Arc::new(SmsSender { client, signer, store }));
+        state.twilio = Some(twilio);
+    }
+    if let Some(telegram) = config.telegram.settings()? {
+        let client =
+            signoff_notify::telegram::TelegramClient::new(&telegram).map_err(|e| anyhow::anyhow!("telegram: {e}"))?;
+        state.senders.insert(Channel::Telegram, Arc::new(TelegramSender(client)));
+        state.telegram = Some(telegram);
     }
     let channels: Vec<String> = state.senders.channels().iter().map(|c| c.to_string()).collect();
     if channels.is_empty() {
