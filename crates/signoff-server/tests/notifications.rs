@@ -270,7 +270,7 @@ async fn a_slack_rate_limit_is_waited_out_as_retry_after_says(backend: Backend) 
     let at = |attempt: &Value| chrono::DateTime::parse_from_rfc3339(attempt["at"].as_str().unwrap()).unwrap();
     let waited = at(&history[1]) - at(&history[0]);
     assert!(waited >= chrono::Duration::seconds(2), "retried after {waited}, before Retry-After's 2 s");
-    // Not much later either (20 s allows for a loaded machine; the outbox ticks every second).
+    // Not much later either (20 s allows for a loaded machine; the outbox looks for due work every 250 ms).
     assert!(waited < chrono::Duration::seconds(20), "retried after {waited}: much later than Retry-After said");
 }
 
