@@ -147,12 +147,24 @@ def agent_key(server: Server) -> Key:
 def agent(server: Server, agent_key: Key) -> Iterator[Signoff]:
     with Signoff(server.url, agent_key.key) as client:
         yield client
+        join_deciders()
 
 
 @pytest.fixture
 def dana(server: Server) -> Iterator[Signoff]:
     with Signoff(server.url, server.key("approver", "dana-laptop", "--approver", "dana").key) as client:
         yield client
+        join_deciders()
+
+
+_deciders: list[threading.Thread] = []
+
+
+def join_deciders() -> None:
+    """Waits for the test's `decide_when_pending` threads, before the clients they use are closed: a decision the
+    waiting agent already saw may still be reading its own answer."""
+    while _deciders:
+        _deciders.pop().join(10)
 
 
 def decide_when_pending(
@@ -179,6 +191,7 @@ def decide_when_pending(
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
+    _deciders.append(thread)
     return thread
 
 
