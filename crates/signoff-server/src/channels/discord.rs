@@ -5,7 +5,7 @@
 //! [`service::answer`]. The answer replaces the clicked message with the outcome (`UPDATE_MESSAGE`), opens a modal,
 //! or tells the person alone why nothing was recorded (an ephemeral message).
 
-use super::slack::{load, may_decide};
+use super::{load, may_decide};
 use crate::error::ApiError;
 use crate::extract::ApiBytes;
 use crate::service::{self, Decider, DecisionInput};

@@ -3,6 +3,7 @@
 //! (Slack waits 3 seconds at most); the person is the approver whose `slack` id clicked, and every verdict goes
 //! through [`service::decide`]. People who may not decide are told why, privately, through the `response_url`.
 
+use super::{load, may_decide};
 use crate::error::ApiError;
 use crate::extract::ApiBytes;
 use crate::service::{self, Decider, DecisionInput};
@@ -13,13 +14,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use signoff_domain::{ApproverId, Channel, DecidedBy, Request, RequestId};
+use signoff_domain::{ApproverId, Channel};
 use signoff_notify::slack::{
     self, ACTION_ANSWER, ACTION_ANSWER_OPTION, ACTION_APPROVE, ACTION_EDIT, ACTION_REJECT, ANSWER_CALLBACK_ID,
     BlockActions, EDIT_CALLBACK_ID, INPUT_ANSWER, INPUT_ARGS, INPUT_COMMENT, INPUT_REASON, Interaction,
     REJECT_CALLBACK_ID, SlackClient, SlackConfig, ViewSubmission,
 };
-use signoff_policy::EVERYONE;
 use signoff_wire::ErrorCode;
 use std::time::Duration;
 
@@ -74,42 +74,6 @@ fn approver_of(policy: &ActivePolicy, slack_id: &str) -> Result<ApproverId, Stri
                  recorded. Ask a Signoff admin to add `slack: {slack_id}` to your approver entry."
             )
         })
-}
-
-/// Refuses people who may not decide `request` now: it is decided, or they are not in its group.
-pub(super) fn may_decide(policy: &ActivePolicy, person: &ApproverId, request: &Request) -> Result<(), String> {
-    if let Some(decision) = &request.decision {
-        let by = match &decision.by {
-            DecidedBy::Human { approver_id, .. } => {
-                let name =
-                    policy.policy.approver(approver_id.as_str()).map_or(approver_id.as_str(), |a| a.name.as_str());
-                format!(" by {name}")
-            }
-            DecidedBy::Policy { rule } => format!(" by policy rule {rule}"),
-            DecidedBy::Timeout => " at its deadline".to_string(),
-            DecidedBy::Agent { .. } => " by the agent".to_string(),
-        };
-        return Err(format!("This request is already {}{by}; nothing was recorded.", request.status.as_str()));
-    }
-    if request.status.is_final() {
-        return Err(format!("This request is already {}; nothing was recorded.", request.status.as_str()));
-    }
-    let group = request.group.as_deref().unwrap_or(EVERYONE);
-    if !policy.policy.is_member(person.as_str(), group) {
-        return Err(format!(
-            "Only members of the group `{group}` may decide this request, and you are not one, so nothing was \
-             recorded."
-        ));
-    }
-    Ok(())
-}
-
-pub(super) async fn load(state: &AppState, id: &str) -> Result<Request, String> {
-    let id: RequestId = id.parse().map_err(|_| "This does not name a Signoff request.".to_string())?;
-    state.store.request(id).await.map_err(|error| match ApiError::from(error) {
-        error if error.code == ErrorCode::NotFound => "This request no longer exists in Signoff.".to_string(),
-        error => format!("Signoff could not load the request: {}", error.message),
-    })
 }
 
 fn decider(person: ApproverId) -> Decider {

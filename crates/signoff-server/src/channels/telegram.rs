@@ -88,10 +88,7 @@ async fn open_request(
     person: &ApproverId,
     id: RequestId,
 ) -> Result<Request, String> {
-    let request = state.store.request(id).await.map_err(|error| match ApiError::from(error) {
-        error if error.code == ErrorCode::NotFound => "This request no longer exists in Signoff.".to_string(),
-        error => format!("Signoff could not load the request: {}", error.message),
-    })?;
+    let request = super::load_by_id(state, id).await?;
     if request.status.is_final() {
         return Err(format!(
             "Already decided: {}. Nothing was recorded.",
