@@ -39,7 +39,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # Architecture invariants: the pure crates know nothing of HTTP or SQL; dependencies point one way (the domain knows
 # nothing of the policy engine, and the client compiles no CEL).
-for pure in signoff-domain signoff-policy; do
+for pure in signoff-domain signoff-policy signoff-insights; do
   if cargo tree -p "$pure" -e normal --prefix none | grep -E '^(axum|hyper|reqwest|sqlx|rusqlite|tokio) '; then
     echo "invariant broken: $pure depends on I/O crates (above)" >&2
     exit 1
