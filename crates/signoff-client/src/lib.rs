@@ -17,9 +17,9 @@
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_wire::{
-    AnswerBody, CancelBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, Health, NewRequest,
-    NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request, RequestId,
-    SignedCheckpoint, Verification,
+    AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody,
+    Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request,
+    RequestId, SignedCheckpoint, Verification,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -196,6 +196,18 @@ impl Client {
     pub async fn answer(&self, id: RequestId, text: &str) -> Result<Request, ClientError> {
         let body = AnswerBody { text: text.to_string() };
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/answer")).json(&body)).await?.1)
+    }
+
+    /// Confirms a pending sampled review as the key's person: it is approved, with `review.verdict: confirmed`.
+    pub async fn confirm(&self, id: RequestId, comment: Option<String>) -> Result<Request, ClientError> {
+        let body = ConfirmBody { comment };
+        Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/confirm")).json(&body)).await?.1)
+    }
+
+    /// Flags what the agent did as the key's person: a pending sampled review is rejected; a request policy let
+    /// through keeps its decision and records a miss. The agent gets a `request.flagged` callback.
+    pub async fn flag(&self, id: RequestId, flag: &FlagBody) -> Result<Request, ClientError> {
+        Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/flag")).json(flag)).await?.1)
     }
 
     /// The request's timeline: its audit events, oldest first.

@@ -1,5 +1,5 @@
 //! The client against the real app on both backends, one call of every endpoint it covers: health, policy, requests
-//! (create, read, list, wait, decide, answer, cancel, report), their events, deliveries and notifications, the live
+//! (create, read, list, wait, decide, answer, cancel, report, confirm, flag), their events, deliveries and notifications, the live
 //! event stream, the audit log, on-call rotations and metrics; and the API's errors as `ClientError::Api` with codes.
 
 use serde_json::json;
@@ -7,7 +7,8 @@ use signoff_client::{Client, ClientError, ListQuery};
 use signoff_domain::checkpoint::CheckpointKey;
 use signoff_testkit::{Backend, CallbackReceiver, TestApp, on_every_backend};
 use signoff_wire::{
-    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, Kind, NewRequest, OutcomeBody, Status, Verdict,
+    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, FlagBody, Kind, Mode, NewRequest, OutcomeBody,
+    ReviewVerdict, Status, Verdict,
 };
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ on_every_backend!(
     every_endpoint_answers_through_the_client,
     errors_come_back_with_the_apis_codes,
     the_readme_example_runs_with_the_approved_arguments,
+    reviews_are_confirmed_and_flagged_through_the_client,
 );
 
 fn policy(starts: chrono::DateTime<chrono::Utc>) -> String {
@@ -218,4 +220,56 @@ async fn the_readme_example_runs_with_the_approved_arguments(backend: Backend) {
     let id = approving.await.unwrap();
     let agent = Client::new(&app.url, &app.agent_key).unwrap();
     assert!(agent.request(id).await.unwrap().outcome.is_some_and(|o| o.ok), "the example reported its outcome");
+}
+
+async fn reviews_are_confirmed_and_flagged_through_the_client(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let policy = r#"
+version: 1
+approvers:
+  - { id: dana, name: Dana, groups: [moderators] }
+groups:
+  moderators: { notify: [dashboard] }
+defaults: { route: moderators, timeout: 1h, on_timeout: reject }
+rules:
+  - name: every-removal
+    when: action == "remove_comment"
+    review: { sample: 1, group: moderators }
+"#;
+    let (agent, dana, admin) = (
+        Client::new(&app.url, &app.agent_key).unwrap(),
+        Client::new(&app.url, &app.approver_key).unwrap(),
+        Client::new(&app.url, &app.admin_key).unwrap(),
+    );
+    admin.apply_policy(policy).await.unwrap();
+    let mut report = NewRequest::action("remove_comment");
+    report.mode = Mode::Post;
+    let first = agent.create_request(&report, None).await.unwrap().request;
+    let confirmed = dana.confirm(first.id, Some("right call".into())).await.unwrap();
+    assert_eq!(confirmed.status, Status::Approved);
+    let review = confirmed.review.unwrap();
+    assert_eq!((review.verdict, review.comment.as_deref()), (ReviewVerdict::Confirmed, Some("right call")));
+
+    let second = agent.create_request(&report, None).await.unwrap().request;
+    let flag = FlagBody { reason: "not_spam".into(), comment: None, undo: true };
+    let flagged = dana.flag(second.id, &flag).await.unwrap();
+    let review = flagged.review.unwrap();
+    assert_eq!(
+        (flagged.status, review.verdict, review.undo, review.miss),
+        (Status::Rejected, ReviewVerdict::Flagged, true, false)
+    );
+    match dana.flag(second.id, &flag).await {
+        Err(error) => assert_eq!(error.code(), Some(ErrorCode::AlreadyReviewed)),
+        Ok(request) => panic!("a second review: {request:?}"),
+    }
+
+    // The agent follows the flag on its event stream.
+    let mut stream = agent.event_stream(0);
+    loop {
+        let event = next_event(&mut stream).await;
+        if event.kind == EventKind::Flagged {
+            assert_eq!((event.request_id, event.data["reason"].as_str()), (Some(second.id), Some("not_spam")));
+            break;
+        }
+    }
 }

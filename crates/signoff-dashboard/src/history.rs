@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use signoff_domain::{Request, Status};
+use signoff_domain::{Request, ReviewVerdict, Reviewable, Status};
 use signoff_policy::Policy;
 use signoff_store::RequestQuery;
 
@@ -45,6 +45,10 @@ struct Row {
     rule: String,
     decided: Option<Moment>,
     note: String,
+    /// "confirmed", "flagged", "flagged: a miss of the gate", or empty.
+    review: String,
+    /// Let through without a person and not reviewed yet: the row links to the request page's Flag form.
+    flaggable: bool,
 }
 
 /// One person the filter offers: their id and name in the policy.
@@ -166,6 +170,13 @@ fn row(request: &Request, policy: &Policy) -> Row {
         note: decision
             .map(|d| [d.reason.clone(), d.comment.clone()].into_iter().flatten().collect::<Vec<_>>().join(" — "))
             .unwrap_or_default(),
+        review: match &request.review {
+            Some(review) if review.verdict == ReviewVerdict::Confirmed => "confirmed".to_string(),
+            Some(review) if review.miss => "flagged: a miss of the gate".to_string(),
+            Some(_) => "flagged".to_string(),
+            None => String::new(),
+        },
+        flaggable: request.reviewable() == Ok(Reviewable::Miss),
     }
 }
 

@@ -88,6 +88,7 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/requests/{id}", get(request_page::show))
         .route("/requests/{id}/decide", post(request_page::decide))
         .route("/requests/{id}/answer", post(request_page::answer))
+        .route("/requests/{id}/flag", post(request_page::flag))
         // The follow-up pages: expired requests, sampled reports to review, and what was decided.
         .route("/expired", get(expired::show))
         .route("/review", get(review::show))

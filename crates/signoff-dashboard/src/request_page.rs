@@ -1,6 +1,8 @@
 //! One request: what it asks, why it is here, what happened to it, and (for a person who may decide it) the forms
 //! to approve, reject or approve with edits. The forms post to `/requests/{id}/decide`, which checks the session's
-//! CSRF token and decides through `signoff_server::service::decide`, where every rule lives.
+//! CSRF token and decides through `signoff_server::service::decide`, where every rule lives. A request policy let
+//! through without a person offers a Flag form (`/requests/{id}/flag`, through `signoff_server::service::flag`): a
+//! miss of the gate, told to the agent.
 
 use crate::Dashboard;
 use crate::page::{Chrome, PageError, render, sentence};
@@ -12,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signoff_domain::{Channel, DecidedBy, Kind, Request, RequestId};
+use signoff_domain::{Channel, DecidedBy, FlagInput, Kind, Request, RequestId, ReviewVerdict, Reviewable};
 use signoff_policy::EVERYONE;
 use signoff_server::service::{self, Decider, DecisionInput};
 
@@ -23,9 +25,11 @@ struct FormState {
     edited_args: Option<String>,
     changes: Vec<Change>,
     comment: String,
-    /// The reject reason chosen.
+    /// The reject (or flag) reason chosen.
     reason: String,
     error: Option<String>,
+    /// The flag form's error, shown beside it.
+    flag_error: Option<String>,
 }
 
 struct Line {
@@ -92,6 +96,12 @@ struct RequestPage {
     why_not: Option<String>,
     allow_edit: bool,
     reject_reasons: Vec<String>,
+    /// The request's review ("flagged by dana via api: wrong_amount — …"), and the agent's remediation.
+    review: Option<Line>,
+    review_notes: Vec<String>,
+    remediation: Option<Line>,
+    /// Whether the signed-in person may flag this request as a miss of the gate.
+    can_flag: bool,
     csrf: String,
     form: FormState,
 }
@@ -211,6 +221,47 @@ pub async fn answer(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct FlagForm {
+    csrf: Option<String>,
+    reason: Option<String>,
+    comment: Option<String>,
+    /// The checkbox: the action must be undone.
+    undo: Option<String>,
+}
+
+/// `POST /requests/{id}/flag`: flags what the agent did through `signoff_server::service::flag`.
+pub async fn flag(
+    State(dashboard): State<Dashboard>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<FlagForm>,
+) -> Result<Response, PageError> {
+    signed_in.check_csrf(form.csrf.as_deref())?;
+    let id = parse_id(&id, &signed_in)?;
+    let by = Decider {
+        person: signed_in.session.person.clone(),
+        channel: Channel::Dashboard,
+        key_id: signed_in.session.key_id.clone(),
+    };
+    let comment = form.comment.filter(|c| !c.trim().is_empty());
+    let reason = form.reason.unwrap_or_default();
+    let input = FlagInput { reason: reason.clone(), comment: comment.clone(), undo: form.undo.is_some() };
+    match service::flag(&dashboard.app, id, by, input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let state = FormState {
+                comment: comment.unwrap_or_default(),
+                reason,
+                flag_error: Some(sentence(&error.message)),
+                ..FormState::default()
+            };
+            page(&dashboard, &signed_in, id, state, status).await
+        }
+    }
+}
+
 fn parse_id(raw: &str, signed_in: &SignedIn) -> Result<RequestId, PageError> {
     raw.parse().map_err(|_| {
         PageError::new(StatusCode::NOT_FOUND, "Not found", format!("There is no request `{raw}`."))
@@ -250,6 +301,37 @@ async fn page(
     } else {
         None
     };
+    // Hiding the form is a courtesy: the service decides who may flag.
+    let can_flag = request.reviewable() == Ok(Reviewable::Miss)
+        && request.requested_by.responsible.as_ref() != Some(person)
+        && (policy.approvers().is_empty() || policy.approver(person.as_str()).is_some());
+    let review = request.review.as_ref().map(|review| Line {
+        at: Moment::of(review.at),
+        what: format!(
+            "{} by {} via {}",
+            match review.verdict {
+                ReviewVerdict::Confirmed => "confirmed",
+                ReviewVerdict::Flagged => "flagged",
+            },
+            review.by,
+            review.channel
+        ),
+        detail: [review.reason.clone(), review.comment.clone()].into_iter().flatten().collect::<Vec<_>>().join(" — "),
+    });
+    let mut review_notes = Vec::new();
+    if let Some(review) = request.review.as_ref().filter(|r| r.verdict == ReviewVerdict::Flagged) {
+        if review.miss {
+            review_notes.push("A miss of the gate: policy let this through without a person.".to_string());
+        }
+        if review.undo {
+            review_notes.push("The agent is asked to undo the action.".to_string());
+        }
+    }
+    let remediation = request.remediation.as_ref().map(|r| Line {
+        at: Moment::of(r.at),
+        what: if r.ok { "remediated".to_string() } else { "remediation failed".to_string() },
+        detail: r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+    });
     let view = RequestPage {
         chrome: Chrome::new(Some(signed_in.person()), "request"),
         id: request.id.to_string(),
@@ -336,6 +418,10 @@ async fn page(
         why_not,
         allow_edit: request.allow_edit,
         reject_reasons: request.reject_reasons.clone(),
+        review,
+        review_notes,
+        remediation,
+        can_flag,
         csrf: signed_in.session.csrf_token.clone(),
         form,
     };

@@ -1,8 +1,8 @@
 //! Review: sampled post-execution reports (`mode: post`, drawn by a `review` rule) waiting for the signed-in person's
 //! groups, newest first, each with what the agent did and why, and two forms: **Confirm** and **Flag** (with a
-//! comment saying what is wrong). Both decide through `signoff_server::service::decide`, as the API's decision
-//! endpoint does: confirming approves the report, flagging rejects it, and the rule that a rejection needs a comment
-//! is the service's.
+//! reason, a comment, and whether the action must be undone). They call `signoff_server::service::{confirm, flag}`,
+//! as the API's `confirm` and `flag` endpoints do: confirming approves the report, flagging rejects it and tells the
+//! agent; the rules (a flag needs its reason, who may review) are the service's.
 
 use crate::Dashboard;
 use crate::lists::{self, Pager};
@@ -16,8 +16,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use signoff_domain::{Channel, Request, RequestId, Status};
-use signoff_server::service::{self, Decider, DecisionInput};
+use signoff_domain::{Channel, FlagInput, Request, RequestId, Status};
+use signoff_server::service::{self, Decider};
 use signoff_store::{RequestQuery, StoreError};
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,8 +36,9 @@ struct Item {
     requester: String,
     group: String,
     reported: Moment,
-    /// The last attempt's refusal, and the comment it carried, when this item's form was refused.
+    /// The last attempt's refusal, and the reason and comment it carried, when this item's form was refused.
     error: Option<String>,
+    reason: String,
     comment: String,
 }
 
@@ -69,7 +70,11 @@ pub struct ReviewForm {
     csrf: Option<String>,
     /// `confirm` or `flag`.
     verdict: String,
+    /// A flag's reason.
+    reason: Option<String>,
     comment: Option<String>,
+    /// A flag's checkbox: the action must be undone.
+    undo: Option<String>,
 }
 
 /// `POST /review/{id}`: confirms or flags one sampled report.
@@ -93,9 +98,15 @@ pub async fn decide(
         return Err(not_a_report());
     }
     let comment = form.comment.filter(|c| !c.trim().is_empty());
-    let refused =
-        |message: String, status: StatusCode| Refusal { id: request_id, message, comment: comment.clone(), status };
-    let approve = match form.verdict.as_str() {
+    let reason = form.reason.unwrap_or_default();
+    let refused = |message: String, status: StatusCode| Refusal {
+        id: request_id,
+        message,
+        reason: reason.clone(),
+        comment: comment.clone(),
+        status,
+    };
+    let confirm = match form.verdict.as_str() {
         "confirm" => true,
         "flag" => false,
         other => {
@@ -116,8 +127,13 @@ pub async fn decide(
         channel: Channel::Dashboard,
         key_id: signed_in.session.key_id.clone(),
     };
-    let input = DecisionInput { approve, comment: comment.clone(), reason: None, args: None };
-    match service::decide(&dashboard.app, request_id, decider, input).await {
+    let reviewed = if confirm {
+        service::confirm(&dashboard.app, request_id, decider, comment.clone()).await
+    } else {
+        let input = FlagInput { reason: reason.clone(), comment: comment.clone(), undo: form.undo.is_some() };
+        service::flag(&dashboard.app, request_id, decider, input).await
+    };
+    match reviewed {
         Ok(_) => Ok(Redirect::to(&format!("/review?done={request_id}")).into_response()),
         Err(error) => {
             let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -131,6 +147,7 @@ pub async fn decide(
 struct Refusal {
     id: RequestId,
     message: String,
+    reason: String,
     comment: Option<String>,
     status: StatusCode,
 }
@@ -157,6 +174,7 @@ async fn page(
         match items.iter_mut().find(|item| item.id == id) {
             Some(item) => {
                 item.error = Some(refusal.message);
+                item.reason = refusal.reason;
                 item.comment = refusal.comment.unwrap_or_default();
             }
             // The report is no longer waiting here (decided meanwhile): say why on top of the page.
@@ -188,18 +206,21 @@ fn item(request: &Request) -> Item {
         group: request.group.clone().unwrap_or_default(),
         reported: Moment::of(request.created_at),
         error: None,
+        reason: String::new(),
         comment: String::new(),
     }
 }
 
-/// What became of a decided sampled report, in a sentence: confirmed, or flagged with its comment.
+/// What became of a decided sampled report, in a sentence: confirmed, or flagged with its reason.
 fn outcome_text(request: &Request) -> Option<String> {
     let title = request.summary.clone().unwrap_or_else(|| request.action.clone());
-    let comment = request.decision.as_ref().and_then(|d| d.comment.clone()).unwrap_or_default();
+    let review = request.review.as_ref()?;
     match (request.sampled, request.status) {
         (Some(true), Status::Approved) => Some(format!("Confirmed “{title}”.")),
         (Some(true), Status::Rejected) => {
-            Some(format!("Flagged “{title}”: “{comment}”. The agent is told, to undo or correct it."))
+            let reason = review.reason.clone().or_else(|| review.comment.clone()).unwrap_or_default();
+            let told = if review.undo { "The agent is told to undo it." } else { "The agent is told, to correct it." };
+            Some(format!("Flagged “{title}”: “{reason}”. {told}"))
         }
         _ => None,
     }

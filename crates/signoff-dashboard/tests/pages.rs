@@ -1,6 +1,7 @@
 //! The follow-up pages through the real app: Expired shows a person's groups (an admin's: all), Review confirms and
-//! flags sampled reports through the service (a flag needs a comment, every form the session's CSRF token), and
-//! History filters decided requests by outcome, person, rule and day; the queue says who is on call.
+//! flags sampled reports through the service (a flag needs a reason, every form the session's CSRF token), a request
+//! policy let through is flagged as a miss from its page, and History filters decided requests by outcome, person,
+//! rule and day; the queue says who is on call.
 
 mod support;
 
@@ -12,7 +13,8 @@ use support::Browser;
 
 on_every_backend!(
     expired_requests_show_for_their_group_and_for_admins,
-    sampled_reports_are_confirmed_or_flagged_with_a_comment,
+    sampled_reports_are_confirmed_or_flagged_with_a_reason,
+    a_request_policy_let_through_is_flagged_from_its_page,
     history_filters_by_outcome_person_rule_and_day,
     the_queue_says_who_is_on_call_in_the_persons_rotations,
 );
@@ -39,6 +41,9 @@ rules:
   - name: comment-removal
     when: action == "remove_comment"
     review: { sample: 1.0, group: moderators }
+  - name: lookups
+    when: action == "lookup"
+    decide: approve
 "#;
 
 async fn app_with_policy(backend: Backend) -> (signoff_testkit::TestDatabase, TestApp) {
@@ -92,7 +97,7 @@ async fn report(app: &TestApp, summary: &str) -> String {
     create(app, json!({"action": "remove_comment", "mode": "post", "args": {"comment": 7}, "summary": summary})).await
 }
 
-async fn sampled_reports_are_confirmed_or_flagged_with_a_comment(backend: Backend) {
+async fn sampled_reports_are_confirmed_or_flagged_with_a_reason(backend: Backend) {
     let (_db, app) = app_with_policy(backend).await;
     let (spam, joke) = (report(&app, "Removed spam").await, report(&app, "Removed a joke").await);
     let expense = create(&app, json!({"action": "expense", "summary": "Lunch"})).await;
@@ -105,7 +110,7 @@ async fn sampled_reports_are_confirmed_or_flagged_with_a_comment(backend: Backen
     assert_eq!(forged.status, 403, "no CSRF token, no decision");
     let bare_flag = mo.post(&format!("/review/{joke}"), &[("verdict", "flag"), ("csrf", &csrf)]).await;
     assert_eq!(bare_flag.status, 400);
-    assert!(bare_flag.body.contains("comment"), "the page says a flag needs a comment: {}", bare_flag.body);
+    assert!(bare_flag.body.contains("reason"), "the page says a flag needs a reason: {}", bare_flag.body);
     assert_eq!(status_of(&app, &joke).await, "pending");
     let not_a_report = mo.post(&format!("/review/{expense}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
     assert_eq!(not_a_report.status, 404, "only sampled reports are reviewed here");
@@ -114,16 +119,24 @@ async fn sampled_reports_are_confirmed_or_flagged_with_a_comment(backend: Backen
     let confirmed = mo.post(&format!("/review/{spam}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
     assert_eq!((confirmed.status, confirmed.location.clone()), (303, format!("/review?done={spam}")));
     assert!(mo.get(&confirmed.location).await.body.contains("Confirmed “Removed spam”"));
-    let flag = [("verdict", "flag"), ("csrf", &csrf), ("comment", "It was not spam")];
+    let flag =
+        [("verdict", "flag"), ("csrf", &csrf), ("reason", "not_spam"), ("comment", "It was not spam"), ("undo", "yes")];
     let flagged = mo.post(&format!("/review/{joke}"), &flag).await;
     let after = mo.get(&flagged.location).await.body;
-    assert!(after.contains("Flagged “Removed a joke”: “It was not spam”"), "{after}");
+    assert!(after.contains("Flagged “Removed a joke”: “not_spam”. The agent is told to undo it."), "{after}");
     assert!(!after.contains(r#"id="report-"#), "nothing waits any more");
     let (_, flagged) = signoff_testkit::send(app.get(&format!("/v1/requests/{joke}"), &app.agent_key)).await;
     assert_eq!(
         (flagged["status"].as_str(), flagged["decision"]["comment"].as_str()),
         (Some("rejected"), Some("It was not spam"))
     );
+    let review = &flagged["review"];
+    assert_eq!(
+        (review["verdict"].as_str(), review["reason"].as_str(), review["undo"].as_bool(), review["channel"].as_str()),
+        (Some("flagged"), Some("not_spam"), Some(true), Some("dashboard"))
+    );
+    let (_, confirmed) = signoff_testkit::send(app.get(&format!("/v1/requests/{spam}"), &app.agent_key)).await;
+    assert_eq!(confirmed["review"]["verdict"], "confirmed");
     assert_eq!(status_of(&app, &spam).await, "approved");
 
     let dana = signed_in(&app, &app.approver_key).await;
@@ -132,6 +145,40 @@ async fn sampled_reports_are_confirmed_or_flagged_with_a_comment(backend: Backen
     let csrf = dana.csrf("/review").await;
     let refused = dana.post(&format!("/review/{another}"), &[("verdict", "confirm"), ("csrf", &csrf)]).await;
     assert_eq!(refused.status, 403, "the service's group rule holds here too: {}", refused.body);
+}
+
+async fn a_request_policy_let_through_is_flagged_from_its_page(backend: Backend) {
+    let (_db, app) = app_with_policy(backend).await;
+    let lookup = create(&app, json!({"action": "lookup", "summary": "Looked up c_42"})).await;
+    let expense = create(&app, json!({"action": "expense", "summary": "Lunch"})).await;
+    assert_eq!(app.decide(&expense, &app.approver_key, json!({"outcome": "approve"})).await.0, 200);
+    let mo = signed_in(&app, &app.approver("mo").await).await;
+
+    let history = mo.get("/history").await.body;
+    assert!(history.contains(&format!(r#"href="/requests/{lookup}#review""#)), "policy let it through: {history}");
+    assert!(!history.contains(&format!(r#"href="/requests/{expense}#review""#)), "dana approved this one");
+    assert!(!mo.get(&format!("/requests/{expense}")).await.body.contains(r#"id="flag-form""#));
+    let page = mo.get(&format!("/requests/{lookup}")).await.body;
+    assert!(page.contains(r#"id="flag-form""#), "{page}");
+    let csrf = mo.csrf(&format!("/requests/{lookup}")).await;
+
+    let forged = mo.post(&format!("/requests/{lookup}/flag"), &[("reason", "wrong_customer")]).await;
+    assert_eq!(forged.status, 403, "no CSRF token, no flag");
+    let blank = mo.post(&format!("/requests/{lookup}/flag"), &[("csrf", &csrf), ("reason", " ")]).await;
+    assert_eq!(blank.status, 400);
+    assert!(blank.body.contains(r#"id="flag-error""#) && blank.body.contains("reason"), "{}", blank.body);
+    let flag = [("csrf", csrf.as_str()), ("reason", "wrong_customer"), ("comment", "c_24 was meant")];
+    let flagged = mo.post(&format!("/requests/{lookup}/flag"), &flag).await;
+    assert_eq!((flagged.status, flagged.location.clone()), (303, format!("/requests/{lookup}")));
+    let page = mo.get(&flagged.location).await.body;
+    assert!(page.contains("flagged by mo via dashboard") && page.contains("A miss of the gate"), "{page}");
+    assert!(!page.contains(r#"id="flag-form""#), "one review per request");
+    let (_, request) = signoff_testkit::send(app.get(&format!("/v1/requests/{lookup}"), &app.agent_key)).await;
+    assert_eq!((request["status"].as_str(), request["review"]["miss"].as_bool()), (Some("approved"), Some(true)));
+    assert!(mo.get("/history").await.body.contains("flagged: a miss of the gate"));
+
+    let again = mo.post(&format!("/requests/{lookup}/flag"), &flag).await;
+    assert_eq!(again.status, 409, "the service refuses a second review: {}", again.body);
 }
 
 async fn history_filters_by_outcome_person_rule_and_day(backend: Backend) {

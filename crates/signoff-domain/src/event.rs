@@ -25,6 +25,10 @@ pub enum EventKind {
     OutcomeReported,
     /// A rejected or expired request was asked again by a later one (`revised_by`).
     Revised,
+    /// A person confirmed a sampled review (`review`).
+    Confirmed,
+    /// A person flagged what the agent did (`review`): a sampled review, or a miss of the gate.
+    Flagged,
     CallbackAttempted,
     NotificationAttempted,
     KeyCreated,
@@ -45,6 +49,8 @@ impl EventKind {
             EventKind::Cancelled => "cancelled",
             EventKind::OutcomeReported => "outcome_reported",
             EventKind::Revised => "revised",
+            EventKind::Confirmed => "confirmed",
+            EventKind::Flagged => "flagged",
             EventKind::CallbackAttempted => "callback_attempted",
             EventKind::NotificationAttempted => "notification_attempted",
             EventKind::KeyCreated => "key_created",

@@ -14,6 +14,7 @@ mod key;
 mod notification;
 mod policy_version;
 mod request;
+mod review;
 mod vocabulary;
 
 pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_callback_url};
@@ -27,6 +28,7 @@ pub use request::{
     Approval, DecidedBy, Decision, DecisionOutcome, DomainError, Escalation, HumanVerdict, Kind, NewRequest, Outcome,
     Placement, PolicyMatch, Reminder, Request, RequestId, Requester, Status,
 };
+pub use review::{FLAG_REASON_MAX_CHARS, FlagInput, Review, ReviewVerdict, Reviewable, Reviewer};
 pub use vocabulary::{
     Channel, EscalationStep, Mode, OnTimeout, Route, Verdict, VerdictOutcome, format_duration, secs, secs_list,
 };

@@ -3,6 +3,7 @@
 use crate::event::{EventKind, NewEvent};
 use crate::identity::{Actor, ApproverId};
 use crate::key::ApiKey;
+use crate::review::{Review, Reviewer};
 use crate::vocabulary::{Channel, Mode, OnTimeout, Route, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -460,6 +461,13 @@ pub struct Request {
     pub question: Option<String>,
     #[serde(default)]
     pub options: Vec<String>,
+    /// A person's review of the action once it ran: a sampled review's confirmation or flag, or a flag on a request
+    /// policy let through (a miss). One per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    /// What the agent reported doing about a flag, when it had already reported the action's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<Outcome>,
 }
 
 fn yes() -> bool {
@@ -548,6 +556,14 @@ pub enum DomainError {
     WrongKind(&'static str),
     #[error("{0}")]
     InvalidAnswer(String),
+    #[error("the person responsible for a request (its agent's owner, or whoever created it) cannot review it")]
+    SelfReview,
+    #[error("only an approver the policy declares may flag a request that policy let through")]
+    NotADeclaredApprover,
+    #[error("this request was already reviewed: a request gets one review")]
+    AlreadyReviewed,
+    #[error("{0}")]
+    NotReviewable(String),
 }
 
 impl DomainError {
@@ -611,6 +627,8 @@ impl Request {
             kind: new.kind,
             question: new.question,
             options: new.options,
+            review: None,
+            remediation: None,
         }
     }
 
@@ -774,14 +792,14 @@ impl Request {
         )]
     }
 
-    fn ensure_pending(&self) -> Result<(), DomainError> {
+    pub(crate) fn ensure_pending(&self) -> Result<(), DomainError> {
         if self.status.is_final() {
             return Err(DomainError::AlreadyDecided(self.status.as_str()));
         }
         Ok(())
     }
 
-    fn finish(&mut self, decision: Decision) -> NewEvent {
+    pub(crate) fn finish(&mut self, decision: Decision) -> NewEvent {
         self.status = decision.outcome.status();
         self.updated_at = decision.at;
         let event = NewEvent::new(
@@ -814,6 +832,16 @@ impl Request {
             if !self.allow_edit && *args != self.args {
                 return Err(DomainError::EditNotAllowed);
             }
+        }
+        if self.is_pending_sampled_review() && self.review.is_none() {
+            // Every channel's Approve and Reject on a sampled review is its review: a confirmation or a flag.
+            let reviewer =
+                Reviewer { approver_id: verdict.approver_id, key_id: verdict.key_id, channel: verdict.channel };
+            return if verdict.approve {
+                self.confirm(reviewer, verdict.comment, now)
+            } else {
+                self.flag_by_rejection(reviewer, verdict.reason, verdict.comment, now)
+            };
         }
         let by = DecidedBy::Human { approver_id: verdict.approver_id.clone(), channel: verdict.channel };
         if !verdict.approve {
@@ -1045,6 +1073,8 @@ impl Request {
     }
 
     /// The agent reports what happened when it executed. Once per request; a `pre` request must be decided first.
+    /// After a flag, a request whose outcome was already reported takes one more report: the remediation
+    /// (`remediation`, an `outcome_reported` event with `"remediation": true`).
     pub fn report_outcome(
         &mut self,
         ok: bool,
@@ -1053,7 +1083,15 @@ impl Request {
         now: DateTime<Utc>,
     ) -> Result<Vec<NewEvent>, DomainError> {
         if self.outcome.is_some() {
-            return Err(DomainError::OutcomeAlreadyReported);
+            if !self.is_flagged() || self.remediation.is_some() {
+                return Err(DomainError::OutcomeAlreadyReported);
+            }
+            let remediation = Outcome { ok, detail, at: now };
+            let mut data = serde_json::to_value(&remediation).unwrap_or(Value::Null);
+            data["remediation"] = json!(true);
+            self.remediation = Some(remediation);
+            self.updated_at = now;
+            return Ok(vec![NewEvent::new(Some(self.id), EventKind::OutcomeReported, actor, data)]);
         }
         if self.mode == Mode::Pre && self.status == Status::Pending {
             return Err(DomainError::NotDecided);

@@ -90,6 +90,10 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidRevision(_) => ErrorCode::InvalidRevision,
             DomainError::WrongKind(_) => ErrorCode::WrongKind,
             DomainError::InvalidAnswer(_) => ErrorCode::InvalidAnswer,
+            DomainError::SelfReview => ErrorCode::SelfApproval,
+            DomainError::NotADeclaredApprover => ErrorCode::Forbidden,
+            DomainError::AlreadyReviewed => ErrorCode::AlreadyReviewed,
+            DomainError::NotReviewable(_) => ErrorCode::NotReviewable,
         };
         ApiError::new(code, error.to_string())
     }

@@ -11,12 +11,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, Role, Status};
+use signoff_domain::{Channel, Event, EventKind, FlagInput, NewRequest, Request, RequestId, Role, Status};
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, DecisionBody, DeliveryView, ErrorCode, Health, NotificationView, OnCallView, OutcomeBody, Page,
-    PersonView, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView,
+    OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/decision", post(decide_request))
         .route("/v1/requests/{id}/answer", post(answer_request))
         .route("/v1/requests/{id}/cancel", post(cancel_request))
+        .route("/v1/requests/{id}/confirm", post(confirm_request))
+        .route("/v1/requests/{id}/flag", post(flag_request))
         .route("/v1/requests/{id}/outcome", post(report_outcome))
         .route("/v1/requests/{id}/events", get(request_events))
         .route("/v1/requests/{id}/deliveries", get(request_deliveries))
@@ -226,6 +228,37 @@ async fn answer_request(
     let by = Decider::from_key(&caller.0, Channel::Api)?;
     let id = request_id(&id)?;
     Ok(Json(service::answer(&state, id, by, body.text).await?))
+}
+
+/// A person confirms a sampled review; the body is optional: absent, empty or `{"comment": ...}`.
+async fn confirm_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
+) -> Result<Json<Request>, ApiError> {
+    let decider = Decider::from_key(&caller.0, Channel::Api)?;
+    let id = request_id(&id)?;
+    let body: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConfirmBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid confirm body: {e}")))?
+    };
+    Ok(Json(service::confirm(&state, id, decider, body.comment).await?))
+}
+
+/// A person flags what an agent did: a sampled review, or a request policy let through (a miss).
+async fn flag_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<FlagBody>,
+) -> Result<Json<Request>, ApiError> {
+    let decider = Decider::from_key(&caller.0, Channel::Api)?;
+    let id = request_id(&id)?;
+    let input = FlagInput { reason: body.reason, comment: body.comment, undo: body.undo };
+    Ok(Json(service::flag(&state, id, decider, input).await?))
 }
 
 /// The optional body of a cancel: absent, empty or `{"reason": ...}`.

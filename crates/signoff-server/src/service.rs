@@ -1,5 +1,5 @@
 //! The use cases every front end calls: create a request, wait for it, decide it, answer it, cancel it, report its
-//! outcome.
+//! outcome, confirm or flag what an agent did.
 //!
 //! The HTTP handlers call these with the caller's identity and the channel the call came through; the dashboard,
 //! Slack, email links and MCP call the same functions, so the rules (who may decide, quorum, separation of duties,
@@ -9,8 +9,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::waiters::Wake;
 use signoff_domain::{
-    ApiKey, ApproverId, Channel, DomainError, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId, Requester,
-    Role, Verdict,
+    ApiKey, ApproverId, Channel, DomainError, FlagInput, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId,
+    Requester, Reviewable, Reviewer, Role, Verdict,
 };
 use signoff_policy::{EVERYONE, EvalInput};
 use signoff_store::{Created, NewRequestRecord};
@@ -250,6 +250,82 @@ pub async fn answer(state: &AppState, id: RequestId, by: Decider, text: String) 
         .await?;
     state.metrics.decided(&request);
     Ok(request)
+}
+
+/// A person confirms a pending sampled review: it is approved by them, with `review.verdict: confirmed`. Like a
+/// decision, inside the request's update after its due timers: the person must belong to the request's group and
+/// must not be the one responsible for it.
+pub async fn confirm(
+    state: &AppState,
+    id: RequestId,
+    decider: Decider,
+    comment: Option<String>,
+) -> Result<Request, ApiError> {
+    let active = state.policy.current();
+    let now = signoff_store::now();
+    let reviewer = reviewer(decider);
+    let request = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |request| {
+                may_review(request, &active.policy, &reviewer)?;
+                request.confirm(reviewer, comment, now)
+            }),
+        )
+        .await?;
+    state.metrics.decided(&request);
+    Ok(request)
+}
+
+/// A person flags what an agent did. A pending sampled review is rejected by them (a member of its group); a request
+/// policy let through keeps its decision and the flag records a miss (any approver of the policy). Either way, in the
+/// same transaction, the agent's `request.flagged` callback is enqueued and a `flagged` event appended.
+pub async fn flag(state: &AppState, id: RequestId, decider: Decider, input: FlagInput) -> Result<Request, ApiError> {
+    let active = state.policy.current();
+    let now = signoff_store::now();
+    let reviewer = reviewer(decider);
+    let request = state
+        .store
+        .update_request(
+            id,
+            Box::new(move |request| {
+                may_review(request, &active.policy, &reviewer)?;
+                request.flag(reviewer, input, now)
+            }),
+        )
+        .await?;
+    if request.review.as_ref().is_some_and(|review| !review.miss) {
+        state.metrics.decided(&request);
+    }
+    Ok(request)
+}
+
+fn reviewer(decider: Decider) -> Reviewer {
+    Reviewer { approver_id: decider.person, key_id: decider.key_id, channel: decider.channel }
+}
+
+/// Who may review: for a sampled review, a member of the group it is routed to (as for a decision); for a miss, any
+/// approver the policy declares (any person, under a policy that declares none). Never the person responsible for
+/// the request, said first so they hear why.
+fn may_review(request: &Request, policy: &signoff_policy::Policy, reviewer: &Reviewer) -> Result<(), DomainError> {
+    let reviewable = request.reviewable()?;
+    request.refuse_self_review(reviewer)?;
+    let person = reviewer.approver_id.as_str();
+    match reviewable {
+        Reviewable::SampledReview => {
+            let group = request.group.as_deref().unwrap_or(EVERYONE);
+            if !policy.is_member(person, group) {
+                return Err(DomainError::NotInGroup(group.to_string()));
+            }
+        }
+        Reviewable::Miss => {
+            if !policy.approvers().is_empty() && policy.approver(person).is_none() {
+                return Err(DomainError::NotADeclaredApprover);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The requesting key (or an admin) withdraws a pending request.

@@ -640,20 +640,26 @@ pub(crate) fn parse_delivery_state(s: &str) -> Result<DeliveryState, StoreError>
         .ok_or_else(|| StoreError::other(format!("unknown delivery state `{s}`")))
 }
 
-/// A callback to enqueue: made when a request with a `callback_url` leaves `pending`.
+/// A callback to enqueue: made when a request with a `callback_url` leaves `pending` (`request.decided`), or when it
+/// is flagged (`request.flagged`).
 struct NewDelivery {
     id: String,
     url: String,
     body: String,
 }
 
-fn callback_for(was: Status, request: &Request) -> Option<NewDelivery> {
+/// The one callback a change sends, if any. A flag wins over the decision it causes (a sampled review's rejection):
+/// the agent gets one callback per change, and `request.flagged` says everything `request.decided` would.
+fn callback_for(before: Option<&Request>, request: &Request) -> Option<NewDelivery> {
     let url = request.callback_url.as_ref()?;
-    let decision = request.decision.as_ref()?;
-    if was.is_final() || !request.status.is_final() {
-        return None;
-    }
-    let body = serde_json::json!({ "type": "request.decided", "timestamp": decision.at, "data": request });
+    let was_flagged = before.is_some_and(Request::is_flagged);
+    let was_final = before.is_some_and(|before| before.status.is_final());
+    let (kind, at) = match (&request.review, request.decision.as_ref()) {
+        (Some(review), _) if request.is_flagged() && !was_flagged => ("request.flagged", review.at),
+        (_, Some(decision)) if !was_final && request.status.is_final() => ("request.decided", decision.at),
+        _ => return None,
+    };
+    let body = serde_json::json!({ "type": kind, "timestamp": at, "data": request });
     Some(NewDelivery { id: format!("msg_{}", uuid::Uuid::now_v7().simple()), url: url.clone(), body: body.to_string() })
 }
 

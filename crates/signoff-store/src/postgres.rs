@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId,
-    Status, hash_key_secret,
+    hash_key_secret,
 };
 use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
@@ -241,7 +241,7 @@ async fn insert_request(
         let event = revised.accept_revision(&request, request.created_at)?;
         save_request(conn, planner, &before, &revised, vec![event]).await?;
     }
-    enqueue_callback(conn, Status::Pending, &request).await?;
+    enqueue_callback(conn, None, &request).await?;
     enqueue_notifications(conn, planner.plan(None, &request), &request).await?;
     notify(conn, request.id).await?;
     Ok(Created { request, created: true })
@@ -294,7 +294,7 @@ async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Op
     Ok(())
 }
 
-/// Writes a changed request with its events, enqueues its callback if it was just decided, and announces it.
+/// Writes a changed request with its events, enqueues its callback if it was just decided or flagged, and announces it.
 async fn save_request(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
@@ -324,7 +324,7 @@ async fn save_request(
     .execute(&mut *conn)
     .await?;
     append_events(conn, events, Some(&request.requested_by.key_id)).await?;
-    enqueue_callback(conn, was, request).await?;
+    enqueue_callback(conn, Some(before), request).await?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
     notify(conn, request.id).await
 }
@@ -402,8 +402,12 @@ fn notification_from_row(row: &sqlx::postgres::PgRow) -> Result<Notification, St
     })
 }
 
-async fn enqueue_callback(conn: &mut PgConnection, was: Status, request: &Request) -> Result<(), StoreError> {
-    let Some(delivery) = callback_for(was, request) else { return Ok(()) };
+async fn enqueue_callback(
+    conn: &mut PgConnection,
+    before: Option<&Request>,
+    request: &Request,
+) -> Result<(), StoreError> {
+    let Some(delivery) = callback_for(before, request) else { return Ok(()) };
     sqlx::query(
         "INSERT INTO deliveries (id, request_id, key_id, url, body, state, created_at, next_attempt_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",

@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, Status,
-    hash_key_secret,
+    ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
 };
 use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
 use std::path::{Path, PathBuf};
@@ -258,7 +257,7 @@ fn append_events(conn: &Connection, events: Vec<NewEvent>, owner: Option<&str>) 
     Ok(())
 }
 
-/// Writes a changed request with its events, enqueues its callback if it was just decided, and the notifications the
+/// Writes a changed request with its events, enqueues its callback if it was just decided or flagged, and the notifications the
 /// change causes.
 fn save_request(
     conn: &Connection,
@@ -289,7 +288,7 @@ fn save_request(
         columns.sampled,
     ])?;
     append_events(conn, events, Some(&request.requested_by.key_id))?;
-    enqueue_callback(conn, was, request)?;
+    enqueue_callback(conn, Some(before), request)?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request)
 }
 
@@ -409,8 +408,8 @@ fn notification_from_row(row: NotificationRow) -> Result<Notification, StoreErro
     })
 }
 
-fn enqueue_callback(conn: &Connection, was: Status, request: &Request) -> Result<(), StoreError> {
-    let Some(delivery) = callback_for(was, request) else { return Ok(()) };
+fn enqueue_callback(conn: &Connection, before: Option<&Request>, request: &Request) -> Result<(), StoreError> {
+    let Some(delivery) = callback_for(before, request) else { return Ok(()) };
     let at = now().timestamp_micros();
     conn.prepare_cached(
         "INSERT INTO deliveries (id, request_id, key_id, url, body, state, created_at, next_attempt_at, updated_at)
@@ -562,7 +561,7 @@ impl Store for SqliteStore {
                 let event = revised.accept_revision(&request, request.created_at)?;
                 save_request(conn, &planner, &before, &revised, vec![event])?;
             }
-            enqueue_callback(conn, Status::Pending, &request)?;
+            enqueue_callback(conn, None, &request)?;
             enqueue_notifications(conn, planner.plan(None, &request), &request)?;
             Ok(Created { request, created: true })
         })

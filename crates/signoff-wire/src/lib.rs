@@ -8,7 +8,8 @@ use serde_json::Value;
 pub use signoff_domain::checkpoint::SignedCheckpoint;
 pub use signoff_domain::{
     ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Kind,
-    Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Role, Status,
+    Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Review, ReviewVerdict, Role,
+    Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.
@@ -47,6 +48,11 @@ pub enum ErrorCode {
     WrongKind,
     /// An answer that is empty, too long, or not one of the question's options.
     InvalidAnswer,
+    /// A confirm or flag on a request that already has its one review.
+    AlreadyReviewed,
+    /// A confirm or flag on a request that cannot be reviewed: a person approved it, it was rejected, expired or
+    /// cancelled, or (confirm) it is not a pending sampled review.
+    NotReviewable,
     /// Too many calls for one API key (or, for calls without an accepted key, one client address); see `Retry-After`.
     RateLimited,
     /// The call did not finish within the server's request timeout, or its body did not arrive within the body timeout.
@@ -79,7 +85,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyConflict
             | ErrorCode::AlreadyDecided
             | ErrorCode::OutcomeAlreadyReported
-            | ErrorCode::NotDecided => 409,
+            | ErrorCode::NotDecided
+            | ErrorCode::AlreadyReviewed
+            | ErrorCode::NotReviewable => 409,
             ErrorCode::PayloadTooLarge | ErrorCode::FieldTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
@@ -215,6 +223,27 @@ pub struct AnswerBody {
 pub enum Verdict {
     Approve,
     Reject,
+}
+
+/// A person confirms a sampled review: `POST /v1/requests/{id}/confirm` (the body is optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A person flags what an agent did: `POST /v1/requests/{id}/flag`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagBody {
+    /// Why: free text or a short code (`wrong_amount`), 1 to 200 characters.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Whether the agent must undo the action.
+    #[serde(default)]
+    pub undo: bool,
 }
 
 /// `POST /v1/requests/{id}/cancel` (the body is optional).
