@@ -1,4 +1,5 @@
-// The follow-up pages in real headless Chromium: Expired, Review and History, each also on a 375 × 812 phone.
+// The follow-up pages in real headless Chromium: Expired, Review and History, each also on a 375 × 812 phone, and
+// the Flag form of a request policy let through.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, noHorizontalScroll, signedInPage, startSignoff } from "./support.mjs";
@@ -23,6 +24,9 @@ rules:
   - name: comment-removal
     when: action == "remove_comment"
     review: { sample: 1.0, group: moderators }
+  - name: lookups
+    when: action == "lookup"
+    decide: approve
 `;
 
 const PHONE = { width: 375, height: 812 };
@@ -69,7 +73,7 @@ test("a request whose deadline passed under on_timeout: fail appears on Expired"
   await page.context().close();
 });
 
-test("a sampled report is confirmed and another flagged on Review; a flag without a comment is refused", async () => {
+test("a sampled report is confirmed and another flagged on Review; a flag without a reason is refused", async () => {
   const report = (summary) =>
     signoff.create(keys.agent, { action: "remove_comment", mode: "post", summary, args: { comment_id: 42 }, reasoning: "Looked like spam." });
   const spam = await report("Removed a spam comment");
@@ -82,7 +86,7 @@ test("a sampled report is confirmed and another flagged on Review; a flag withou
   const jokeCard = page.locator(`#report-${joke}`);
   await jokeCard.getByRole("button", { name: "Flag" }).click();
   await page.locator(`#report-${joke} [role=alert]`).waitFor();
-  assert.match(await page.locator(`#report-${joke} [role=alert]`).innerText(), /comment/i);
+  assert.match(await page.locator(`#report-${joke} [role=alert]`).innerText(), /reason/i);
   assert.equal(await statusOf(joke), "pending");
 
   await page.locator(`#report-${spam}`).getByRole("button", { name: "Confirm" }).click();
@@ -90,12 +94,16 @@ test("a sampled report is confirmed and another flagged on Review; a flag withou
   assert.match(await page.locator("#review-done").innerText(), /Confirmed “Removed a spam comment”/);
   assert.equal(await statusOf(spam), "approved");
 
-  await page.getByLabel("What is wrong (required)").fill("It was a joke, not spam: put it back");
+  await page.getByLabel("Reason (required").fill("not_spam");
+  await page.getByLabel("Comment (optional)").last().fill("It was a joke, not spam: put it back");
+  await page.getByLabel("The action must be undone").check();
   await page.getByRole("button", { name: "Flag" }).click();
   await page.locator("#review-done").filter({ hasText: "Flagged" }).waitFor();
+  assert.match(await page.locator("#review-done").innerText(), /“not_spam”. The agent is told to undo it/);
   const flagged = (await signoff.api("GET", `/v1/requests/${joke}`, keys.agent)).body;
   assert.equal(flagged.status, "rejected");
   assert.equal(flagged.decision.comment, "It was a joke, not spam: put it back");
+  assert.deepEqual([flagged.review.verdict, flagged.review.reason, flagged.review.undo], ["flagged", "not_spam", true]);
   assert.equal(await page.locator(".report").count(), 0, "nothing waits for review any more");
   await page.context().close();
 });
@@ -132,5 +140,33 @@ test("History filters decided requests by outcome and by person", async () => {
   await page.getByRole("link", { name: "Lunch with the auditors" }).click();
   await page.locator("#outcome").waitFor();
   assert.match(await page.locator("#outcome").innerText(), /approved by dana/);
+  await page.context().close();
+});
+
+test("a request policy approved is flagged from History and its page, as a miss", async () => {
+  const id = await signoff.create(keys.agent, { action: "lookup", summary: "Looked up customer c_42", args: { customer: "c_42" } });
+  const page = await signedInPage(browser, signoff.base, keys.cleo, PHONE);
+  await page.getByRole("link", { name: "History" }).click();
+  const row = page.locator(`.row[data-id="${id}"]`);
+  await row.waitFor();
+  await row.getByRole("link", { name: "Flag…" }).click();
+  await page.locator("#flag-form").waitFor();
+  assert.ok(await noHorizontalScroll(page), "the flag form on a phone");
+
+  await page.locator("#flag").click();
+  await page.locator("#flag-error").waitFor();
+  assert.match(await page.locator("#flag-error").innerText(), /reason/i);
+  assert.equal((await signoff.api("GET", `/v1/requests/${id}`, keys.agent)).body.review, undefined);
+
+  await page.locator("#flag-reason").fill("wrong_customer");
+  await page.locator("#flag-comment").fill("c_24 was meant");
+  await page.locator("#flag").click();
+  await page.locator("#review-outcome").waitFor();
+  assert.match(await page.locator("#review-outcome").innerText(), /flagged by cleo via dashboard.*wrong_customer/s);
+  assert.match(await page.locator("#review").innerText(), /A miss of the gate/);
+  assert.equal(await page.locator("#flag-form").count(), 0, "one review per request");
+  const flagged = (await signoff.api("GET", `/v1/requests/${id}`, keys.agent)).body;
+  assert.equal(flagged.status, "approved", "the decision stays");
+  assert.deepEqual([flagged.review.miss, flagged.review.by, flagged.review.channel], [true, "cleo", "dashboard"]);
   await page.context().close();
 });

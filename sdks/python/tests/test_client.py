@@ -248,6 +248,8 @@ def test_which_calls_are_retried() -> None:
         _calls.decide("id", {"outcome": "approve"}),
         _calls.cancel("id", None),
         _calls.report_outcome("id", True, None),
+        _calls.confirm("id", None),
+        _calls.flag("id", "wrong_amount", None, False),
     ]
     repeatable = [_calls.create({"action": "a"}, None), _calls.get("id"), _calls.list({}), _calls.wait("id", 30)]
     for call in decisions + repeatable:

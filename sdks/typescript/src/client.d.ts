@@ -76,6 +76,16 @@ export interface WaitOptions extends CallOptions {
   timeout?: number;
 }
 
+export interface ConfirmOptions extends CallOptions {
+  comment?: string;
+}
+
+export interface FlagOptions extends CallOptions {
+  comment?: string;
+  /** Whether the agent must undo the action. */
+  undo?: boolean;
+}
+
 export interface DecideOptions extends CallOptions {
   /** Required (non-blank) to reject. */
   comment?: string;
@@ -116,6 +126,13 @@ export declare class Signoff {
   reject(id: string, comment: string, options?: Pick<DecideOptions, "reason" | "signal">): Promise<SignoffRequest>;
   /** Answer a question, as the key's person (a member of its group); the first answer ends it. */
   answer(id: string, text: string, options?: CallOptions): Promise<SignoffRequest>;
+  /** Confirm a pending sampled review, as the key's person: it is approved, with `review.verdict: "confirmed"`. */
+  confirm(id: string, options?: ConfirmOptions): Promise<SignoffRequest>;
+  /**
+   * Flag what the agent did, as the key's person: a pending sampled review is rejected; a request policy let through
+   * keeps its decision and records a miss. The agent gets a signed `request.flagged` callback.
+   */
+  flag(id: string, reason: string, options?: FlagOptions): Promise<SignoffRequest>;
   /** Withdraw a pending request. */
   cancel(id: string, reason?: string, options?: CallOptions): Promise<SignoffRequest>;
   /** Record what happened after executing (or failing to); once per request. */

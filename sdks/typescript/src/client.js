@@ -313,6 +313,37 @@ export class Signoff {
 
   /**
    * @param {string} id
+   * @param {import("./client.js").ConfirmOptions} [options]
+   * @returns {Promise<SignoffRequest>}
+   */
+  async confirm(id, options = {}) {
+    return this.#send(
+      {
+        method: "POST",
+        path: `/v1/requests/${segment(id)}/confirm`,
+        body: defined({ comment: options.comment }),
+        repeatable: false,
+      },
+      options.signal,
+    );
+  }
+
+  /**
+   * @param {string} id
+   * @param {string} reason
+   * @param {import("./client.js").FlagOptions} [options]
+   * @returns {Promise<SignoffRequest>}
+   */
+  async flag(id, reason, options = {}) {
+    const body = defined({ reason, comment: options.comment, undo: options.undo });
+    return this.#send(
+      { method: "POST", path: `/v1/requests/${segment(id)}/flag`, body, repeatable: false },
+      options.signal,
+    );
+  }
+
+  /**
+   * @param {string} id
    * @param {string} [reason]
    * @param {{ signal?: AbortSignal }} [options]
    * @returns {Promise<SignoffRequest>}

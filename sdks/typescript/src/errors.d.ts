@@ -77,6 +77,10 @@ export declare class AlreadyDecided extends Conflict {}
 export declare class OutcomeAlreadyReported extends Conflict {}
 /** 409: an outcome for a `pre` request that is still pending. */
 export declare class NotDecided extends Conflict {}
+/** 409: a confirm or flag on a request that already has its one review. */
+export declare class AlreadyReviewed extends Conflict {}
+/** 409: a confirm or flag on a request that cannot be reviewed (a person approved it; it was rejected, expired or cancelled; or, for a confirm, policy let it through). */
+export declare class NotReviewable extends Conflict {}
 /** 413: the body is over 1 MiB. */
 export declare class PayloadTooLarge extends SignoffError {}
 /** 413: a field is over its cap; the message names it. */

@@ -6,8 +6,8 @@
 // - Calls that are safe to repeat (`repeatable`) are also retried after a broken connection, a timeout, and `500`,
 //   `502`, `503` and `504`: every GET, and creates, which always carry an idempotency key, so a repeat returns the
 //   request the first attempt made.
-// - `decide`, `answer`, `cancel` and `reportOutcome` are not repeated once the server may have acted on them: a
-//   second attempt could only answer `409`, hiding the first one's result.
+// - `decide`, `answer`, `confirm`, `flag`, `cancel` and `reportOutcome` are not repeated once the server may have
+//   acted on them: a second attempt could only answer `409`, hiding the first one's result.
 
 import { RateLimited, SignoffError, TooManyConnections } from "./errors.js";
 

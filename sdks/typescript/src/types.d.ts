@@ -119,6 +119,25 @@ export interface SignoffRequest {
   escalations: Escalation[];
   decision: Decision | null;
   outcome: Outcome | null;
+  /** A person's one review of the action once it ran; absent until reviewed. */
+  review?: Review;
+  /** What the agent reported doing about a flag, when its outcome was already reported; absent until then. */
+  remediation?: Outcome;
+}
+
+/** A sampled review's confirmation or flag, or a flag on a request policy let through (`miss: true`). */
+export interface Review {
+  verdict: Open<"confirmed" | "flagged">;
+  /** A flag's reason (free text or a short code such as `wrong_amount`); null on a confirmation. */
+  reason: string | null;
+  comment: string | null;
+  /** A flag's demand that the agent undo the action. */
+  undo: boolean;
+  /** A flag on a request policy approved without a person: a miss of the gate. */
+  miss: boolean;
+  by: string;
+  channel: string;
+  at: string;
 }
 
 /** One event of the hash-chained audit log: a request's timeline, or the live stream. */
@@ -135,6 +154,8 @@ export interface SignoffEvent {
     | "answered"
     | "cancelled"
     | "revised"
+    | "confirmed"
+    | "flagged"
     | "outcome_reported"
     | "callback_attempted"
     | "key_created"
@@ -157,7 +178,8 @@ export interface Page<T> {
 
 /** The body of a callback, as `verifyWebhook` returns it. */
 export interface WebhookMessage {
-  type: Open<"request.decided">;
+  /** `request.decided` when the request leaves `pending`; `request.flagged` when a person flags what the agent did. */
+  type: Open<"request.decided" | "request.flagged">;
   timestamp: string;
   data: SignoffRequest;
 }

@@ -12,6 +12,7 @@ from .client import DEFAULT_URL, AsyncSignoff, Signoff
 from .errors import (
     ERROR_CLASSES,
     AlreadyDecided,
+    AlreadyReviewed,
     ApprovalTimeout,
     BadRequest,
     Cancelled,
@@ -36,6 +37,7 @@ from .errors import (
     NotApproved,
     NotDecided,
     NotFound,
+    NotReviewable,
     OutcomeAlreadyReported,
     PayloadTooLarge,
     RateLimited,
@@ -50,7 +52,19 @@ from .errors import (
     UnsupportedMediaType,
     WrongKind,
 )
-from .models import Approval, DecidedBy, Decision, Escalation, Event, Outcome, Page, Placement, Request, RequestedBy
+from .models import (
+    Approval,
+    DecidedBy,
+    Decision,
+    Escalation,
+    Event,
+    Outcome,
+    Page,
+    Placement,
+    Request,
+    RequestedBy,
+    Review,
+)
 from .questions import ask_human, ask_human_async, human_as_tool
 
 __version__ = "0.1.0"
@@ -72,6 +86,7 @@ __all__ = [
     "DecidedBy",
     "Approval",
     "Outcome",
+    "Review",
     "Escalation",
     "Placement",
     "RequestedBy",
@@ -107,6 +122,8 @@ __all__ = [
     "IdempotencyConflict",
     "AlreadyDecided",
     "OutcomeAlreadyReported",
+    "AlreadyReviewed",
+    "NotReviewable",
     "NotDecided",
     "PayloadTooLarge",
     "FieldTooLarge",

@@ -9,8 +9,8 @@ Retries (up to `max_retries`, exponential backoff with jitter, at least the serv
 - calls that are safe to repeat are also retried after a broken connection, a read timeout, and `500`, `502`, `503`
   and `504`: every GET (`get`, `list`, `wait`, `request_events`, `events`) and `create`, which always carries an
   idempotency key, so a repeat returns the request the first attempt made;
-- `decide`, `answer`, `cancel` and `report_outcome` are not repeated after the server may have acted on them: a second attempt
-  could only answer `409`, hiding the first one's result. Their errors reach you as they are.
+- `decide`, `answer`, `confirm`, `flag`, `cancel` and `report_outcome` are not repeated after the server may have
+  acted on them: a second attempt could only answer `409`, hiding the first one's result. Their errors reach you as they are.
 """
 
 from __future__ import annotations
@@ -106,6 +106,15 @@ class _calls:
     @staticmethod
     def answer(request_id: str, text: str) -> _Call:
         return _Call("POST", f"/v1/requests/{_segment(request_id)}/answer", body={"text": text})
+
+    @staticmethod
+    def confirm(request_id: str, comment: str | None) -> _Call:
+        return _Call("POST", f"/v1/requests/{_segment(request_id)}/confirm", body=_drop_none({"comment": comment}))
+
+    @staticmethod
+    def flag(request_id: str, reason: str, comment: str | None, undo: bool) -> _Call:
+        body = _drop_none({"reason": reason, "comment": comment, "undo": undo})
+        return _Call("POST", f"/v1/requests/{_segment(request_id)}/flag", body=body)
 
     @staticmethod
     def cancel(request_id: str, reason: str | None) -> _Call:
@@ -437,6 +446,15 @@ class Signoff(_Base):
             context=context,
         )
 
+    def confirm(self, request_id: str, *, comment: str | None = None) -> Request:
+        """Confirm a pending sampled review, as the key's person: it is approved, with `review.verdict` `confirmed`."""
+        return Request.model_validate(self._send(_calls.confirm(request_id, comment)))
+
+    def flag(self, request_id: str, reason: str, *, comment: str | None = None, undo: bool = False) -> Request:
+        """Flag what the agent did, as the key's person: a pending sampled review is rejected; a request policy let
+        through keeps its decision and records a miss. The agent gets a signed `request.flagged` callback."""
+        return Request.model_validate(self._send(_calls.flag(request_id, reason, comment, undo)))
+
     def cancel(self, request_id: str, reason: str | None = None) -> Request:
         return Request.model_validate(self._send(_calls.cancel(request_id, reason)))
 
@@ -700,6 +718,14 @@ class AsyncSignoff(_Base):
             call_id=call_id,
             context=context,
         )
+
+    async def confirm(self, request_id: str, *, comment: str | None = None) -> Request:
+        """Confirm a pending sampled review, as the key's person: it is approved, with `review.verdict` `confirmed`."""
+        return Request.model_validate(await self._send(_calls.confirm(request_id, comment)))
+
+    async def flag(self, request_id: str, reason: str, *, comment: str | None = None, undo: bool = False) -> Request:
+        """Flag what the agent did, as the key's person (see `Signoff.flag`)."""
+        return Request.model_validate(await self._send(_calls.flag(request_id, reason, comment, undo)))
 
     async def cancel(self, request_id: str, reason: str | None = None) -> Request:
         return Request.model_validate(await self._send(_calls.cancel(request_id, reason)))

@@ -125,6 +125,15 @@ class NotDecided(Conflict):
     """409: an outcome for a `pre` request that is still pending."""
 
 
+class AlreadyReviewed(Conflict):
+    """409: a confirm or flag on a request that already has its one review."""
+
+
+class NotReviewable(Conflict):
+    """409: a confirm or flag on a request that cannot be reviewed (a person approved it; it was rejected, expired or
+    cancelled; or, for a confirm, policy let it through)."""
+
+
 class PayloadTooLarge(SignoffError):
     """413: the body is over 1 MiB."""
 
@@ -199,6 +208,8 @@ ERROR_CLASSES: dict[str, type[SignoffError]] = {
         AlreadyDecided,
         OutcomeAlreadyReported,
         NotDecided,
+        AlreadyReviewed,
+        NotReviewable,
         PayloadTooLarge,
         FieldTooLarge,
         UnsupportedMediaType,

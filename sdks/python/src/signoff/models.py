@@ -63,6 +63,23 @@ class Outcome(Wire):
     at: datetime
 
 
+class Review(Wire):
+    """A person's one review of an action that ran (`review` on a request)."""
+
+    verdict: str
+    """`confirmed` or `flagged`."""
+    reason: str | None = None
+    """A flag's reason: free text or a short code such as `wrong_amount`."""
+    comment: str | None = None
+    undo: bool = False
+    """A flag's demand that the agent undo the action."""
+    miss: bool = False
+    """A flag on a request policy approved without a person: a miss of the gate."""
+    by: str
+    channel: str
+    at: datetime
+
+
 class RequestedBy(Wire):
     key_id: str
     key_name: str
@@ -126,6 +143,15 @@ class Request(Wire):
     escalations: list[Escalation] = Field(default_factory=list)
     decision: Decision | None = None
     outcome: Outcome | None = None
+    review: Review | None = None
+    """Set once a person confirmed or flagged what the agent did."""
+    remediation: Outcome | None = None
+    """What the agent reported doing about a flag, when its outcome was already reported."""
+
+    @property
+    def flagged(self) -> bool:
+        """True once a person flagged what the agent did (`review.verdict` is `flagged`)."""
+        return self.review is not None and self.review.verdict == "flagged"
 
     @property
     def pending(self) -> bool:

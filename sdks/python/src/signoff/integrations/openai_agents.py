@@ -538,8 +538,12 @@ async def resume_from_callback(
     pending (its decision's callback will), another request was decided later (its callback does it), or policy
     decided the whole set at once (the process that asked continued the run). Otherwise the run continues here:
     its result, or `Paused` at its next stop for people (whose callbacks continue it). The request is read back from
-    Signoff with `client` (the agent's key), so only state this agent stored is ever resumed.
+    Signoff with `client` (the agent's key), so only state this agent stored is ever resumed. A `request.flagged`
+    message (a person flagged what the agent already did) never resumes a run: it returns `None`, and the agent
+    handles the flag itself (`message["data"]["review"]`), reporting its remediation with `report_outcome`.
     """
+    if isinstance(callback, Mapping) and callback.get("type") == "request.flagged":
+        return None
     first, state = await _load(agent, client, callback, context)
     run_id = str(first.run_id)
     requests = await _ask(client, state.get_interruptions(), dict(first.state or {}), run_id, first.callback_url)
