@@ -59,7 +59,7 @@ pub fn compute(requests: &[Request], options: &StatsOptions) -> StatsReport {
     }
     let per_day = days(options.since, options.until)
         .into_iter()
-        .map(|day| DayFigures { day, figures: figures_of(by_day.get(&day).map_or(&[], Vec::as_slice)) })
+        .map(|day| DayFigures { day, figures: figures_of(by_day.get(&day).map_or(&[][..], Vec::as_slice)) })
         .collect();
 
     let mut breakdown = Vec::new();
