@@ -1,6 +1,7 @@
 //! A Rust client for the whole Signoff HTTP API: requests (create, read, list, wait, decide, answer, cancel, report),
 //! their events, deliveries and notifications, the live event stream, the audit log, the policy, on-call rotations,
-//! health and metrics. It depends only on the wire types (`signoff-wire`); see `README.md` for an example.
+//! approval statistics, health and metrics. It depends only on the wire types (`signoff-wire`); see `README.md` for
+//! an example.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), signoff_client::ClientError> {
@@ -17,9 +18,7 @@
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_wire::{
-    AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody,
-    Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request,
-    RequestId, SignedCheckpoint, Verification,
+    AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody, Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request, RequestId, SignedCheckpoint, Verification, stats::{GroupBy, StatsReport},
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -63,6 +62,16 @@ pub struct ListQuery {
     pub run_id: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// What [`Client::stats`] asks for; each absent field takes the server's default.
+#[derive(Debug, Clone, Default)]
+pub struct StatsQuery {
+    /// A duration back from now (`30d`, `12h`) or an RFC 3339 time; default `30d`.
+    pub since: Option<String>,
+    pub by: Option<GroupBy>,
+    /// A duration (`10s`): approvals faster than this count as very fast; default `10s`.
+    pub fast_under: Option<String>,
 }
 
 /// A Signoff API client bound to one key. Cheap to clone. Its `Debug` shows the server, never the key.
@@ -261,6 +270,21 @@ impl Client {
     pub async fn on_call(&self, group: &str) -> Result<OnCallView, ClientError> {
         let segment = utf8_percent_encode_segment(group);
         Ok(Self::send(self.call(Method::GET, &format!("/v1/groups/{segment}/oncall"))).await?.1)
+    }
+
+    /// Approval statistics (`GET /v1/stats`), for approver and admin keys.
+    pub async fn stats(&self, query: &StatsQuery) -> Result<StatsReport, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(since) = &query.since {
+            params.push(("since", since.clone()));
+        }
+        if let Some(by) = query.by {
+            params.push(("by", by.to_string()));
+        }
+        if let Some(fast_under) = &query.fast_under {
+            params.push(("fast_under", fast_under.clone()));
+        }
+        Ok(Self::send(self.call(Method::GET, "/v1/stats").query(&params)).await?.1)
     }
 
     /// `GET /healthz`: the process is up.

@@ -1,14 +1,15 @@
 //! The client against the real app on both backends, one call of every endpoint it covers: health, policy, requests
-//! (create, read, list, wait, decide, answer, cancel, report, confirm, flag), their events, deliveries and notifications, the live
-//! event stream, the audit log, on-call rotations and metrics; and the API's errors as `ClientError::Api` with codes.
+//! The client against the real app on both backends, one call of every endpoint it covers: health, policy, requests
+//! (create, read, list, wait, decide, answer, cancel, report, confirm, flag), their events, deliveries and
+//! notifications, the live event stream, the audit log, on-call rotations, statistics and metrics; and the API's
+//! errors as `ClientError::Api` with codes.
 
 use serde_json::json;
-use signoff_client::{Client, ClientError, ListQuery};
+use signoff_client::{Client, ClientError, ListQuery, StatsQuery};
 use signoff_domain::checkpoint::CheckpointKey;
 use signoff_testkit::{Backend, CallbackReceiver, TestApp, on_every_backend};
 use signoff_wire::{
-    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, FlagBody, Kind, Mode, NewRequest, OutcomeBody,
-    ReviewVerdict, Status, Verdict,
+    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, FlagBody, Kind, Mode, NewRequest, OutcomeBody, ReviewVerdict, Status, Verdict, stats::GroupBy,
 };
 use std::time::Duration;
 
@@ -151,6 +152,13 @@ async fn every_endpoint_answers_through_the_client(backend: Backend) {
     let checkpoints = admin.audit_checkpoints().await.unwrap();
     assert_eq!(checkpoints.last().map(|c| c.seq), written.map(|c| c.seq));
 
+    // The statistics of all of the above, broken down by action.
+    let query = StatsQuery { since: Some("1h".into()), by: Some(GroupBy::Action), ..StatsQuery::default() };
+    let stats = dana.stats(&query).await.unwrap();
+    assert_eq!((stats.by, stats.fast_under_s), (Some(GroupBy::Action), 10));
+    let broken_down: u64 = stats.breakdown.iter().map(|b| b.figures.requests).sum();
+    assert!(stats.totals.requests > 0 && broken_down == stats.totals.requests, "{stats:?}");
+
     let metrics = admin.metrics().await.unwrap();
     assert!(metrics.contains("signoff_"), "{metrics}");
 }
@@ -169,8 +177,11 @@ async fn errors_come_back_with_the_apis_codes(backend: Backend) {
     assert_eq!(code(agent.request(unknown).await), ErrorCode::NotFound);
     assert_eq!(code(agent.policy().await), ErrorCode::Forbidden, "agents do not read the policy");
     assert_eq!(code(agent.verify_audit().await), ErrorCode::Forbidden);
+    assert_eq!(code(agent.stats(&StatsQuery::default()).await), ErrorCode::Forbidden, "agents read no statistics");
     let admin = Client::new(&app.url, &app.admin_key).unwrap();
     assert_eq!(code(admin.on_call("finance").await), ErrorCode::NotFound);
+    let soon = StatsQuery { since: Some("soon".into()), ..StatsQuery::default() };
+    assert_eq!(code(admin.stats(&soon).await), ErrorCode::InvalidRequest);
     match admin.apply_policy("version: 1\nrules: [ {name: x, route: nowhere} ]\n").await {
         Err(ClientError::Api { code, details, .. }) => {
             assert_eq!(code, ErrorCode::InvalidPolicy);

@@ -13,6 +13,7 @@ mod admin_audit;
 mod admin_keys;
 mod admin_policy;
 mod assets;
+mod charts;
 mod expired;
 mod history;
 mod line_diff;
@@ -24,6 +25,7 @@ mod request_page;
 mod review;
 mod session;
 mod sign_in;
+mod stats;
 mod view;
 
 use axum::Router;
@@ -94,6 +96,7 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/review", get(review::show))
         .route("/review/{id}", post(review::decide))
         .route("/history", get(history::show))
+        .route("/stats", get(stats::show))
         .route("/live", get(live::stream))
         // The admin pages: only for sessions signed in with an admin key bound to a person.
         .route("/admin", get(admin::index))

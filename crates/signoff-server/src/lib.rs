@@ -10,6 +10,7 @@ pub mod checkpoints;
 mod error;
 mod events;
 mod extract;
+pub mod insights;
 mod limits;
 mod metrics;
 pub mod notify;

@@ -4,10 +4,7 @@
 use chrono::{DateTime, Utc};
 use signoff_domain::Request;
 use signoff_policy::{Policy, ReplayRecord, ReplayReport, replay};
-use signoff_store::{RequestFilter, Store, StoreError};
-
-/// Requests read from the store per query.
-const PAGE: u32 = 500;
+use signoff_store::{Store, StoreError};
 
 /// What policy sees of a request.
 pub fn replay_record(request: Request) -> ReplayRecord {
@@ -31,17 +28,13 @@ pub async fn replay_history(
     draft: &Policy,
     since: DateTime<Utc>,
 ) -> Result<ReplayReport, StoreError> {
-    let mut records = Vec::new();
-    let mut before = None;
-    loop {
-        let filter = RequestFilter { before, created_since: Some(since), limit: PAGE, ..RequestFilter::default() };
-        let page = store.list_requests(filter).await?;
-        let Some(last) = page.last() else { break };
-        before = Some(last.id);
-        for request in page {
-            let Some(verdict) = request.policy.as_ref().map(|placed| placed.verdict.clone()) else { continue };
-            records.push((replay_record(request), verdict));
-        }
-    }
+    let records: Vec<_> = crate::insights::requests_since(store, since)
+        .await?
+        .into_iter()
+        .filter_map(|request| {
+            let verdict = request.policy.as_ref().map(|placed| placed.verdict.clone())?;
+            Some((replay_record(request), verdict))
+        })
+        .collect();
     Ok(replay(draft, records))
 }

@@ -15,8 +15,7 @@ use signoff_domain::{Channel, Event, EventKind, FlagInput, NewRequest, Request, 
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView,
-    OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict, stats::StatsReport,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -50,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
         .route("/v1/groups/{name}/oncall", get(group_on_call))
+        .route("/v1/stats", get(stats))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
@@ -407,6 +407,31 @@ async fn group_on_call(
         until: on_call.until,
         next: person(on_call.next),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsParams {
+    since: Option<String>,
+    by: Option<String>,
+    fast_under: Option<String>,
+}
+
+/// Approval statistics over the requests created since `since` (default 30 days), optionally broken down `by`.
+async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Json<StatsReport>, ApiError> {
+    // Refused before the parameters are read, so an agent learns nothing from their errors.
+    crate::insights::may_read_stats(&caller.0)?;
+    let options = crate::insights::options(
+        params.since.as_deref(),
+        params.by.as_deref(),
+        params.fast_under.as_deref(),
+        signoff_store::now(),
+    )?;
+    Ok(Json(crate::insights::stats(&state, &caller.0, options).await?))
 }
 
 async fn policy_versions(

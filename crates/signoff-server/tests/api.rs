@@ -332,6 +332,7 @@ async fn health_readiness_and_openapi(backend: Backend) {
         "/v1/policy",
         "/v1/policy/versions",
         "/v1/groups/{name}/oncall",
+        "/v1/stats",
         "/healthz",
         "/readyz",
         "/metrics",

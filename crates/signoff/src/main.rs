@@ -8,6 +8,7 @@ mod client_commands;
 mod config;
 mod key_commands;
 mod policy_commands;
+mod stats_command;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,6 +54,9 @@ enum Command {
     Reject(client_commands::RejectArgs),
     /// Cancel a pending request (the requesting agent or an admin).
     Cancel(client_commands::CancelArgs),
+    /// Approval statistics: volume, approval and edit rates, time to decide, load per approver (approver or admin
+    /// key).
+    Stats(stats_command::StatsArgs),
     /// Serve the MCP tools on standard input and output, for an agent to start; they call the server at SIGNOFF_URL
     /// with SIGNOFF_KEY.
     Mcp(client_commands::McpArgs),
@@ -91,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approve(args) => client_commands::approve(args).await,
         Command::Reject(args) => client_commands::reject(args).await,
         Command::Cancel(args) => client_commands::cancel(args).await,
+        Command::Stats(args) => stats_command::stats(args).await,
         Command::Mcp(args) => client_commands::mcp(args).await,
         Command::Bench(args) => bench::run(args).await,
     }

@@ -449,3 +449,59 @@ async fn serve_applies_the_limits_and_metrics_settings_from_the_environment() {
     assert_eq!(call(http.get(format!("{}/v1/requests", server.url)).bearer_auth(&agent)).await.0, 200);
     server.kill();
 }
+
+/// `signoff stats` over the API: the report as JSON, the tables, a breakdown, and the refusals in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_approval_statistics() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let agent = create_key(&db.url, "agent", &[]);
+    let approver = create_key(&db.url, "approver", &["--approver", "dana"]);
+    let server = Server::start(&mut signoff(&db.url));
+    let client = |key: &Value| {
+        let mut command = Command::new(SIGNOFF);
+        command.env("SIGNOFF_URL", &server.url).env("SIGNOFF_KEY", key["key"].as_str().unwrap());
+        command
+    };
+    let http = reqwest::Client::new();
+    let bearer = |key: &Value| format!("Bearer {}", key["key"].as_str().unwrap());
+    let mut ids = Vec::new();
+    for amount in [120, 340, 560] {
+        let body = json!({"action": "refund", "args": {"amount": amount}});
+        let builder = http.post(format!("{}/v1/requests", server.url)).header("authorization", bearer(&agent));
+        let (status, created) = call(builder.json(&body)).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    run_ok(client(&approver).args(["approve", &ids[0]]));
+    run_ok(client(&approver).args(["approve", &ids[1], "--args", r#"{"amount": 300}"#]));
+    run_ok(client(&approver).args(["reject", &ids[2], "--comment", "duplicate"]));
+
+    let output = run_ok(client(&approver).args(["stats", "--json", "--fast-under", "1h"]));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let totals = &report["totals"];
+    let figures =
+        ["requests", "human_decided", "approved", "approved_unchanged", "edited", "rejected", "fast_approvals"]
+            .map(|name| totals[name].as_u64().unwrap());
+    assert_eq!(figures, [3, 3, 2, 1, 1, 1, 2], "{report}");
+    assert_eq!(totals["rejection_reasons"], json!({"(none)": 1}));
+    assert_eq!(report["fast_under_s"], 3600);
+    assert_eq!(report["approvers"][0]["approver"], "dana");
+
+    let output = run_ok(client(&approver).args(["stats", "--since", "7d", "--by", "rule"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("decided by people    3"), "{text}");
+    assert!(text.contains("  approved           2 (66.7 %)"), "{text}");
+    assert!(text.contains("By rule\nKEY "), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("(defaults)  3 ")), "the built-in default placed them: {text}");
+    assert!(text.lines().any(|line| line.starts_with("dana ") && line.contains("100.0 %")), "{text}");
+    assert_eq!(text.lines().filter(|line| line.starts_with("20")).count(), 8, "7 days back touch 8 days: {text}");
+
+    let output = client(&approver).args(["stats", "--by", "team"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected one of rule, action, group, approver"));
+    let output = client(&approver).args(["stats", "--since", "yesterday"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("since: invalid duration `yesterday`"), "{stderr}");
+    let output = client(&agent).args(["stats"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read statistics"), "agents read no statistics");
+}
