@@ -8,7 +8,7 @@ const POLICY = `version: 1
 approvers:
   - { id: dana, name: Dana Director, email: dana@example.com, groups: [refunds] }
 groups:
-  refunds: { notify: [dashboard, email], digest: { every: 1h } }
+  refunds: { notify: [dashboard], digest: { every: 1h } }
 defaults: { route: refunds, timeout: 24h, on_timeout: reject }
 `;
 
