@@ -572,7 +572,7 @@ pub const DIGEST_MAX_LINES: usize = 40;
 /// A digest's Block Kit: the headline, a line per request linking to its dashboard page (at most
 /// [`DIGEST_MAX_LINES`], then how many more), and a **Review all** link button to the dashboard's batch page.
 pub fn digest_blocks(digest: &DigestView) -> Value {
-    let mut blocks = vec![json!({ "type": "section", "text": mrkdwn(&format!("*{}*", escape(&digest.headline()))) })];
+    let mut blocks = vec![json!({ "type": "section", "text": mrkdwn(format!("*{}*", escape(&digest.headline()))) })];
     for item in digest.items.iter().take(DIGEST_MAX_LINES) {
         let line = escape(&digest.item_line(item));
         let text = format!("<{}|{line}>", digest.request_url(item.id));
@@ -580,7 +580,7 @@ pub fn digest_blocks(digest: &DigestView) -> Value {
     }
     if digest.items.len() > DIGEST_MAX_LINES {
         let more = digest.items.len() - DIGEST_MAX_LINES;
-        blocks.push(json!({ "type": "context", "elements": [mrkdwn(&format!("…and {more} more"))] }));
+        blocks.push(json!({ "type": "context", "elements": [mrkdwn(format!("…and {more} more"))] }));
     }
     blocks.push(json!({
         "type": "actions",
