@@ -13,6 +13,7 @@ mod admin_audit;
 mod admin_keys;
 mod admin_policy;
 mod assets;
+mod batch;
 mod charts;
 mod expired;
 mod history;
@@ -87,6 +88,7 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/sign-in/email", post(sign_in::email_link))
         .route("/sign-in/link", get(sign_in::link_page).post(sign_in::use_link))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/batch", get(batch::show).post(batch::decide))
         .route("/requests/{id}", get(request_page::show))
         .route("/requests/{id}/decide", post(request_page::decide))
         .route("/requests/{id}/answer", post(request_page::answer))

@@ -60,6 +60,8 @@ struct QueuePage {
     chrome: Chrome,
     on_call: Vec<OnCallLine>,
     rows: Vec<Row>,
+    /// The groups with pending requests for the person, each with a "Review all" link to its batch page.
+    review_all: Vec<(String, String)>,
     groups: Vec<String>,
     statuses: [&'static str; 5],
     group: String,
@@ -98,6 +100,14 @@ pub async fn show(
     });
     requests.sort_by_key(|request| (request.deadline_at.is_none(), request.deadline_at, request.created_at));
 
+    let mut review_all: Vec<String> = requests
+        .iter()
+        .filter(|r| r.status == Status::Pending && r.kind == signoff_domain::Kind::Approval)
+        .filter_map(|r| r.group.clone())
+        .collect();
+    review_all.sort();
+    review_all.dedup();
+    let review_all = review_all.into_iter().map(|g| (crate::view::encode(&g), g)).collect();
     let total = requests.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = params.page.unwrap_or(1).clamp(1, pages);
@@ -108,6 +118,7 @@ pub async fn show(
         chrome: Chrome::new(Some(signed_in.person()), "queue"),
         on_call: on_call(&policy, &person, now),
         rows,
+        review_all,
         groups: my_groups(&policy, &person),
         statuses: ["pending", "approved", "rejected", "expired", "cancelled"],
         group: group.unwrap_or_default(),

@@ -19,6 +19,8 @@ pub enum Purpose {
     /// Reminds the addressee of an earlier ask that still waits for them: Slack replies in the message's thread,
     /// email replies in the ask's thread with fresh links.
     Reminder,
+    /// One message listing a digest group's pending requests that its addressee may decide (Slack and email).
+    Digest,
 }
 
 impl Purpose {
@@ -27,11 +29,12 @@ impl Purpose {
             Purpose::Ask => "ask",
             Purpose::Update => "update",
             Purpose::Reminder => "reminder",
+            Purpose::Digest => "digest",
         }
     }
 
     pub fn parse(text: &str) -> Option<Purpose> {
-        [Purpose::Ask, Purpose::Update, Purpose::Reminder].into_iter().find(|p| p.as_str() == text)
+        [Purpose::Ask, Purpose::Update, Purpose::Reminder, Purpose::Digest].into_iter().find(|p| p.as_str() == text)
     }
 }
 

@@ -7,6 +7,7 @@
 //! or `smtp://host:2525` (plain, for a local relay). SMTP `4xx` answers and connection failures are transient, `5xx`
 //! answers permanent.
 
+use crate::digest::DigestView;
 use crate::links::{LinkClaims, LinkOutcome, LinkSigner};
 use crate::{ProviderError, ProviderRef, RequestView};
 use askama::Template;
@@ -192,6 +193,30 @@ impl Mailer {
             .message_id(Some(message_id.clone()))
             .in_reply_to(thread.clone())
             .references(thread.clone());
+        self.send(message, text, html).await?;
+        Ok(message_id)
+    }
+
+    /// A digest: subject the digest's headline, a line per request linking to its dashboard page, and a
+    /// **Review all** link to the dashboard's batch page (text + HTML). Returns its `Message-ID`.
+    pub async fn send_digest(&self, to: &str, digest: &DigestView) -> Result<ProviderRef, ProviderError> {
+        let headline = digest.headline();
+        let lines: Vec<(String, String)> =
+            digest.items.iter().map(|item| (digest.item_line(item), digest.request_url(item.id))).collect();
+        let mut text = format!("{headline}\n\n");
+        for (line, url) in &lines {
+            text.push_str(&format!("- {line}\n  {url}\n"));
+        }
+        text.push_str(&format!("\nReview all:\n{}\n", digest.review_all_url()));
+        let html = DigestHtml { headline: &headline, lines: &lines, review_all: &digest.review_all_url() }
+            .render()
+            .map_err(|e| ProviderError::permanent(format!("email_render_failed: {e}")))?;
+        let random: String = LinkClaims::new_nonce().chars().filter(char::is_ascii_alphanumeric).collect();
+        let message_id = format!("<digest.{random}@{}>", self.from.email.domain());
+        let message = self
+            .builder(to)?
+            .subject(format!("Signoff: {}", one_line(&headline, 200)))
+            .message_id(Some(message_id.clone()));
         self.send(message, text, html).await?;
         Ok(message_id)
     }
@@ -455,6 +480,15 @@ fn request_text(lead: &str, request: &Request, details: &[Detail], links: &Email
         )),
     }
     text
+}
+
+#[derive(Template)]
+#[template(path = "email_digest.html")]
+struct DigestHtml<'a> {
+    headline: &'a str,
+    /// Each request's line and its dashboard link.
+    lines: &'a [(String, String)],
+    review_all: &'a str,
 }
 
 #[derive(Template)]

@@ -60,6 +60,7 @@ impl RequestView {
     }
 }
 
+pub mod digest;
 pub mod discord;
 pub mod email;
 pub mod links;

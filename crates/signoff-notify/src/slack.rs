@@ -2,6 +2,7 @@
 //! through an interaction's `response_url`), the Block Kit rendering of a request, the signature check of Slack's
 //! inbound requests, and the interaction payloads they carry.
 
+use crate::digest::DigestView;
 use crate::{ProviderError, ProviderRef, RequestView};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -32,6 +33,8 @@ pub const ACTION_ANSWER_OPTION: &str = "answer_option";
 pub const ACTION_REJECT: &str = "reject";
 pub const ACTION_EDIT: &str = "edit";
 pub const ACTION_OPEN_DASHBOARD: &str = "open_dashboard";
+/// A digest's **Review all** link button (Slack reports its clicks too; they change nothing).
+pub const ACTION_REVIEW_ALL: &str = "review_all";
 /// Input `block_id`s (each holds one element whose `action_id` is the same) of the modals.
 pub const INPUT_REASON: &str = "reason";
 pub const INPUT_COMMENT: &str = "comment";
@@ -179,6 +182,22 @@ impl SlackClient {
             "channel": channel,
             "thread_ts": ts,
             "text": reminder_text(request, view),
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        let answer = self.call("chat.postMessage", &body).await?;
+        match (answer["channel"].as_str(), answer["ts"].as_str()) {
+            (Some(channel), Some(ts)) => Ok(format!("{channel}:{ts}")),
+            _ => Err(ProviderError::transient("slack chat.postMessage: the answer has no `channel` and `ts`")),
+        }
+    }
+
+    /// A digest ([`digest_blocks`]) to `channel` (a member id, for a DM). Returns `{channel}:{ts}`.
+    pub async fn post_digest(&self, channel: &str, digest: &DigestView) -> Result<ProviderRef, ProviderError> {
+        let body = json!({
+            "channel": channel,
+            "text": digest.headline(),
+            "blocks": digest_blocks(digest),
             "unfurl_links": false,
             "unfurl_media": false,
         });
@@ -547,6 +566,32 @@ pub fn request_blocks(request: &Request, view: &RequestView) -> Value {
 
 /// The modal **Reject** opens: the request's reject reasons as a required select (when it has any) and a required
 /// comment. `private_metadata` is the request id.
+/// The most requests a digest lists one by one in Slack (a message holds at most 50 blocks); the rest are counted.
+pub const DIGEST_MAX_LINES: usize = 40;
+
+/// A digest's Block Kit: the headline, a line per request linking to its dashboard page (at most
+/// [`DIGEST_MAX_LINES`], then how many more), and a **Review all** link button to the dashboard's batch page.
+pub fn digest_blocks(digest: &DigestView) -> Value {
+    let mut blocks = vec![json!({ "type": "section", "text": mrkdwn(format!("*{}*", escape(&digest.headline()))) })];
+    for item in digest.items.iter().take(DIGEST_MAX_LINES) {
+        let line = escape(&digest.item_line(item));
+        let text = format!("<{}|{line}>", digest.request_url(item.id));
+        blocks.push(json!({ "type": "section", "text": mrkdwn(&text) }));
+    }
+    if digest.items.len() > DIGEST_MAX_LINES {
+        let more = digest.items.len() - DIGEST_MAX_LINES;
+        blocks.push(json!({ "type": "context", "elements": [mrkdwn(format!("…and {more} more"))] }));
+    }
+    blocks.push(json!({
+        "type": "actions",
+        "elements": [{
+            "type": "button", "text": plain("Review all"), "action_id": ACTION_REVIEW_ALL, "style": "primary",
+            "url": digest.review_all_url(),
+        }],
+    }));
+    Value::Array(blocks)
+}
+
 pub fn reject_modal(request: &Request) -> Value {
     let mut blocks = vec![json!({
         "type": "section",

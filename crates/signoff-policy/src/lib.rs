@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod digest;
 pub mod duration;
 mod error;
 mod eval;
@@ -46,6 +47,7 @@ pub mod rotation;
 mod schema;
 mod yaml;
 
+pub use digest::{Digest, DigestSchedule};
 pub use duration::{format_duration, parse_duration};
 pub use error::{PolicyError, PolicyErrors, PolicyWarning};
 pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};

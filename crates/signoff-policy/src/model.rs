@@ -76,6 +76,10 @@ pub struct Group {
     /// decide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<crate::Rotation>,
+    /// A digest: members get one message per channel listing the group's pending requests at each digest time,
+    /// instead of one ask per request (Slack and email; other channels keep their asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::Digest>,
 }
 
 /// The `defaults` section: used when no rule matches or a rule fails to evaluate.

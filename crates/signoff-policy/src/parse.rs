@@ -8,6 +8,7 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::{Context, Env, Value};
 use saphyr_parser::ScalarStyle;
 
+use crate::digest::{Digest, DigestSchedule};
 use crate::duration::parse_duration;
 use crate::error::{PolicyError, PolicyErrors, PolicyWarning};
 use crate::model::{
@@ -328,6 +329,117 @@ fn decode_rotation(cx: &mut Cx, node: &Node, what: &str) -> Option<(Rotation, Ve
     Some((Rotation { members: ids, schedule }, members))
 }
 
+/// A group's `digest`: `every` (a duration) or `at` (wall-clock times, with `timezone`, UTC by default), with `min`,
+/// `urgent_after` and `total` (a field path, or `none`).
+fn decode_digest(cx: &mut Cx, node: &Node, what: &str) -> Option<Digest> {
+    let f = fields(cx, node, what, &["every", "at", "timezone", "time_zone", "min", "urgent_after", "total"])?;
+    if let (Some(_), Some(second)) = (f.key("timezone"), f.key("time_zone")) {
+        cx.err(second.pos, format!("{what}: give `timezone` once (`time_zone` is the same field)"));
+    }
+    let zone_key = f.key("timezone").or_else(|| f.key("time_zone"));
+    let zone_node = f.get("timezone").or_else(|| f.get("time_zone"));
+    let schedule = match (f.get("every"), f.get("at")) {
+        (Some(_), Some(at)) => {
+            let pos = f.key("at").map_or(at.pos, |k| k.pos);
+            cx.err(pos, format!("{what}: give either `every` or `at`, not both"));
+            None
+        }
+        (None, None) => {
+            cx.err(f.pos, format!("{what}: missing field `every` or `at` (e.g. `every: 1h` or `at: [\"09:00\"]`)"));
+            None
+        }
+        (Some(every), None) => {
+            if let Some(zone) = zone_key {
+                cx.err(zone.pos, format!("{what}: timezone: only a digest with `at` times has a time zone"));
+            }
+            duration(cx, every, &format!("{what}: every")).map(|every| DigestSchedule::Every { every })
+        }
+        (None, Some(list)) => {
+            let mut times: Vec<NaiveTime> = Vec::new();
+            let items = seq(cx, list, &format!("{what}: at"));
+            if items.is_empty() {
+                cx.err(list.pos, format!("{what}: at: list at least one time (e.g. `at: [\"09:00\", \"15:00\"]`)"));
+            }
+            let mut bad = false;
+            for item in items {
+                let Some(text) = string(cx, item, &format!("{what}: at")) else {
+                    bad = true;
+                    continue;
+                };
+                let Ok(time) = NaiveTime::parse_from_str(&text, "%H:%M") else {
+                    cx.err(item.pos, format!("{what}: at: expected a wall-clock time like \"09:00\", found `{text}`"));
+                    bad = true;
+                    continue;
+                };
+                if times.contains(&time) {
+                    cx.err(item.pos, format!("{what}: at: `{text}` is listed twice"));
+                    bad = true;
+                    continue;
+                }
+                times.push(time);
+            }
+            times.sort();
+            let timezone = match zone_node {
+                None => Some(chrono_tz::UTC),
+                Some(zone) => string(cx, zone, &format!("{what}: timezone")).and_then(|t| {
+                    t.parse::<chrono_tz::Tz>()
+                        .map_err(|_| {
+                            cx.err(
+                                zone.pos,
+                                format!("{what}: timezone: unknown time zone `{t}`; expected an IANA name like Europe/Berlin"),
+                            )
+                        })
+                        .ok()
+                }),
+            };
+            match timezone {
+                Some(timezone) if !bad && !times.is_empty() => Some(DigestSchedule::At { times, timezone }),
+                _ => None,
+            }
+        }
+    };
+    let min = match f.get("min") {
+        None => Some(crate::digest::DEFAULT_MIN),
+        Some(node) => match integer(cx, node, &format!("{what}: min")) {
+            Some(n) if (1..=10_000).contains(&n) => u32::try_from(n).ok(),
+            Some(n) => {
+                cx.err(node.pos, format!("{what}: min: expected a number of requests from 1 to 10000, found {n}"));
+                None
+            }
+            None => None,
+        },
+    };
+    let urgent_after = match f.get("urgent_after") {
+        None => Some(None),
+        Some(node) => duration(cx, node, &format!("{what}: urgent_after")).map(Some),
+    };
+    let total = match f.get("total") {
+        None => Some(Some(crate::digest::DEFAULT_TOTAL.to_string())),
+        Some(node) => match string(cx, node, &format!("{what}: total")) {
+            Some(text) if text == "none" => Some(None),
+            Some(text) => {
+                let mut parts = text.split('.');
+                let root = parts.next().unwrap_or_default();
+                let rest: Vec<&str> = parts.collect();
+                let plain = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !matches!(root, "args" | "context") || rest.is_empty() || !rest.iter().all(plain) {
+                    cx.err(
+                        node.pos,
+                        format!(
+                            "{what}: total: expected a field path under args or context (e.g. `args.amount`), or `none`, found `{text}`"
+                        ),
+                    );
+                    None
+                } else {
+                    Some(Some(text))
+                }
+            }
+            None => None,
+        },
+    };
+    Some(Digest { schedule: schedule?, min: min?, urgent_after: urgent_after?, total: total? })
+}
+
 pub(crate) fn seq<'n>(cx: &mut Cx, node: &'n Node, what: &str) -> &'n [Node] {
     match &node.kind {
         Kind::Seq(items) => items,
@@ -454,9 +566,16 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                     let mut discord_channel = None;
                     let mut remind = Vec::new();
                     let mut rotation = None;
-                    if let Some(f) =
-                        fields(&mut cx, v, &what, &["notify", "slack_channel", "discord_channel", "remind", "rotation"])
-                    {
+                    let mut digest = None;
+                    if let Some(f) = fields(
+                        &mut cx,
+                        v,
+                        &what,
+                        &["notify", "slack_channel", "discord_channel", "remind", "rotation", "digest"],
+                    ) {
+                        if let Some(node) = f.get("digest") {
+                            digest = decode_digest(&mut cx, node, &format!("{what}: digest"));
+                        }
                         if let Some(node) = f.get("remind") {
                             remind = reminder_schedule(&mut cx, node, &format!("{what}: remind"));
                         }
@@ -508,8 +627,9 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
                             }
                         }
                     }
-                    groups
-                        .insert(name.clone(), Group { name, notify, slack_channel, discord_channel, remind, rotation });
+                    let group =
+                        Group { name: name.clone(), notify, slack_channel, discord_channel, remind, rotation, digest };
+                    groups.insert(name, group);
                 }
             }
             Kind::Scalar(text, ScalarStyle::Plain) if is_null(text) => {}
@@ -523,6 +643,7 @@ pub(crate) fn parse(source: &str, env: &Arc<Env>) -> Result<Parsed, PolicyErrors
         discord_channel: None,
         remind: Vec::new(),
         rotation: None,
+        digest: None,
     });
 
     // approvers

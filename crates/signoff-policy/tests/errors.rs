@@ -504,3 +504,81 @@ fn discord_ids_are_digits() {
     assert_eq!(policy.approver("dana").unwrap().discord.as_deref(), Some("80351110224678912"));
     assert_eq!(policy.group("cfo").unwrap().discord_channel.as_deref(), Some("1100000000000000001"));
 }
+
+#[test]
+fn digests_name_a_schedule_that_can_be_followed() {
+    let yaml = |digest: &str| {
+        format!(
+            "version: 1\napprovers:\n  - {{ id: carl, groups: [finance] }}\ngroups:\n  finance:\n    notify: [slack, email]\n    \
+             digest: {digest}\ndefaults: {{ route: finance, timeout: 24h }}\n"
+        )
+    };
+    let parsed = Policy::parse(&yaml("{ every: 2s }")).unwrap();
+    let digest = parsed.group("finance").unwrap().digest.clone().unwrap();
+    assert_eq!(digest.min, 2);
+    assert_eq!(digest.total.as_deref(), Some("args.amount"));
+    assert_eq!(digest.urgent_after, None);
+    let parsed = Policy::parse(&yaml(
+        "{ at: [\"15:00\", \"09:00\"], timezone: Europe/Berlin, min: 1, urgent_after: 1h, total: none }",
+    ))
+    .unwrap();
+    let digest = parsed.group("finance").unwrap().digest.clone().unwrap();
+    assert_eq!((digest.min, digest.total, digest.urgent_after), (1, None, Some(std::time::Duration::from_secs(3600))));
+    match digest.schedule {
+        signoff_policy::DigestSchedule::At { times, timezone } => {
+            assert_eq!(times.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ["09:00:00", "15:00:00"]);
+            assert_eq!(timezone.name(), "Europe/Berlin");
+        }
+        other => panic!("{other:?}"),
+    }
+    Policy::parse(&yaml("{ at: [\"09:00\"], total: context.cost.eur }")).unwrap();
+    for (digest, wanted) in [
+        (
+            "{ every: 1h, at: [\"09:00\"] }",
+            vec!["line 7, column 26: group `finance`: digest: give either `every` or `at`, not both"],
+        ),
+        (
+            "{ min: 3 }",
+            vec![
+                "line 7, column 13: group `finance`: digest: missing field `every` or `at` (e.g. `every: 1h` or `at: [\"09:00\"]`)",
+            ],
+        ),
+        (
+            "{ every: 0s }",
+            vec![
+                "line 7, column 22: group `finance`: digest: every: duration `0s` is zero; it must be longer than zero",
+            ],
+        ),
+        (
+            "{ every: 1h, timezone: UTC, min: 0, urgent_after: soon }",
+            vec![
+                "line 7, column 26: group `finance`: digest: timezone: only a digest with `at` times has a time zone",
+                "line 7, column 46: group `finance`: digest: min: expected a number of requests from 1 to 10000, found 0",
+                "line 7, column 63: group `finance`: digest: urgent_after: invalid duration `soon`; expected a duration such as `90s`, `30m`, `4h`, `2d` or `1h30m`",
+            ],
+        ),
+        (
+            "{ at: [\"25:00\", \"09:00\", \"09:00\"], timezone: Mars/Olympus }",
+            vec![
+                "line 7, column 20: group `finance`: digest: at: expected a wall-clock time like \"09:00\", found `25:00`",
+                "line 7, column 38: group `finance`: digest: at: `09:00` is listed twice",
+                "line 7, column 58: group `finance`: digest: timezone: unknown time zone `Mars/Olympus`; expected an IANA name like Europe/Berlin",
+            ],
+        ),
+        (
+            "{ at: [] }",
+            vec![
+                "line 7, column 19: group `finance`: digest: at: list at least one time (e.g. `at: [\"09:00\", \"15:00\"]`)",
+            ],
+        ),
+        (
+            "{ every: 1h, total: amount, frequency: 2 }",
+            vec![
+                "line 7, column 33: group `finance`: digest: total: expected a field path under args or context (e.g. `args.amount`), or `none`, found `amount`",
+                "line 7, column 41: group `finance`: digest: unknown field `frequency`; expected one of `every`, `at`, `timezone`, `time_zone`, `min`, `urgent_after`, `total`",
+            ],
+        ),
+    ] {
+        expect(&yaml(digest), &wanted);
+    }
+}

@@ -200,3 +200,64 @@ fn deep_nesting_and_alias_bombs_are_rejected() {
     let err = Policy::parse(&bomb).unwrap_err();
     assert!(err.to_string().contains("too large"), "{err}");
 }
+
+/// A group's `digest` as written: any mix of its fields (and a stray one) with plausible and broken values.
+fn digest_value() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        Just("every"),
+        Just("at"),
+        Just("timezone"),
+        Just("time_zone"),
+        Just("min"),
+        Just("urgent_after"),
+        Just("total"),
+        Just("bogus"),
+    ];
+    let value = prop_oneof![
+        Just("2s".to_string()),
+        Just("0s".to_string()),
+        Just("1h".to_string()),
+        Just("[\"09:00\", \"15:00\"]".to_string()),
+        Just("[\"23:59\", \"00:00\"]".to_string()),
+        Just("[\"25:61\"]".to_string()),
+        Just("[]".to_string()),
+        Just("\"02:30\"".to_string()),
+        Just("Europe/Berlin".to_string()),
+        Just("America/New_York".to_string()),
+        Just("Mars/Olympus".to_string()),
+        Just("none".to_string()),
+        Just("args.amount".to_string()),
+        Just("context.cost.eur".to_string()),
+        Just("args.".to_string()),
+        Just("0".to_string()),
+        Just("3".to_string()),
+        Just("~".to_string()),
+        scalar(),
+    ];
+    prop::collection::vec((field, value), 0..5).prop_map(|kv| {
+        let body: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("{{{}}}", body.join(", "))
+    })
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// Any digest is parsed or refused with positions, never a panic; a valid one's next time is always later.
+    #[test]
+    fn digests_never_panic_and_their_next_time_is_later(digest in digest_value(), secs in 0i64..4_000_000_000) {
+        let yaml = format!(
+            "version: 1\napprovers:\n  - {{ id: carl, groups: [finance] }}\ngroups:\n  finance:\n    notify: [email]\n    \
+             digest: {digest}\ndefaults: {{ route: finance, timeout: 24h }}\n"
+        );
+        match signoff_policy::Policy::parse(&yaml) {
+            Ok(policy) => {
+                let digest = policy.group("finance").unwrap().digest.clone().expect("a digest");
+                let after = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+                let next = digest.schedule.next_after(after);
+                prop_assert!(next > after && next - after <= chrono::Duration::days(2), "{after} -> {next}");
+            }
+            Err(errors) => prop_assert!(errors.iter().all(|e| e.line.is_some()), "{errors}"),
+        }
+    }
+}

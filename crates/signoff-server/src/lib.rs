@@ -7,6 +7,7 @@
 mod auth;
 mod channels;
 pub mod checkpoints;
+mod digests;
 mod error;
 mod events;
 mod extract;

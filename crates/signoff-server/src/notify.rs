@@ -11,6 +11,7 @@ use signoff_domain::{
     ApproverId, Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose, RemindPlan, Request,
     Status,
 };
+use signoff_notify::digest::{DigestItem, DigestView};
 use signoff_notify::{ProviderError, ProviderRef, RequestView};
 use signoff_store::{ClaimedNotification, NotificationAttempt, NotificationOutcome, NotificationPlanner};
 use std::collections::{BTreeSet, HashMap};
@@ -54,6 +55,12 @@ pub trait ChannelSender: Send + Sync + 'static {
         request: &Request,
         view: &RequestView,
     ) -> Result<ProviderRef, ProviderError>;
+    /// Sends one digest to `notification.address`. Channels that send no digests keep this refusal (the planner
+    /// never holds their asks for a digest, so it is not reached).
+    async fn digest(&self, notification: &Notification, digest: &DigestView) -> Result<ProviderRef, ProviderError> {
+        let _ = digest;
+        Err(ProviderError::permanent(format!("the {} channel sends no digests", notification.channel)))
+    }
 }
 
 /// The channels that can send, with their senders.
@@ -94,7 +101,7 @@ impl NotificationPlanner for Planner {
         let moved = before.is_none_or(|before| before.group != after.group);
         let asks = match (&after.group, after.status) {
             (Some(group), Status::Pending) if moved => {
-                asks_for(&self.policy.current().policy, group, &self.channels, after.updated_at)
+                asks_for(&self.policy.current().policy, group, &self.channels, after, after.updated_at)
             }
             _ => Vec::new(),
         };
@@ -114,15 +121,17 @@ impl NotificationPlanner for Planner {
     }
 }
 
-/// The asks for a request routed to `group` at `at`.
+/// The asks for a request routed to `group` at `at`: a digest group's members are not asked on the channels that
+/// send digests unless the request is urgent or a question ([`held_for_digest`]); the digest worker lists it instead.
 fn asks_for(
     policy: &signoff_policy::Policy,
     group: &str,
     configured: &BTreeSet<Channel>,
+    request: &Request,
     at: DateTime<Utc>,
 ) -> Vec<NewAsk> {
     let Some(declared) = policy.group(group) else { return Vec::new() };
-    let on_call = declared.rotation.as_ref().map(|rotation| rotation.on_call(at).person);
+    let held = held_for_digest(declared, request, at);
     let mut asks = Vec::new();
     if let Some(channel) = declared.slack_channel.as_ref().filter(|_| configured.contains(&Channel::Slack)) {
         let (approver_id, address) = (None, channel.clone());
@@ -132,9 +141,46 @@ fn asks_for(
         let (approver_id, address) = (None, channel.clone());
         asks.push(NewAsk { approver_id, channel: Channel::Discord, address, group: group.to_string() });
     }
+    let channels = |c: &Channel| configured.contains(c) && !(held && DIGEST_CHANNELS.contains(c));
+    asks.extend(member_asks(policy, group, channels, at));
+    asks
+}
+
+/// The channels that send digests; a digest group's other channels keep one ask per request.
+pub(crate) const DIGEST_CHANNELS: [Channel; 2] = [Channel::Slack, Channel::Email];
+
+/// Whether a request reaching `group` at `at` waits for the group's digest on [`DIGEST_CHANNELS`] instead of being
+/// asked at once: the group has a digest, the request is an approval (a question is always asked at once), and its
+/// deadline is not nearer than the digest's `urgent_after`.
+pub(crate) fn held_for_digest(group: &signoff_policy::Group, request: &Request, at: DateTime<Utc>) -> bool {
+    let Some(digest) = &group.digest else { return false };
+    request.kind == signoff_domain::Kind::Approval && !is_urgent(digest, request, at)
+}
+
+/// Whether `request`'s deadline is nearer than the digest's `urgent_after` at `at`.
+pub(crate) fn is_urgent(digest: &signoff_policy::Digest, request: &Request, at: DateTime<Utc>) -> bool {
+    match (digest.urgent_after, request.deadline_at) {
+        (Some(urgent_after), Some(deadline)) => {
+            deadline - at < chrono::Duration::from_std(urgent_after).unwrap_or(chrono::Duration::MAX)
+        }
+        _ => false,
+    }
+}
+
+/// An ask to each member of `group` (of a group with a rotation, the member on call at `at`) on each of the group's
+/// `notify` channels that `channels` lets through and for which they have an address.
+pub(crate) fn member_asks(
+    policy: &signoff_policy::Policy,
+    group: &str,
+    channels: impl Fn(&Channel) -> bool,
+    at: DateTime<Utc>,
+) -> Vec<NewAsk> {
+    let Some(declared) = policy.group(group) else { return Vec::new() };
+    let on_call = declared.rotation.as_ref().map(|rotation| rotation.on_call(at).person);
+    let mut asks = Vec::new();
     for approver in policy.members(group).into_iter().filter(|a| on_call.is_none_or(|id| id == a.id)) {
         let Ok(person) = ApproverId::parse(&approver.id) else { continue };
-        for &channel in declared.notify.iter().filter(|c| configured.contains(c)) {
+        for &channel in declared.notify.iter().filter(|c| channels(c)) {
             if let Some(address) = approver.address(channel) {
                 let (approver_id, address) = (Some(person.clone()), address.to_string());
                 asks.push(NewAsk { approver_id, channel, address, group: group.to_string() });
@@ -222,6 +268,7 @@ async fn send(state: &AppState, sender: &dyn ChannelSender, claim: ClaimedNotifi
     }
     let result = match (notification.purpose, &claim.ask) {
         (Purpose::Ask, _) => sender.ask(notification, &request, &view).await.map(Some),
+        (Purpose::Digest, _) => return send_digest(state, sender, &claim).await,
         (Purpose::Update | Purpose::Reminder, Some((NotificationState::Sent, Some(message)))) => {
             match notification.purpose {
                 Purpose::Reminder => sender.remind(notification, message, &request, &view).await.map(Some),
@@ -244,6 +291,60 @@ async fn send(state: &AppState, sender: &dyn ChannelSender, claim: ClaimedNotifi
         Err(error) => failure(state, notification, error),
     };
     record(state, &claim, outcome, started.elapsed()).await;
+}
+
+/// Sends one claimed digest: the requests it lists that are, when it is sent, still pending in its group and not
+/// yet approved by its addressee (skipped when none is left).
+async fn send_digest(state: &AppState, sender: &dyn ChannelSender, claim: &ClaimedNotification) {
+    let notification = &claim.notification;
+    let policy = state.policy.current();
+    let total_field = policy.policy.group(&notification.group).and_then(|g| g.digest.as_ref()?.total.clone());
+    let mut items = Vec::new();
+    for id in &claim.digest_of {
+        let request = match state.store.request(*id).await {
+            Ok(request) => request,
+            Err(signoff_store::StoreError::NotFound) => continue,
+            Err(error) => {
+                tracing::warn!(%error, id = %notification.id, "cannot load a request of a digest");
+                let next_attempt_at = signoff_store::now() + chrono::Duration::seconds(5);
+                record(state, claim, NotificationOutcome::Deferred { next_attempt_at }, Duration::ZERO).await;
+                return;
+            }
+        };
+        let approved = notification
+            .approver_id
+            .as_ref()
+            .is_some_and(|person| request.approvals.iter().any(|approval| approval.approver_id == *person));
+        if request.status != Status::Pending
+            || request.group.as_deref() != Some(notification.group.as_str())
+            || approved
+        {
+            continue;
+        }
+        let amount = total_field
+            .as_deref()
+            .and_then(|path| signoff_policy::digest::field_number(path, &request.args, &request.context));
+        items.push(DigestItem::of(&request, amount));
+    }
+    if items.is_empty() {
+        let reason = "not sent: every request it lists was decided or moved on".to_string();
+        record(state, claim, NotificationOutcome::Skipped { reason }, Duration::ZERO).await;
+        return;
+    }
+    let view = DigestView {
+        public_url: state.public_url.clone(),
+        group: notification.group.clone(),
+        person: notification.approver_id.clone(),
+        items,
+        total_field,
+        now: signoff_store::now(),
+    };
+    let started = Instant::now();
+    let outcome = match sender.digest(notification, &view).await {
+        Ok(provider_ref) => NotificationOutcome::Sent { provider_ref: Some(provider_ref) },
+        Err(error) => failure(state, notification, error),
+    };
+    record(state, claim, outcome, started.elapsed()).await;
 }
 
 /// Why a reminder has nothing left to say when it is due to be sent, if it has not: the request was decided or moved
@@ -318,6 +419,10 @@ impl ChannelSender for SlackSender {
     ) -> Result<ProviderRef, ProviderError> {
         self.0.post_reminder(message, request, view).await
     }
+
+    async fn digest(&self, n: &Notification, digest: &DigestView) -> Result<ProviderRef, ProviderError> {
+        self.0.post_digest(&n.address, digest).await
+    }
 }
 
 /// Discord as a channel: asks are messages (a DM to the member's user id, or a post in the group's
@@ -383,6 +488,10 @@ impl ChannelSender for EmailSender {
         view: &RequestView,
     ) -> Result<ProviderRef, ProviderError> {
         self.mailer.send_request(&n.address, request, view, &self.links(n, request, view)?, Some(message)).await
+    }
+
+    async fn digest(&self, n: &Notification, digest: &DigestView) -> Result<ProviderRef, ProviderError> {
+        self.mailer.send_digest(&n.address, digest).await
     }
 }
 

@@ -26,6 +26,7 @@ pub fn spawn(state: &AppState, shutdown: watch::Receiver<bool>) {
         let planner = crate::notify::Planner::new(state.policy.clone(), state.senders.channels());
         state.store.set_notification_planner(Arc::new(planner));
         tokio::spawn(crate::notify::run(state.clone(), state.senders.clone(), shutdown.clone()));
+        tokio::spawn(crate::digests::run(state.clone(), state.senders.channels(), shutdown.clone()));
     }
     if let Some(settings) = state.checkpoints.clone() {
         tokio::spawn(crate::checkpoints::run(state.clone(), settings, shutdown.clone()));

@@ -227,7 +227,31 @@ pub struct ClaimedNotification {
     pub lease: String,
     /// For an update: the ask it changes, as it stands (state and where its message lives).
     pub ask: Option<(NotificationState, Option<String>)>,
+    /// For a digest: the requests it lists, oldest first (the notification's own `request_id` among them).
+    pub digest_of: Vec<RequestId>,
 }
+
+/// One digest message to write: to `ask`'s addressee, listing `requests` (oldest first; the first is the request
+/// the notification is filed under).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDigest {
+    pub ask: signoff_domain::NewAsk,
+    pub requests: Vec<RequestId>,
+}
+
+/// A digest notification's list of requests, as stored (a JSON array of ids).
+fn digest_of_from_db(text: Option<String>) -> Result<Vec<RequestId>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::other(format!("corrupt digest list: {e}"))),
+    }
+}
+
+/// The asks of a request already written, to the same addressee, channel and group as a new one (`?`-free: `{id}`,
+/// `{group}`, `{channel}`, `{address}` are the backend's placeholders).
+const SAME_ASK: &str =
+    "SELECT 1 FROM notifications WHERE request_id = {id} AND purpose = 'ask' AND group_name = {group}
+     AND channel = {channel} AND address = {address}";
 
 /// What became of one claimed notification.
 #[derive(Debug, Clone, PartialEq)]
@@ -493,6 +517,24 @@ pub trait Store: Send + Sync + 'static {
         claimed: &ClaimedNotification,
         attempt: NotificationAttempt,
     ) -> Result<bool, StoreError>;
+    /// When `group`'s next digest is due, if one is scheduled.
+    async fn digest_due_at(&self, group: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Schedules `group`'s next digest at `at`, unless one is scheduled already.
+    async fn schedule_digest(&self, group: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Takes `group`'s digest due at `due`: if the schedule still says `due`, moves it to `next` and writes
+    /// `digests` in the same transaction, and returns true; returns false (and writes nothing) when another worker
+    /// (a replica, or this one before a restart) took it. With no `digests`, only moves the schedule.
+    async fn claim_digest(
+        &self,
+        group: &str,
+        due: DateTime<Utc>,
+        next: DateTime<Utc>,
+        digests: Vec<NewDigest>,
+    ) -> Result<bool, StoreError>;
+    /// Writes asks about a pending request outside a change to it (a digest group's request asked one by one: urgent,
+    /// or too few for a digest), except those already written to the same addressee on the same channel for the same
+    /// group, under the request's lock; nothing for a request no longer pending. Returns how many were written.
+    async fn add_asks(&self, request_id: RequestId, asks: Vec<signoff_domain::NewAsk>) -> Result<u32, StoreError>;
     /// A request's notifications, oldest first.
     async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError>;
     /// Records a signed link's nonce as used, for `used_for` (the request an action link decides, or

@@ -9,11 +9,12 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery,
-    RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, lease_until, new_link_id, new_notification_id, new_reply_code, notification_event, now, outbox_rows,
-    person_from_db, policy_applied_event, reply_row, role_from_db, update_after_due_timers,
+    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest,
+    NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode,
+    RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for,
+    decode_request, encode_json, from_micros, lease_until, new_link_id, new_notification_id, new_reply_code,
+    notification_event, now, outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db,
+    update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use signoff_domain::{
     ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId,
     hash_key_secret,
 };
-use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
+use signoff_domain::{Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
 use std::sync::Arc;
@@ -887,7 +888,7 @@ impl Store for PostgresStore {
              FROM (SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= $1
                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE n.id = due.id
-             RETURNING {NOTIFICATION_COLUMNS_OF_N}, n.lease_token,
+             RETURNING {NOTIFICATION_COLUMNS_OF_N}, n.lease_token, n.digest_of,
                        (SELECT a.state FROM notifications a WHERE a.id = n.updates_id) AS ask_state,
                        (SELECT a.provider_ref FROM notifications a WHERE a.id = n.updates_id) AS ask_ref"
         ))
@@ -909,6 +910,7 @@ impl Store for PostgresStore {
                     notification: notification_from_row(row)?,
                     lease: row.get("lease_token"),
                     ask,
+                    digest_of: crate::digest_of_from_db(row.get("digest_of"))?,
                 })
             })
             .collect()
@@ -947,6 +949,117 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn digest_due_at(&self, group: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT next_at FROM digest_schedules WHERE group_name = $1")
+            .bind(group)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(next.map(crate::from_micros))
+    }
+
+    async fn schedule_digest(&self, group: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO digest_schedules (group_name, next_at) VALUES ($1, $2) ON CONFLICT (group_name) DO NOTHING",
+        )
+        .bind(group)
+        .bind(at.timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_digest(
+        &self,
+        group: &str,
+        due: DateTime<Utc>,
+        next: DateTime<Utc>,
+        digests: Vec<NewDigest>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A second replica's update waits for this row lock, then finds `next_at` moved on and changes nothing.
+        let moved = sqlx::query(
+            "UPDATE digest_schedules SET next_at = $3, last_sent_at = $2 WHERE group_name = $1 AND next_at = $2",
+        )
+        .bind(group)
+        .bind(due.timestamp_micros())
+        .bind(next.timestamp_micros())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Ok(false);
+        }
+        let at = now().timestamp_micros();
+        for digest in digests {
+            let Some(first) = digest.requests.first() else { continue };
+            sqlx::query(
+                "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose,
+                 group_name, state, next_attempt_at, created_at, updated_at, digest_of)
+                 SELECT $1, id, key_id, $3, $4, $5, 'digest', $6, 'pending', $7, $7, $7, $8 FROM requests WHERE id = $2",
+            )
+            .bind(new_notification_id())
+            .bind(first.to_string())
+            .bind(digest.ask.approver_id.map(|id| id.to_string()))
+            .bind(digest.ask.channel.as_str())
+            .bind(&digest.ask.address)
+            .bind(&digest.ask.group)
+            .bind(at)
+            .bind(encode_json(&digest.requests))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_asks(&self, request_id: RequestId, asks: Vec<NewAsk>) -> Result<u32, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT key_id FROM requests WHERE id = $1 AND status = 'pending' FOR UPDATE")
+                .bind(request_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(owner) = owner else { return Ok(0) };
+        let same = SAME_ASK
+            .replace("{id}", "$1")
+            .replace("{group}", "$2")
+            .replace("{channel}", "$3")
+            .replace("{address}", "$4");
+        let at = now().timestamp_micros();
+        let mut written = 0;
+        for ask in asks {
+            let exists = sqlx::query(&same)
+                .bind(request_id.to_string())
+                .bind(&ask.group)
+                .bind(ask.channel.as_str())
+                .bind(&ask.address)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if exists {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose,
+                 group_name, state, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'ask', $7, 'pending', $8, $8, $8)",
+            )
+            .bind(new_notification_id())
+            .bind(request_id.to_string())
+            .bind(&owner)
+            .bind(ask.approver_id.map(|id| id.to_string()))
+            .bind(ask.channel.as_str())
+            .bind(&ask.address)
+            .bind(&ask.group)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            written += 1;
+        }
+        tx.commit().await?;
+        Ok(written)
     }
 
     async fn notifications(&self, request_id: RequestId) -> Result<Vec<Notification>, StoreError> {

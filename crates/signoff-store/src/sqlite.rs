@@ -5,11 +5,12 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewRequestRecord,
-    NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery,
-    RequestUpdate, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json,
-    from_micros, lease_until, new_lease_token, new_link_id, new_notification_id, new_reply_code, notification_event,
-    now, outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_after_due_timers,
+    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest,
+    NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode,
+    RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for,
+    decode_request, encode_json, from_micros, lease_until, new_lease_token, new_link_id, new_notification_id,
+    new_reply_code, notification_event, now, outbox_rows, person_from_db, policy_applied_event, reply_row,
+    role_from_db, update_after_due_timers,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
     ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
 };
-use signoff_domain::{Channel, Notification, NotificationPlan, NotificationState, Purpose};
+use signoff_domain::{Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_dashboard_sessions.sql"),
     include_str!("../migrations/sqlite/0009_request_lists.sql"),
     include_str!("../migrations/sqlite/0010_reply_codes.sql"),
+    include_str!("../migrations/sqlite/0011_digests.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -1048,7 +1050,7 @@ impl Store for SqliteStore {
         let lease_until = lease_until(at, lease);
         self.write(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
-                "SELECT {NOTIFICATION_COLUMNS_OF_N}, a.state, a.provider_ref FROM notifications n
+                "SELECT {NOTIFICATION_COLUMNS_OF_N}, a.state, a.provider_ref, n.digest_of FROM notifications n
                  LEFT JOIN notifications a ON a.id = n.updates_id
                  WHERE n.state = 'pending' AND n.next_attempt_at <= ?1 ORDER BY n.next_attempt_at LIMIT ?2"
             ))?;
@@ -1058,11 +1060,12 @@ impl Store for SqliteStore {
                         row_to_notification(row)?,
                         row.get::<_, Option<String>>(15)?,
                         row.get::<_, Option<String>>(16)?,
+                        row.get::<_, Option<String>>(17)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut claimed = Vec::with_capacity(rows.len());
-            for (row, ask_state, ask_ref) in rows {
+            for (row, ask_state, ask_ref, digest_of) in rows {
                 let notification = notification_from_row(row)?;
                 let lease = new_lease_token();
                 conn.prepare_cached("UPDATE notifications SET next_attempt_at = ?2, lease_token = ?3 WHERE id = ?1")?
@@ -1073,7 +1076,8 @@ impl Store for SqliteStore {
                     })
                     .transpose()?
                     .map(|state| (state, ask_ref));
-                claimed.push(ClaimedNotification { notification, lease, ask });
+                let digest_of = crate::digest_of_from_db(digest_of)?;
+                claimed.push(ClaimedNotification { notification, lease, ask, digest_of });
             }
             Ok(claimed)
         })
@@ -1118,6 +1122,116 @@ impl Store for SqliteStore {
                 append_events(conn, vec![notification_event(&claimed, &attempt)], Some(&owner))?;
             }
             Ok(true)
+        })
+        .await
+    }
+
+    async fn digest_due_at(&self, group: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let group = group.to_string();
+        self.read(move |conn| {
+            let next: Option<i64> = conn
+                .prepare_cached("SELECT next_at FROM digest_schedules WHERE group_name = ?1")?
+                .query_row([group], |row| row.get(0))
+                .optional()?;
+            Ok(next.map(crate::from_micros))
+        })
+        .await
+    }
+
+    async fn schedule_digest(&self, group: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let group = group.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO digest_schedules (group_name, next_at) VALUES (?1, ?2) ON CONFLICT (group_name) DO NOTHING",
+            )?
+            .execute(params![group, at.timestamp_micros()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_digest(
+        &self,
+        group: &str,
+        due: DateTime<Utc>,
+        next: DateTime<Utc>,
+        digests: Vec<NewDigest>,
+    ) -> Result<bool, StoreError> {
+        let group = group.to_string();
+        self.write(move |conn| {
+            let moved = conn
+                .prepare_cached(
+                    "UPDATE digest_schedules SET next_at = ?3, last_sent_at = ?2 WHERE group_name = ?1 AND next_at = ?2",
+                )?
+                .execute(params![group, due.timestamp_micros(), next.timestamp_micros()])?;
+            if moved != 1 {
+                return Ok(false);
+            }
+            let at = now().timestamp_micros();
+            for digest in digests {
+                let Some(first) = digest.requests.first() else { continue };
+                let list = encode_json(&digest.requests);
+                conn.prepare_cached(
+                    "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose,
+                     group_name, state, next_attempt_at, created_at, updated_at, digest_of)
+                     SELECT ?1, id, key_id, ?3, ?4, ?5, 'digest', ?6, 'pending', ?7, ?7, ?7, ?8 FROM requests
+                     WHERE id = ?2",
+                )?
+                .execute(params![
+                    new_notification_id(),
+                    first.to_string(),
+                    digest.ask.approver_id.map(|id| id.to_string()),
+                    digest.ask.channel.as_str(),
+                    digest.ask.address,
+                    digest.ask.group,
+                    at,
+                    list
+                ])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn add_asks(&self, request_id: RequestId, asks: Vec<NewAsk>) -> Result<u32, StoreError> {
+        self.write(move |conn| {
+            let owner: Option<String> = conn
+                .prepare_cached("SELECT key_id FROM requests WHERE id = ?1 AND status = 'pending'")?
+                .query_row([request_id.to_string()], |row| row.get(0))
+                .optional()?;
+            let Some(owner) = owner else { return Ok(0) };
+            let same = SAME_ASK
+                .replace("{id}", "?1")
+                .replace("{group}", "?2")
+                .replace("{channel}", "?3")
+                .replace("{address}", "?4");
+            let at = now().timestamp_micros();
+            let mut written = 0;
+            for ask in asks {
+                let id = request_id.to_string();
+                let exists =
+                    conn.prepare_cached(&same)?.exists(params![id, ask.group, ask.channel.as_str(), ask.address])?;
+                if exists {
+                    continue;
+                }
+                conn.prepare_cached(
+                    "INSERT INTO notifications (id, request_id, owner_key_id, approver_id, channel, address, purpose,
+                     group_name, state, next_attempt_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'ask', ?7, 'pending', ?8, ?8, ?8)",
+                )?
+                .execute(params![
+                    new_notification_id(),
+                    id,
+                    owner,
+                    ask.approver_id.map(|id| id.to_string()),
+                    ask.channel.as_str(),
+                    ask.address,
+                    ask.group,
+                    at
+                ])?;
+                written += 1;
+            }
+            Ok(written)
         })
         .await
     }

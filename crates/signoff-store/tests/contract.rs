@@ -30,6 +30,7 @@ on_every_backend!(
     sessions_live_until_they_expire_end_or_lose_their_key,
     dashboard_lists_filter_on_decisions_rules_and_sampling,
     reply_codes_are_unique_among_a_persons_open_requests,
+    a_digest_time_is_taken_once_and_asks_are_added_once,
 );
 
 fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
@@ -626,4 +627,49 @@ async fn reply_codes_are_unique_among_a_persons_open_requests(backend: Backend) 
     store.reply_code(&dana, fresh).await.unwrap();
     assert_eq!(store.reply_code_request(&dana, &codes[0].code).await.unwrap(), None);
     assert_eq!(store.reply_code_request(&dana, &codes[1].code).await.unwrap(), Some(ids[1]));
+}
+
+async fn a_digest_time_is_taken_once_and_asks_are_added_once(backend: Backend) {
+    use signoff_domain::{NewAsk, Purpose};
+    use signoff_store::NewDigest;
+    let db = TestDatabase::new(backend).await;
+    let (store, replica) = (db.open().await, db.open().await);
+    let first = store.create_request(record(refund(10), None)).await.unwrap().request.id;
+    let second = store.create_request(record(refund(20), None)).await.unwrap().request.id;
+    let due = now();
+    let next = due + chrono::Duration::hours(1);
+    assert_eq!(store.digest_due_at("finance").await.unwrap(), None);
+    store.schedule_digest("finance", due).await.unwrap();
+    store.schedule_digest("finance", next).await.unwrap();
+    assert_eq!(store.digest_due_at("finance").await.unwrap(), Some(due), "the first schedule stands");
+
+    let ask = NewAsk {
+        approver_id: Some(signoff_testkit::person("dana")),
+        channel: Channel::Email,
+        address: "dana@example.com".into(),
+        group: "finance".into(),
+    };
+    let digest = NewDigest { ask: ask.clone(), requests: vec![first, second] };
+    // Two replicas take the same digest time at once: one wins and writes it.
+    let (a, b) = tokio::join!(
+        store.claim_digest("finance", due, next, vec![digest.clone()]),
+        replica.claim_digest("finance", due, next, vec![digest.clone()]),
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(), 1, "taken once");
+    assert_eq!(store.digest_due_at("finance").await.unwrap(), Some(next));
+    assert!(!store.claim_digest("finance", due, next, vec![digest]).await.unwrap(), "not again after a restart");
+    let filed = store.notifications(first).await.unwrap();
+    assert_eq!(filed.iter().map(|n| n.purpose).collect::<Vec<_>>(), [Purpose::Digest]);
+    let claimed = store.claim_notifications(now(), std::time::Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].digest_of, [first, second], "the digest lists both, oldest first");
+
+    // Asks added outside a change are written once per addressee, channel and group, and only while pending.
+    assert_eq!(store.add_asks(second, vec![ask.clone()]).await.unwrap(), 1);
+    let (a, b) = tokio::join!(store.add_asks(second, vec![ask.clone()]), replica.add_asks(second, vec![ask.clone()]));
+    assert_eq!((a.unwrap(), b.unwrap()), (0, 0));
+    let asks = store.notifications(second).await.unwrap();
+    assert_eq!(asks.iter().filter(|n| n.purpose == Purpose::Ask).count(), 1, "{asks:#?}");
+    store.update_request(first, Box::new(|r| r.cancel("key_agent", None, now()))).await.unwrap();
+    assert_eq!(store.add_asks(first, vec![ask]).await.unwrap(), 0, "no ask for a request no longer pending");
 }

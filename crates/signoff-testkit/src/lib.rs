@@ -158,6 +158,15 @@ impl TestApp {
 
     /// Serves another app (a second replica) over `store`, reusing `keys_from`'s keys.
     pub async fn replica(store: Arc<dyn Store>, keys_from: &TestApp) -> TestApp {
+        Self::replica_with(store, keys_from, |_| {}).await
+    }
+
+    /// Like [`TestApp::replica`], with `configure` applied to the state before serving (to add senders, say).
+    pub async fn replica_with(
+        store: Arc<dyn Store>,
+        keys_from: &TestApp,
+        configure: impl FnOnce(&mut AppState),
+    ) -> TestApp {
         let keys = Keys {
             agent: keys_from.agent_key.clone(),
             agent_id: keys_from.agent_key_id.clone(),
@@ -169,6 +178,7 @@ impl TestApp {
         Self::serve(store, keys_from.state.callbacks.clone(), keys, |state| {
             state.limits = limits;
             state.metrics_token = token;
+            configure(state);
         })
         .await
     }
