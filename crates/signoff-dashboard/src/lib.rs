@@ -15,7 +15,6 @@ mod admin_policy;
 mod assets;
 mod expired;
 mod history;
-mod line_diff;
 mod lists;
 mod live;
 mod page;

@@ -34,9 +34,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod draft;
 pub mod duration;
 mod error;
 mod eval;
+pub mod line_diff;
 mod lint;
 mod model;
 mod parse;
