@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod stats;
+
 pub use signoff_domain::checkpoint::SignedCheckpoint;
 pub use signoff_domain::{
     ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Kind,
