@@ -12,6 +12,7 @@ mod admin;
 mod admin_audit;
 mod admin_keys;
 mod admin_policy;
+mod advice;
 mod assets;
 mod expired;
 mod history;
@@ -92,6 +93,8 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/review", get(review::show))
         .route("/review/{id}", post(review::decide))
         .route("/history", get(history::show))
+        .route("/advice", get(advice::show))
+        .route("/advice/apply", post(advice::apply))
         .route("/live", get(live::stream))
         // The admin pages: only for sessions signed in with an admin key bound to a person.
         .route("/admin", get(admin::index))

@@ -4,12 +4,14 @@
 //! the real thing in-process.
 #![forbid(unsafe_code)]
 
+pub mod advice;
 mod auth;
 mod channels;
 pub mod checkpoints;
 mod error;
 mod events;
 mod extract;
+pub mod insights;
 mod limits;
 mod metrics;
 pub mod notify;

@@ -77,6 +77,8 @@ export declare class AlreadyDecided extends Conflict {}
 export declare class OutcomeAlreadyReported extends Conflict {}
 /** 409: an outcome for a `pre` request that is still pending. */
 export declare class NotDecided extends Conflict {}
+/** 409: an advice finding made for another policy version than the one in force. */
+export declare class PolicyChanged extends Conflict {}
 /** 413: the body is over 1 MiB. */
 export declare class PayloadTooLarge extends SignoffError {}
 /** 413: a field is over its cap; the message names it. */

@@ -86,6 +86,7 @@ export const IdempotencyConflict = define("idempotency_conflict", "IdempotencyCo
 export const AlreadyDecided = define("already_decided", "AlreadyDecided", Conflict);
 export const OutcomeAlreadyReported = define("outcome_already_reported", "OutcomeAlreadyReported", Conflict);
 export const NotDecided = define("not_decided", "NotDecided", Conflict);
+export const PolicyChanged = define("policy_changed", "PolicyChanged", Conflict);
 export const PayloadTooLarge = define("payload_too_large", "PayloadTooLarge", SignoffError);
 export const FieldTooLarge = define("field_too_large", "FieldTooLarge", SignoffError);
 export const UnsupportedMediaType = define("unsupported_media_type", "UnsupportedMediaType", SignoffError);

@@ -125,6 +125,10 @@ class NotDecided(Conflict):
     """409: an outcome for a `pre` request that is still pending."""
 
 
+class PolicyChanged(Conflict):
+    """409: an advice finding made for another policy version than the one in force."""
+
+
 class PayloadTooLarge(SignoffError):
     """413: the body is over 1 MiB."""
 
@@ -199,6 +203,7 @@ ERROR_CLASSES: dict[str, type[SignoffError]] = {
         AlreadyDecided,
         OutcomeAlreadyReported,
         NotDecided,
+        PolicyChanged,
         PayloadTooLarge,
         FieldTooLarge,
         UnsupportedMediaType,
