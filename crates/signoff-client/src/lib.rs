@@ -1,7 +1,7 @@
 //! A Rust client for the whole Signoff HTTP API: requests (create, read, list, wait, decide, answer, cancel, report),
 //! their events, deliveries and notifications, the live event stream, the audit log, the policy, on-call rotations,
-//! approval statistics, health and metrics. It depends only on the wire types (`signoff-wire`); see `README.md` for
-//! an example.
+//! approval statistics, advice, health and metrics. It depends only on the wire types (`signoff-wire`); see
+//! `README.md` for an example.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), signoff_client::ClientError> {
@@ -17,6 +17,7 @@
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
+use signoff_wire::advice::{AdviceReport, AppliedAdvice, ApplyAdvice};
 use signoff_wire::{
     AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody, Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request, RequestId, SignedCheckpoint, Verification, stats::{GroupBy, StatsReport},
 };
@@ -264,6 +265,24 @@ impl Client {
     /// Every stored policy version, newest first.
     pub async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>, ClientError> {
         Ok(Self::send(self.call(Method::GET, "/v1/policy/versions")).await?.1)
+    }
+
+    /// `GET /v1/advice`: which gates to relax or tighten over the requests created since `since` (a policy duration
+    /// such as `30d`, or an RFC 3339 time; default 30 days), for rules with at least `min` human decisions (default 20).
+    pub async fn advice(&self, since: Option<&str>, min: Option<u64>) -> Result<AdviceReport, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(since) = since {
+            params.push(("since", since.to_string()));
+        }
+        if let Some(min) = min {
+            params.push(("min", min.to_string()));
+        }
+        Ok(Self::send(self.call(Method::GET, "/v1/advice").query(&params)).await?.1)
+    }
+
+    /// `POST /v1/advice/apply`: applies a finding's draft as a new policy version (admin key).
+    pub async fn apply_advice(&self, body: &ApplyAdvice) -> Result<AppliedAdvice, ClientError> {
+        Ok(Self::send(self.call(Method::POST, "/v1/advice/apply").json(body)).await?.1)
     }
 
     /// Who is on call for `group` (a group with a rotation), until when, and who is next.

@@ -4,7 +4,6 @@
 
 use crate::Dashboard;
 use crate::admin::{Admin, Paged};
-use crate::line_diff::{DiffLine, diff};
 use crate::page::{Chrome, PageError, render, sentence};
 use crate::view::Moment;
 use askama::Template;
@@ -14,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use signoff_domain::PolicyVersion;
+use signoff_policy::line_diff::{DiffLine, diff};
 use signoff_policy::{Policy, ReplayReport};
 
 /// How far back a draft is replayed unless the form says otherwise.

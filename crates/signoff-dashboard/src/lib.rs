@@ -12,12 +12,12 @@ mod admin;
 mod admin_audit;
 mod admin_keys;
 mod admin_policy;
+mod advice;
 mod assets;
 mod batch;
 mod charts;
 mod expired;
 mod history;
-mod line_diff;
 mod lists;
 mod live;
 mod page;
@@ -99,6 +99,8 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/review/{id}", post(review::decide))
         .route("/history", get(history::show))
         .route("/stats", get(stats::show))
+        .route("/advice", get(advice::show))
+        .route("/advice/apply", post(advice::apply))
         .route("/live", get(live::stream))
         // The admin pages: only for sessions signed in with an admin key bound to a person.
         .route("/admin", get(admin::index))

@@ -3,4 +3,6 @@
 //! confidence thresholds), computed from stored requests without any I/O.
 #![forbid(unsafe_code)]
 
+pub mod advice;
+pub mod calibration;
 pub mod stats;

@@ -35,9 +35,11 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod draft;
 pub mod duration;
 mod error;
 mod eval;
+pub mod line_diff;
 mod lint;
 mod model;
 mod parse;

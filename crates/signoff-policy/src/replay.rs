@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::eval::{EvalInput, Mode, Outcome, Verdict};
 use crate::policy::Policy;
+use signoff_domain::Request;
 
 /// How many request ids each transition keeps as examples.
 pub const EXAMPLES_PER_TRANSITION: usize = 3;
@@ -34,6 +35,28 @@ pub struct ReplayRecord {
 }
 
 impl ReplayRecord {
+    /// What policy sees of a request.
+    pub fn of_request(request: &Request) -> ReplayRecord {
+        ReplayRecord {
+            request_id: request.id.to_string(),
+            action: request.action.clone(),
+            args: request.args.clone(),
+            context: request.context.clone(),
+            confidence: request.confidence,
+            tags: request.tags.clone(),
+            mode: request.mode,
+            agent: request.requested_by.key_name.clone(),
+            run_id: request.run_id.clone(),
+        }
+    }
+
+    /// A stored request with the verdict stored on it, to replay; `None` for a request policy never placed (stored
+    /// before policies existed).
+    pub fn with_stored_verdict(request: &Request) -> Option<(ReplayRecord, Verdict)> {
+        let verdict = request.policy.as_ref()?.verdict.clone();
+        Some((ReplayRecord::of_request(request), verdict))
+    }
+
     /// Borrows the record as an evaluation input.
     pub fn input(&self) -> EvalInput<'_> {
         EvalInput {

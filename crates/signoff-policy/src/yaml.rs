@@ -29,6 +29,10 @@ impl Pos {
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub pos: Pos,
+    /// Where the node's text starts and ends, as character indices into the source (quotes and a flow collection's
+    /// brackets included; a block scalar starts at its content). An alias keeps the anchored node's spans below it.
+    pub start: usize,
+    pub end: usize,
     pub kind: Kind,
 }
 
@@ -74,8 +78,14 @@ pub(crate) struct SyntaxError {
 }
 
 enum Frame {
-    Seq(Pos, usize, Vec<Node>),
-    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+    Seq(Pos, usize, usize, Vec<Node>),
+    Map(Pos, usize, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+/// Where a collection's text ends: after its closing bracket (flow style: the end event spans the bracket), or
+/// where its last item ends (block style: the end event is empty).
+fn collection_end(span: &Span, start: usize, last: Option<&Node>) -> usize {
+    if span.end.index() > span.start.index() { span.end.index() } else { last.map_or(start, |node| node.end) }
 }
 
 /// Parses one YAML document into a [`Node`]. `Ok(None)` means the stream holds no document.
@@ -104,29 +114,41 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                 }
                 None
             }
-            Event::Scalar(text, style, anchor, _tag) => {
-                Some((Node { pos, kind: Kind::Scalar(text.into_owned(), style) }, anchor))
-            }
+            Event::Scalar(text, style, anchor, _tag) => Some((
+                Node {
+                    pos,
+                    start: span.start.index(),
+                    end: span.end.index(),
+                    kind: Kind::Scalar(text.into_owned(), style),
+                },
+                anchor,
+            )),
             Event::SequenceStart(anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Frame::Seq(pos, anchor, Vec::new()));
+                stack.push(Frame::Seq(pos, span.start.index(), anchor, Vec::new()));
                 None
             }
             Event::MappingStart(anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Frame::Map(pos, anchor, Vec::new(), None));
+                stack.push(Frame::Map(pos, span.start.index(), anchor, Vec::new(), None));
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(p, anchor, items)) => Some((Node { pos: p, kind: Kind::Seq(items) }, anchor)),
+                Some(Frame::Seq(p, start, anchor, items)) => {
+                    let end = collection_end(&span, start, items.last());
+                    Some((Node { pos: p, start, end, kind: Kind::Seq(items) }, anchor))
+                }
                 _ => return Err(internal(pos)),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(p, anchor, entries, None)) => Some((Node { pos: p, kind: Kind::Map(entries) }, anchor)),
+                Some(Frame::Map(p, start, anchor, entries, None)) => {
+                    let end = collection_end(&span, start, entries.last().map(|(_, value)| value));
+                    Some((Node { pos: p, start, end, kind: Kind::Map(entries) }, anchor))
+                }
                 _ => return Err(internal(pos)),
             },
             Event::Alias(id) => match anchors.get(&id) {
@@ -140,6 +162,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                     }
                     let mut node = node.clone();
                     node.pos = pos;
+                    (node.start, node.end) = (span.start.index(), span.end.index());
                     Some((node, 0))
                 }
                 None => {
@@ -158,8 +181,8 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
             }
             match stack.last_mut() {
                 None => root = Some(node),
-                Some(Frame::Seq(_, _, items)) => items.push(node),
-                Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
+                Some(Frame::Seq(_, _, _, items)) => items.push(node),
+                Some(Frame::Map(_, _, _, entries, pending)) => match pending.take() {
                     None => *pending = Some(node),
                     Some(key) => entries.push((key, node)),
                 },

@@ -4,6 +4,7 @@
 //! the real thing in-process.
 #![forbid(unsafe_code)]
 
+pub mod advice;
 mod auth;
 mod channels;
 pub mod checkpoints;

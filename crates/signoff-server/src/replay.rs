@@ -8,17 +8,7 @@ use signoff_store::{Store, StoreError};
 
 /// What policy sees of a request.
 pub fn replay_record(request: Request) -> ReplayRecord {
-    ReplayRecord {
-        request_id: request.id.to_string(),
-        action: request.action,
-        args: request.args,
-        context: request.context,
-        confidence: request.confidence,
-        tags: request.tags,
-        mode: request.mode,
-        agent: request.requested_by.key_name,
-        run_id: request.run_id,
-    }
+    ReplayRecord::of_request(&request)
 }
 
 /// Replays every request created since `since` that policy placed (newest first, as stored) against `draft`, and

@@ -12,10 +12,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use signoff_domain::{Channel, Event, EventKind, FlagInput, NewRequest, Request, RequestId, Role, Status};
-use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict, stats::StatsReport,
+    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView,
+    OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
+    advice::{AdviceReport, AppliedAdvice, ApplyAdvice},
+    stats::StatsReport,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy/versions", get(policy_versions))
         .route("/v1/groups/{name}/oncall", get(group_on_call))
         .route("/v1/stats", get(stats))
+        .route("/v1/advice", get(advice))
+        .route("/v1/advice/apply", post(apply_advice))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
@@ -376,11 +380,8 @@ async fn put_policy(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&[Role::Admin], "apply a policy")?;
     let source = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("the policy must be UTF-8 text"))?;
-    let policy = Policy::parse(source)?;
-    let applied = state.store.apply_policy(source, &policy.content_hash(), &caller.0.actor().to_string()).await?;
-    let status = if applied.created { StatusCode::CREATED } else { StatusCode::OK };
-    state.policy.install(policy, applied.policy);
-    Ok((status, Json(state.policy.current().view())))
+    let (created, view) = service::apply_policy(&state, &caller.0, source).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view)))
 }
 
 /// Who is on call for a group with a rotation, since when, until when, and who is next.
@@ -432,6 +433,37 @@ async fn stats(
         signoff_store::now(),
     )?;
     Ok(Json(crate::insights::stats(&state, &caller.0, options).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdviceParams {
+    since: Option<String>,
+    min: Option<u64>,
+}
+
+/// Which gates to relax or tighten over the requests created since `since` (default 30 days).
+async fn advice(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<AdviceParams>,
+) -> Result<Json<AdviceReport>, ApiError> {
+    // Refused before the parameters are read, so an agent learns nothing from their errors.
+    crate::insights::may_read_stats(&caller.0)?;
+    let options = crate::advice::options(params.since.as_deref(), params.min, signoff_store::now())?;
+    Ok(Json(crate::advice::advice(&state, &caller.0, options).await?))
+}
+
+/// Applies one finding's draft as a new policy version.
+async fn apply_advice(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ApplyAdvice>,
+) -> Result<(StatusCode, Json<AppliedAdvice>), ApiError> {
+    caller.require(&[Role::Admin], "apply advice")?;
+    let options = crate::advice::options(body.since.as_deref(), body.min, signoff_store::now())?;
+    let (finding, policy) = crate::advice::apply(&state, &caller.0, &body.id, options).await?;
+    Ok((StatusCode::CREATED, Json(AppliedAdvice { finding, policy })))
 }
 
 async fn policy_versions(

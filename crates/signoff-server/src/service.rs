@@ -1,5 +1,5 @@
 //! The use cases every front end calls: create a request, wait for it, decide it, answer it, cancel it, report its
-//! outcome, confirm or flag what an agent did.
+//! outcome, confirm or flag what an agent did; and apply a policy version.
 //!
 //! The HTTP handlers call these with the caller's identity and the channel the call came through; the dashboard,
 //! Slack, email links and MCP call the same functions, so the rules (who may decide, quorum, separation of duties,
@@ -12,9 +12,9 @@ use signoff_domain::{
     ApiKey, ApproverId, Channel, DomainError, FlagInput, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId,
     Requester, Reviewable, Reviewer, Role, Verdict,
 };
-use signoff_policy::{EVERYONE, EvalInput};
+use signoff_policy::{EVERYONE, EvalInput, Policy};
 use signoff_store::{Created, NewRequestRecord};
-use signoff_wire::{ErrorCode, ErrorItem};
+use signoff_wire::{ErrorCode, ErrorItem, PolicyView};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -402,4 +402,18 @@ fn require_requester_side(by: &ApiKey, doing: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::forbidden(format!("a key with role `{}` cannot {doing}", by.role)))
     }
+}
+
+/// Stores `source` as the next policy version (unless it is byte for byte the version in force) and puts it in force
+/// at once; admins only. All or nothing: an invalid document is refused with every problem and its position. Says
+/// whether a version was created, and the version in force. `PUT /v1/policy` and `POST /v1/advice/apply` both apply
+/// through here.
+pub async fn apply_policy(state: &AppState, by: &ApiKey, source: &str) -> Result<(bool, PolicyView), ApiError> {
+    if by.role != Role::Admin {
+        return Err(ApiError::forbidden(format!("a key with role `{}` cannot apply a policy", by.role)));
+    }
+    let policy = Policy::parse(source)?;
+    let applied = state.store.apply_policy(source, &policy.content_hash(), &by.actor().to_string()).await?;
+    state.policy.install(policy, applied.policy);
+    Ok((applied.created, state.policy.current().view()))
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod advice;
 pub mod stats;
 
 pub use signoff_domain::checkpoint::SignedCheckpoint;
@@ -44,6 +45,8 @@ pub enum ErrorCode {
     InvalidPolicy,
     OutcomeAlreadyReported,
     NotDecided,
+    /// A finding of the advice made for another policy version than the one in force.
+    PolicyChanged,
     /// `revises` names no request of this agent's, or one that is not rejected or expired, or already revised.
     InvalidRevision,
     /// An answer to a request that asks for approval, or a decision on a question.
@@ -89,7 +92,8 @@ impl ErrorCode {
             | ErrorCode::OutcomeAlreadyReported
             | ErrorCode::NotDecided
             | ErrorCode::AlreadyReviewed
-            | ErrorCode::NotReviewable => 409,
+            | ErrorCode::NotReviewable
+            | ErrorCode::PolicyChanged => 409,
             ErrorCode::PayloadTooLarge | ErrorCode::FieldTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,

@@ -79,7 +79,7 @@ fn parse_object(flag: &str, text: &str) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `signoff` binary: the server, the operator and approver CLI, the MCP server over stdio, and the benchmark.
 #![forbid(unsafe_code)]
 
+mod advice_commands;
 mod audit_commands;
 mod bench;
 mod channel_commands;
@@ -60,6 +61,9 @@ enum Command {
     /// Serve the MCP tools on standard input and output, for an agent to start; they call the server at SIGNOFF_URL
     /// with SIGNOFF_KEY.
     Mcp(client_commands::McpArgs),
+    /// Which gates to relax or tighten, with drafts replayed over history (approver or admin key); `--apply ID`
+    /// applies one (admin key).
+    Advise(advice_commands::AdviseArgs),
     /// Measure create and decision throughput and waiter wake latency.
     Bench(bench::BenchArgs),
 }
@@ -97,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel(args) => client_commands::cancel(args).await,
         Command::Stats(args) => stats_command::stats(args).await,
         Command::Mcp(args) => client_commands::mcp(args).await,
+        Command::Advise(args) => advice_commands::advise(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

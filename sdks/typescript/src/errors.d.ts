@@ -81,6 +81,8 @@ export declare class NotDecided extends Conflict {}
 export declare class AlreadyReviewed extends Conflict {}
 /** 409: a confirm or flag on a request that cannot be reviewed (a person approved it; it was rejected, expired or cancelled; or, for a confirm, policy let it through). */
 export declare class NotReviewable extends Conflict {}
+/** 409: an advice finding made for another policy version than the one in force. */
+export declare class PolicyChanged extends Conflict {}
 /** 413: the body is over 1 MiB. */
 export declare class PayloadTooLarge extends SignoffError {}
 /** 413: a field is over its cap; the message names it. */

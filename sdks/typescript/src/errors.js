@@ -88,6 +88,7 @@ export const OutcomeAlreadyReported = define("outcome_already_reported", "Outcom
 export const NotDecided = define("not_decided", "NotDecided", Conflict);
 export const AlreadyReviewed = define("already_reviewed", "AlreadyReviewed", Conflict);
 export const NotReviewable = define("not_reviewable", "NotReviewable", Conflict);
+export const PolicyChanged = define("policy_changed", "PolicyChanged", Conflict);
 export const PayloadTooLarge = define("payload_too_large", "PayloadTooLarge", SignoffError);
 export const FieldTooLarge = define("field_too_large", "FieldTooLarge", SignoffError);
 export const UnsupportedMediaType = define("unsupported_media_type", "UnsupportedMediaType", SignoffError);

@@ -134,6 +134,10 @@ class NotReviewable(Conflict):
     cancelled; or, for a confirm, policy let it through)."""
 
 
+class PolicyChanged(Conflict):
+    """409: an advice finding made for another policy version than the one in force."""
+
+
 class PayloadTooLarge(SignoffError):
     """413: the body is over 1 MiB."""
 
@@ -210,6 +214,7 @@ ERROR_CLASSES: dict[str, type[SignoffError]] = {
         NotDecided,
         AlreadyReviewed,
         NotReviewable,
+        PolicyChanged,
         PayloadTooLarge,
         FieldTooLarge,
         UnsupportedMediaType,

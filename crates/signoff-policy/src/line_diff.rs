@@ -4,8 +4,11 @@
 /// What happened to a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
+    /// In both texts.
     Kept,
+    /// Only in the old text.
     Removed,
+    /// Only in the new text.
     Added,
     /// A stretch of unchanged lines left out; its text says how many.
     Folded,
@@ -44,9 +47,13 @@ impl Mark {
 /// One line of a diff, with its number in the old and the new text (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiffLine {
+    /// What happened to the line.
     pub mark: Mark,
+    /// Its number in the old text (kept and removed lines).
     pub old: Option<usize>,
+    /// Its number in the new text (kept and added lines).
     pub new: Option<usize>,
+    /// The line, without its line break.
     pub text: String,
 }
 
@@ -64,6 +71,11 @@ pub fn diff(old: &str, new: &str) -> Vec<DiffLine> {
         return Vec::new();
     }
     fold(lines)
+}
+
+/// The diff as unified-diff text: each line of [`diff`] after its sign (`+`, `-` or a space), one per line.
+pub fn unified(old: &str, new: &str) -> String {
+    diff(old, new).iter().map(|line| format!("{}{}\n", line.mark.sign(), line.text)).collect()
 }
 
 /// Every line of both texts, marked.
@@ -166,7 +178,7 @@ mod tests {
     use super::*;
 
     /// A diff as unified-diff text: sign and line.
-    fn unified(lines: &[DiffLine]) -> Vec<String> {
+    fn signed(lines: &[DiffLine]) -> Vec<String> {
         lines.iter().map(|line| format!("{}{}", line.mark.sign(), line.text)).collect()
     }
 
@@ -175,7 +187,7 @@ mod tests {
         let old = "version: 1\nrules:\n  - name: a\n    decide: approve\n  - name: b\n";
         let new = "version: 1\nrules:\n  - name: a\n    decide: deny\n  - name: b\n  - name: c\n";
         assert_eq!(
-            unified(&diff(old, new)),
+            signed(&diff(old, new)),
             [
                 " version: 1",
                 " rules:",
@@ -198,7 +210,7 @@ mod tests {
         let old: String = (1..=20).map(|n| format!("line {n}\n")).collect();
         let new = old.replace("line 10\n", "line ten\n");
         assert_eq!(
-            unified(&diff(&old, &new)),
+            signed(&diff(&old, &new)),
             [
                 " … 6 unchanged lines",
                 " line 7",
@@ -216,8 +228,9 @@ mod tests {
 
     #[test]
     fn the_lcs_keeps_the_longest_common_run() {
-        assert_eq!(unified(&diff("a\nb\nc\nd\n", "b\nc\nx\nd\n")), ["-a", " b", " c", "+x", " d"]);
-        assert_eq!(unified(&diff("", "new\n")), ["+new"]);
-        assert_eq!(unified(&diff("old\n", "")), ["-old"]);
+        assert_eq!(signed(&diff("a\nb\nc\nd\n", "b\nc\nx\nd\n")), ["-a", " b", " c", "+x", " d"]);
+        assert_eq!(signed(&diff("", "new\n")), ["+new"]);
+        assert_eq!(signed(&diff("old\n", "")), ["-old"]);
+        assert_eq!(unified("a\nb\n", "a\nc\n"), " a\n-b\n+c\n");
     }
 }
