@@ -92,6 +92,7 @@ async fn every_endpoint_answers_through_the_client(backend: Backend) {
         comment: Some("not the shipping".into()),
         reason: None,
         args: Some(json!({"order": "1042", "amount": 100})),
+        standing_s: None,
     };
     dana.decide(id, &edit).await.unwrap();
     let approved = waiting.await.unwrap().unwrap();
@@ -206,6 +207,7 @@ async fn the_readme_example_runs_with_the_approved_arguments(backend: Backend) {
             comment: None,
             reason: None,
             args: Some(json!({"order": "1042", "amount": 100})),
+            standing_s: None,
         };
         dana.decide(id, &edit).await.unwrap();
         id

@@ -14,6 +14,7 @@ mod admin_keys;
 mod admin_policy;
 mod assets;
 mod expired;
+mod grants;
 mod history;
 mod line_diff;
 mod lists;
@@ -93,6 +94,8 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/review", get(review::show))
         .route("/review/{id}", post(review::decide))
         .route("/history", get(history::show))
+        .route("/grants", get(grants::show))
+        .route("/grants/{id}/revoke", post(grants::revoke))
         .route("/live", get(live::stream))
         // The admin pages: only for sessions signed in with an admin key bound to a person.
         .route("/admin", get(admin::index))

@@ -351,10 +351,22 @@ impl DecisionOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecidedBy {
-    Human { approver_id: ApproverId, channel: Channel },
-    Policy { rule: String },
+    Human {
+        approver_id: ApproverId,
+        channel: Channel,
+    },
+    Policy {
+        rule: String,
+    },
     Timeout,
-    Agent { key_id: String },
+    Agent {
+        key_id: String,
+    },
+    /// A standing approval (`grant_id`) that `approver_id` granted approved it at once.
+    Grant {
+        grant_id: String,
+        approver_id: ApproverId,
+    },
 }
 
 /// The one decision a request gets.
@@ -781,7 +793,7 @@ impl Request {
         Ok(())
     }
 
-    fn finish(&mut self, decision: Decision) -> NewEvent {
+    pub(crate) fn finish(&mut self, decision: Decision) -> NewEvent {
         self.status = decision.outcome.status();
         self.updated_at = decision.at;
         let event = NewEvent::new(
@@ -1077,6 +1089,7 @@ fn actor_of(by: &DecidedBy) -> String {
         DecidedBy::Policy { rule } => Actor::Policy(Some(rule.clone())).to_string(),
         DecidedBy::Timeout => "timeout".to_string(),
         DecidedBy::Agent { key_id } => format!("key:{key_id}"),
+        DecidedBy::Grant { grant_id, .. } => format!("grant:{grant_id}"),
     }
 }
 

@@ -15,8 +15,8 @@ use signoff_domain::{Channel, Event, EventKind, NewRequest, Request, RequestId, 
 use signoff_policy::Policy;
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, DecisionBody, DeliveryView, ErrorCode, Health, NotificationView, OnCallView, OutcomeBody, Page,
-    PersonView, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, DecisionBody, DeliveryView, ErrorCode, GrantList, Health, NotificationView, OnCallView, OutcomeBody,
+    Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/policy/versions", get(policy_versions))
         .route("/v1/groups/{name}/oncall", get(group_on_call))
+        .route("/v1/grants", get(list_grants))
+        .route("/v1/grants/{id}", axum::routing::delete(revoke_grant))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
@@ -214,7 +216,36 @@ async fn decide_request(
         reason: body.reason,
         args: body.args,
     };
-    Ok(Json(service::decide(&state, id, decider, input).await?))
+    match body.standing_s {
+        None => Ok(Json(service::decide(&state, id, decider, input).await?)),
+        Some(seconds) => {
+            let window = Duration::from_secs(seconds);
+            Ok(Json(service::approve_standing(&state, id, decider, input, window).await?.0))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantParams {
+    all: Option<bool>,
+}
+
+async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<GrantParams>,
+) -> Result<Json<GrantList>, ApiError> {
+    let items = service::grants(&state, &caller.0, params.all.unwrap_or(false)).await?;
+    Ok(Json(GrantList { items }))
+}
+
+async fn revoke_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<signoff_domain::Grant>, ApiError> {
+    Ok(Json(service::revoke_grant(&state, &caller.0, &id).await?))
 }
 
 async fn answer_request(

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 pub use signoff_domain::checkpoint::SignedCheckpoint;
 pub use signoff_domain::{
-    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Kind,
-    Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Role, Status,
+    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Grant,
+    Kind, Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Role, ScopeValue,
+    Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.
@@ -201,6 +202,16 @@ pub struct DecisionBody {
     /// Approve only: replaces the proposed arguments (both are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Value>,
+    /// Approve only: also approve similar requests for this many seconds (a standing approval), where the rule's
+    /// `standing` allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing_s: Option<u64>,
+}
+
+/// `GET /v1/grants`: standing approvals, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantList {
+    pub items: Vec<Grant>,
 }
 
 /// A person's answer to a question: `POST /v1/requests/{id}/answer`.

@@ -53,6 +53,9 @@ enum Command {
     Reject(client_commands::RejectArgs),
     /// Cancel a pending request (the requesting agent or an admin).
     Cancel(client_commands::CancelArgs),
+    /// List and revoke standing approvals.
+    #[command(subcommand)]
+    Grants(client_commands::GrantsCommand),
     /// Serve the MCP tools on standard input and output, for an agent to start; they call the server at SIGNOFF_URL
     /// with SIGNOFF_KEY.
     Mcp(client_commands::McpArgs),
@@ -91,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approve(args) => client_commands::approve(args).await,
         Command::Reject(args) => client_commands::reject(args).await,
         Command::Cancel(args) => client_commands::cancel(args).await,
+        Command::Grants(command) => client_commands::grants(command).await,
         Command::Mcp(args) => client_commands::mcp(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
