@@ -201,6 +201,11 @@ async fn a_standing_approval_is_bounded_by_the_rule(backend: Backend) {
     assert_eq!((status, error_code(&body)), (400, "invalid_request"), "a rejection: {body}");
     let (status, body) = app.decide(id(&first), &dana, json!({"outcome": "approve", "standing_s": "1h"})).await;
     assert_eq!((status, error_code(&body)), (400, "bad_request"), "not a number: {body}");
+    let (status, body) = app.decide(id(&first), &dana, json!({"outcome": "approve", "standing_s": 1.5})).await;
+    assert_eq!((status, error_code(&body)), (400, "bad_request"), "a fraction: {body}");
+    let huge = json!({"outcome": "approve", "standing_s": 56_280_324_859.0});
+    let (status, body) = app.decide(id(&first), &dana, huge).await;
+    assert_eq!((status, error_code(&body)), (400, "invalid_request"), "a whole float, over max: {body}");
     let (_, still) = send(app.get(&format!("/v1/requests/{}", id(&first)), &app.admin_key)).await;
     assert_eq!(still["status"], "pending", "{still}");
     // The defaults' route has no rule and no standing.

@@ -204,8 +204,23 @@ pub struct DecisionBody {
     pub args: Option<Value>,
     /// Approve only: also approve similar requests for this many seconds (a standing approval), where the rule's
     /// `standing` allows it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_seconds", skip_serializing_if = "Option::is_none")]
     pub standing_s: Option<u64>,
+}
+
+/// Whole seconds as JSON Schema reads an integer: `30`, or the same number written `30.0`; never a fraction.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // 2^64: every whole float below it is a u64.
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    let whole = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|v| v.fract() == 0.0 && (0.0..U64_END).contains(v)).map(|v| v as u64));
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of seconds, found {number}")))
 }
 
 /// `GET /v1/grants`: standing approvals, newest first.
