@@ -19,7 +19,10 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use signoff_wire::advice::{AdviceReport, AppliedAdvice, ApplyAdvice};
 use signoff_wire::{
-    AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody, Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary, PolicyView, Request, RequestId, SignedCheckpoint, Verification, stats::{GroupBy, StatsReport},
+    AnswerBody, CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorBody, ErrorCode, ErrorItem, Event, FlagBody,
+    Grant, GrantList, Health, NewRequest, NotificationView, OnCallView, OutcomeBody, Page, PolicyVersionSummary,
+    PolicyView, Request, RequestId, SignedCheckpoint, Verification,
+    stats::{GroupBy, StatsReport},
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -191,6 +194,18 @@ impl Client {
 
     pub async fn decide(&self, id: RequestId, decision: &DecisionBody) -> Result<Request, ClientError> {
         Ok(Self::send(self.call(Method::POST, &format!("/v1/requests/{id}/decision")).json(decision)).await?.1)
+    }
+
+    /// Standing approvals live now; with `all`, expired and revoked ones too (`GET /v1/grants`).
+    pub async fn grants(&self, all: bool) -> Result<Vec<Grant>, ClientError> {
+        let path = if all { "/v1/grants?all=true" } else { "/v1/grants" };
+        Ok(Self::send::<GrantList>(self.call(Method::GET, path)).await?.1.items)
+    }
+
+    /// Revokes a standing approval (`DELETE /v1/grants/{id}`); answers it as it now stands.
+    pub async fn revoke_grant(&self, id: &str) -> Result<Grant, ClientError> {
+        let path = format!("/v1/grants/{}", utf8_percent_encode_segment(id));
+        Ok(Self::send(self.call(Method::DELETE, &path)).await?.1)
     }
 
     pub async fn cancel(&self, id: RequestId, reason: Option<String>) -> Result<Request, ClientError> {

@@ -9,7 +9,8 @@ use signoff_client::{Client, ClientError, ListQuery, StatsQuery};
 use signoff_domain::checkpoint::CheckpointKey;
 use signoff_testkit::{Backend, CallbackReceiver, TestApp, on_every_backend};
 use signoff_wire::{
-    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, FlagBody, Kind, Mode, NewRequest, OutcomeBody, ReviewVerdict, Status, Verdict, stats::GroupBy,
+    DecisionBody, DeliveryState, ErrorCode, Event, EventKind, FlagBody, Kind, Mode, NewRequest, OutcomeBody,
+    ReviewVerdict, Status, Verdict, stats::GroupBy,
 };
 use std::time::Duration;
 
@@ -95,6 +96,7 @@ async fn every_endpoint_answers_through_the_client(backend: Backend) {
         comment: Some("not the shipping".into()),
         reason: None,
         args: Some(json!({"order": "1042", "amount": 100})),
+        standing_s: None,
     };
     dana.decide(id, &edit).await.unwrap();
     let approved = waiting.await.unwrap().unwrap();
@@ -219,6 +221,7 @@ async fn the_readme_example_runs_with_the_approved_arguments(backend: Backend) {
             comment: None,
             reason: None,
             args: Some(json!({"order": "1042", "amount": 100})),
+            standing_s: None,
         };
         dana.decide(id, &edit).await.unwrap();
         id

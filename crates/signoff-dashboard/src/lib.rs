@@ -17,6 +17,7 @@ mod assets;
 mod batch;
 mod charts;
 mod expired;
+mod grants;
 mod history;
 mod lists;
 mod live;
@@ -101,6 +102,8 @@ pub fn router(app: AppState, settings: DashboardSettings) -> Router {
         .route("/stats", get(stats::show))
         .route("/advice", get(advice::show))
         .route("/advice/apply", post(advice::apply))
+        .route("/grants", get(grants::show))
+        .route("/grants/{id}/revoke", post(grants::revoke))
         .route("/live", get(live::stream))
         // The admin pages: only for sessions signed in with an admin key bound to a person.
         .route("/admin", get(admin::index))

@@ -72,6 +72,10 @@ pub fn decider_of(request: &Request, policy: &Policy) -> String {
         Some(DecidedBy::Policy { rule }) => format!("policy rule `{rule}`"),
         Some(DecidedBy::Timeout) => "the deadline".to_string(),
         Some(DecidedBy::Agent { .. }) => "the agent".to_string(),
+        Some(DecidedBy::Grant { grant_id, approver_id }) => {
+            let name = policy.approver(approver_id.as_str()).map(|a| a.name.as_str()).unwrap_or(approver_id.as_str());
+            format!("standing grant {grant_id} of {name}")
+        }
         None => "no one yet".to_string(),
     }
 }

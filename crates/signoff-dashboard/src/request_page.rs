@@ -102,9 +102,16 @@ struct RequestPage {
     remediation: Option<Line>,
     /// Whether the signed-in person may flag this request as a miss of the gate.
     can_flag: bool,
+    /// "Approve and similar ones for the next …": the windows (seconds, label) the rule's `standing` allows.
+    standing_choices: Vec<(u64, String)>,
+    /// What "similar" means: the scoped fields and their values.
+    standing_scope: String,
     csrf: String,
     form: FormState,
 }
+
+/// The windows offered for a standing approval, up to the rule's `max` (which is always offered).
+const STANDING_WINDOWS: [u64; 6] = [15 * 60, 60 * 60, 4 * 60 * 60, 8 * 60 * 60, 24 * 60 * 60, 7 * 24 * 60 * 60];
 
 /// `GET /requests/{id}`.
 pub async fn show(
@@ -125,6 +132,8 @@ pub struct DecisionForm {
     reason: Option<String>,
     /// The edited arguments, as JSON (the edit form only).
     args: Option<String>,
+    /// Approve only: also approve similar requests for this many seconds (empty: this request only).
+    standing: Option<String>,
 }
 
 /// `POST /requests/{id}/decide`.
@@ -174,13 +183,27 @@ pub async fn decide(
         channel: Channel::Dashboard,
         key_id: signed_in.session.key_id.clone(),
     };
+    let standing = match form.standing.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+            Err(_) => {
+                state.error = Some(format!("`{text}` is not a number of seconds for similar requests."));
+                return page(&dashboard, &signed_in, id, state, StatusCode::BAD_REQUEST).await;
+            }
+        },
+    };
     let input = DecisionInput {
         approve,
         comment,
         reason: form.reason.filter(|r| !r.is_empty()),
         args: if approve { edited } else { None },
     };
-    match service::decide(&dashboard.app, id, decider, input).await {
+    let decided = match standing {
+        None => service::decide(&dashboard.app, id, decider, input).await,
+        Some(window) => service::approve_standing(&dashboard.app, id, decider, input, window).await.map(|(r, _)| r),
+    };
+    match decided {
         Ok(_) => Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
         Err(error) => {
             let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -332,6 +355,31 @@ async fn page(
         what: if r.ok { "remediated".to_string() } else { "remediation failed".to_string() },
         detail: r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default(),
     });
+    let standing = request
+        .policy
+        .as_ref()
+        .filter(|p| p.error.is_none() && request.approvals_required == 1 && request.kind == Kind::Approval)
+        .and_then(|p| p.rule.as_deref())
+        .and_then(|rule| policy.standing(rule))
+        .filter(|_| why_not.is_none());
+    let standing_choices = standing
+        .as_ref()
+        .map(|terms| {
+            let max = terms.max.as_secs();
+            let mut windows: Vec<u64> = STANDING_WINDOWS.into_iter().filter(|w| *w < max).collect();
+            windows.push(max);
+            windows
+                .into_iter()
+                .map(|w| (w, signoff_domain::format_duration(std::time::Duration::from_secs(w))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let standing_scope = standing
+        .map(|terms| {
+            let scope = terms.scope_of(&request, &request.args);
+            scope.iter().map(|s| format!("{} = {}", s.path, s.value)).collect::<Vec<_>>().join(", ")
+        })
+        .unwrap_or_default();
     let view = RequestPage {
         chrome: Chrome::new(Some(signed_in.person()), "request"),
         id: request.id.to_string(),
@@ -422,6 +470,8 @@ async fn page(
         review_notes,
         remediation,
         can_flag,
+        standing_choices,
+        standing_scope,
         csrf: signed_in.session.csrf_token.clone(),
         form,
     };
@@ -487,5 +537,6 @@ fn decided_by(by: &DecidedBy) -> String {
         DecidedBy::Policy { rule } => format!("policy rule `{rule}`"),
         DecidedBy::Timeout => "its deadline".to_string(),
         DecidedBy::Agent { key_id } => format!("the agent ({key_id})"),
+        DecidedBy::Grant { grant_id, approver_id } => format!("standing grant {grant_id} of {approver_id}"),
     }
 }

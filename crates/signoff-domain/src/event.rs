@@ -34,6 +34,9 @@ pub enum EventKind {
     KeyCreated,
     KeyRevoked,
     PolicyApplied,
+    /// A person approved a request together with similar ones for a while (a standing approval).
+    GrantCreated,
+    GrantRevoked,
 }
 
 impl EventKind {
@@ -56,6 +59,8 @@ impl EventKind {
             EventKind::KeyCreated => "key_created",
             EventKind::KeyRevoked => "key_revoked",
             EventKind::PolicyApplied => "policy_applied",
+            EventKind::GrantCreated => "grant_created",
+            EventKind::GrantRevoked => "grant_revoked",
         }
     }
 }

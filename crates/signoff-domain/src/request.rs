@@ -352,10 +352,22 @@ impl DecisionOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecidedBy {
-    Human { approver_id: ApproverId, channel: Channel },
-    Policy { rule: String },
+    Human {
+        approver_id: ApproverId,
+        channel: Channel,
+    },
+    Policy {
+        rule: String,
+    },
     Timeout,
-    Agent { key_id: String },
+    Agent {
+        key_id: String,
+    },
+    /// A standing approval (`grant_id`) that `approver_id` granted approved it at once.
+    Grant {
+        grant_id: String,
+        approver_id: ApproverId,
+    },
 }
 
 /// The one decision a request gets.
@@ -1115,6 +1127,7 @@ fn actor_of(by: &DecidedBy) -> String {
         DecidedBy::Policy { rule } => Actor::Policy(Some(rule.clone())).to_string(),
         DecidedBy::Timeout => "timeout".to_string(),
         DecidedBy::Agent { key_id } => format!("key:{key_id}"),
+        DecidedBy::Grant { grant_id, .. } => format!("grant:{grant_id}"),
     }
 }
 

@@ -88,8 +88,10 @@ impl Request {
         }
         let Some(decision) = &self.decision else { return Err(DomainError::NotDecided) };
         match (decision.outcome, &decision.by) {
-            // Standing grants, once they exist, approve without a person too: their decisions belong here.
-            (DecisionOutcome::Approved, DecidedBy::Policy { .. } | DecidedBy::Timeout) => Ok(Reviewable::Miss),
+            // A standing grant approves without a person looking at this request: its decisions are gate misses too.
+            (DecisionOutcome::Approved, DecidedBy::Policy { .. } | DecidedBy::Timeout | DecidedBy::Grant { .. }) => {
+                Ok(Reviewable::Miss)
+            }
             (DecisionOutcome::Approved, DecidedBy::Human { .. }) => Err(DomainError::NotReviewable(
                 "a person approved this request: a flag is for sampled reviews and for requests policy let through \
                  without a person"

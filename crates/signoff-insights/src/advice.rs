@@ -224,10 +224,7 @@ impl Advisor<'_> {
         ))
     }
 
-    /// Flags on sampled reviews and misses of the gate. The figures count them once `Request.review` is stored.
-    // integrator: `Figures.flags` and `Figures.misses` come from `Request.review` (the review loop's branch); once
-    // the statistics count them, these findings need nothing more. Add a draft (`review` → `route`, or a higher
-    // `sample`) here if the review branch brings a draft edit for it.
+    /// Flags on sampled reviews and misses of the gate (`Request.review`, counted by the statistics).
     fn review_findings(&self, rule: &Rule, figures: &Figures) -> Vec<Finding> {
         let mut found = Vec::new();
         let evidence = || Evidence { figures: figures.clone(), top_reason: None, share_of_decisions: None };

@@ -2,7 +2,7 @@
 //! group or approver, and each person's share of the decisions. docs/stats.md says what each figure counts.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use signoff_domain::{DecidedBy, DecisionOutcome, Kind, Request, Status};
+use signoff_domain::{DecidedBy, DecisionOutcome, Kind, Request, ReviewVerdict, Status};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -137,7 +137,15 @@ impl Tally {
         if request.sampled == Some(true) {
             f.sampled_reviews += 1;
         }
-        // integrator: count Request.review / DecidedBy::Grant (flags, misses, granted)
+        if let Some(review) = &request.review
+            && review.verdict == ReviewVerdict::Flagged
+        {
+            if review.miss {
+                f.misses += 1;
+            } else {
+                f.flags += 1;
+            }
+        }
         if request.escalations.iter().any(|step| step.fired_at.is_some()) {
             f.escalated += 1;
         }
@@ -176,6 +184,7 @@ impl Tally {
                 }
             }
             (DecidedBy::Agent { .. }, _) => f.cancelled += 1,
+            (DecidedBy::Grant { .. }, _) => f.granted += 1,
         }
     }
 

@@ -57,6 +57,7 @@ pub fn decided_by(by: &DecidedBy) -> String {
         DecidedBy::Policy { rule } => format!("policy rule `{rule}`"),
         DecidedBy::Timeout => "its deadline".into(),
         DecidedBy::Agent { .. } => "the agent".into(),
+        DecidedBy::Grant { grant_id, approver_id } => format!("standing grant {grant_id} of {approver_id}"),
     }
 }
 

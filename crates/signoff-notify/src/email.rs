@@ -385,6 +385,9 @@ pub fn status_line(request: &Request, view: &RequestView) -> String {
             DecidedBy::Policy { rule } => format!("{outcome} by policy rule {rule} at {at}"),
             DecidedBy::Timeout => format!("{outcome} at {at}: the deadline passed"),
             DecidedBy::Agent { .. } => format!("{outcome} by the agent at {at}"),
+            DecidedBy::Grant { grant_id, approver_id } => {
+                format!("{outcome} by standing grant {grant_id} of {} at {at}", view.name_of(approver_id))
+            }
         };
         if decision.edited {
             line.push_str(" (arguments edited)");

@@ -422,6 +422,11 @@ pub fn status_line(request: &Request, view: &RequestView) -> Option<String> {
             (DecidedBy::Agent { .. }, DecisionOutcome::Cancelled) => "Cancelled by the agent".to_string(),
             (DecidedBy::Agent { .. }, _) => format!("{outcome} by the agent at {}", time(&decision.at)),
             (DecidedBy::Policy { rule }, _) => format!("{outcome} by policy rule {rule} at {}", time(&decision.at)),
+            (DecidedBy::Grant { grant_id, approver_id }, _) => format!(
+                "{outcome} by standing grant {grant_id} of {} at {}",
+                view.name_of(approver_id),
+                time(&decision.at)
+            ),
             (DecidedBy::Human { approver_id, .. }, _) => {
                 format!("{outcome} by {} at {}", view.name_of(approver_id), time(&decision.at))
             }

@@ -55,12 +55,13 @@ pub use error::{PolicyError, PolicyErrors, PolicyWarning};
 pub use eval::{EvalInput, Explanation, Mode, Outcome, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 pub use model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
-    RuleAction,
+    RuleAction, Standing,
 };
 pub use policy::{BUILTIN_SOURCE, Policy};
 pub use replay::{ReplayRecord, ReplayReport, RuleImpact, Transition, replay};
 pub use rotation::{OnCall, Rotation, Schedule};
 pub use schema::ArgProblem;
+pub use signoff_domain::{ScopePath, StandingTerms};
 
 /// The variables available to `when` conditions.
 pub const CONDITION_VARIABLES: [&str; 8] = parse::VARIABLES;

@@ -142,6 +142,20 @@ pub struct RouteSpec {
     pub escalate: Vec<EscalationStep>,
     /// What the deadline does.
     pub on_timeout: OnTimeout,
+    /// Whether a person may approve a request "and similar ones" for a while (`standing: {max, scope}`); only on
+    /// rules needing one approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
+}
+
+/// A route rule's `standing`: the longest standing approval a person may grant, and the fields it is scoped to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// Whole seconds in JSON.
+    #[serde(with = "secs")]
+    pub max: Duration,
+    /// `action` first, whether listed or not.
+    pub scope: Vec<signoff_domain::ScopePath>,
 }
 
 /// What a rule does when it matches.

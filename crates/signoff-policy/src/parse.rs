@@ -13,12 +13,13 @@ use crate::duration::parse_duration;
 use crate::error::{PolicyError, PolicyErrors, PolicyWarning};
 use crate::model::{
     Approver, Channel, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule,
-    RuleAction,
+    RuleAction, Standing,
 };
 use crate::rotation::{Rotation, Schedule};
 use crate::schema::{Schema, parse_schema};
 use crate::yaml::{self, Kind, Node, Pos, is_null};
 use chrono::{NaiveDate, NaiveTime};
+use signoff_domain::ScopePath;
 
 /// Variables a `when` condition may use.
 pub(crate) const VARIABLES: [&str; 8] = ["action", "args", "context", "confidence", "tags", "mode", "agent", "run_id"];
@@ -1060,7 +1061,7 @@ fn normalize(expr: &str) -> String {
     out
 }
 
-const RULE_FIELDS: [&str; 12] = [
+const RULE_FIELDS: [&str; 13] = [
     "name",
     "when",
     "decide",
@@ -1072,10 +1073,12 @@ const RULE_FIELDS: [&str; 12] = [
     "timeout",
     "escalate",
     "on_timeout",
+    "standing",
     "description",
 ];
 
-const ROUTE_ONLY: [&str; 6] = ["approvals", "allow_edit", "reject_reasons", "timeout", "escalate", "on_timeout"];
+const ROUTE_ONLY: [&str; 7] =
+    ["approvals", "allow_edit", "reject_reasons", "timeout", "escalate", "on_timeout", "standing"];
 
 fn decode_rule(
     cx: &mut Cx,
@@ -1215,6 +1218,7 @@ fn decode_rule(
                     }
                 }
             }
+            let standing = f.get("standing").and_then(|n| decode_standing(cx, n, &label, approvals));
             if let (Some(group), Some(timeout), Some(on_timeout)) = (group, timeout, on_timeout_v) {
                 action = Some(RuleAction::Route(RouteSpec {
                     group,
@@ -1224,6 +1228,7 @@ fn decode_rule(
                     timeout,
                     escalate,
                     on_timeout,
+                    standing,
                 }));
             }
         }
@@ -1301,6 +1306,45 @@ fn decode_rule(
         escalate_pos,
         line: item.pos.line,
     })
+}
+
+/// Decodes a route rule's `standing: {max: DURATION, scope: [action, args.FIELD, ...]}`. Refused on a rule that
+/// needs more than one approval: a standing approval is one person's, and a quorum is never one person.
+fn decode_standing(cx: &mut Cx, node: &Node, label: &str, approvals: u32) -> Option<Standing> {
+    let what = format!("{label}: standing");
+    let f = fields(cx, node, &what, &["max", "scope"])?;
+    if approvals > 1 {
+        cx.err(
+            node.pos,
+            format!(
+                "{what}: a standing approval is one person's, so it never applies to a rule that needs {approvals} \
+                 approvals; remove `standing` or set `approvals: 1`"
+            ),
+        );
+        return None;
+    }
+    let max = match f.get("max") {
+        Some(n) => duration(cx, n, &format!("{what}: max")),
+        None => {
+            cx.err(f.pos, format!("{what}: missing field `max` (the longest window a person may grant, e.g. `4h`)"));
+            None
+        }
+    };
+    let mut scope = vec![ScopePath::Action];
+    if let Some(n) = f.get("scope") {
+        for item in seq(cx, n, &format!("{what}: scope")) {
+            let Some(text) = string(cx, item, &format!("{what}: scope")) else { continue };
+            match ScopePath::parse(&text) {
+                Ok(ScopePath::Action) => {}
+                Ok(path) if scope.contains(&path) => {
+                    cx.err(item.pos, format!("{what}: scope `{text}` is listed twice"))
+                }
+                Ok(path) => scope.push(path),
+                Err(e) => cx.err(item.pos, format!("{what}: scope {e}")),
+            }
+        }
+    }
+    Some(Standing { max: max?, scope })
 }
 
 /// Compiles a condition, reporting syntax errors, unknown variables and constant conditions.

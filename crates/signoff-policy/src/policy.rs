@@ -13,10 +13,11 @@ use crate::eval::{
     EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
 };
 use crate::model::{
-    Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, Rule, RuleAction,
+    Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule, RuleAction,
 };
 use crate::parse;
 use crate::schema::{ArgProblem, Schema};
+use signoff_domain::StandingTerms;
 
 /// The source of [`Policy::builtin_default`].
 pub const BUILTIN_SOURCE: &str = "# Built-in default policy: every request goes to a person.\n\
@@ -145,6 +146,18 @@ impl Policy {
             return true;
         }
         self.approver(approver_id).is_some_and(|a| a.groups.iter().any(|g| g == group))
+    }
+
+    /// What rule `rule` allows for standing approvals, if it is a route rule with `standing` needing one approval.
+    /// A grant made under a rule applies only while the version in force says this.
+    pub fn standing(&self, rule: &str) -> Option<StandingTerms> {
+        let rule = self.inner.rules.iter().find(|r| r.name == rule)?;
+        match &rule.action {
+            RuleAction::Route(RouteSpec { approvals: 1, standing: Some(standing), .. }) => {
+                Some(StandingTerms { rule: rule.name.clone(), max: standing.max, scope: standing.scope.clone() })
+            }
+            _ => None,
+        }
     }
 
     /// Checks a request's `args` against the `actions:` schema for `action`. An action without a

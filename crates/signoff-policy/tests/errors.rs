@@ -582,3 +582,60 @@ fn digests_name_a_schedule_that_can_be_followed() {
         expect(&yaml(digest), &wanted);
     }
 }
+
+#[test]
+fn standing_is_one_persons_on_route_rules_only() {
+    let ok = Policy::parse(&with_rules(
+        "  - name: refunds\n    route: directors\n    standing: { max: 4h, scope: [action, args.customer, tags] }\n",
+    ))
+    .unwrap();
+    let terms = ok.standing("refunds").expect("terms");
+    assert_eq!(terms.max, std::time::Duration::from_secs(4 * 3600));
+    let scope: Vec<String> = terms.scope.iter().map(ToString::to_string).collect();
+    assert_eq!(scope, ["action", "args.customer", "tags"]);
+    let implicit = Policy::parse(&with_rules("  - name: r\n    route: cfo\n    standing: { max: 30m }\n")).unwrap();
+    assert_eq!(implicit.standing("r").unwrap().scope.len(), 1, "action is always in scope");
+    assert!(implicit.standing("nope").is_none());
+
+    expect(
+        &with_rules("  - name: q\n    route: cfo\n    approvals: 2\n    standing: { max: 4h }\n"),
+        &[
+            "line 14, column 15: rule `q`: standing: a standing approval is one person's, so it never applies to a rule \
+           that needs 2 approvals; remove `standing` or set `approvals: 1`",
+        ],
+    );
+    expect(
+        &with_rules("  - name: d\n    decide: approve\n    standing: { max: 4h }\n"),
+        &["line 13, column 5: rule `d`: `standing` only applies to `route` rules, not `decide`"],
+    );
+    expect(
+        &with_rules("  - name: v\n    review: { sample: 0.1, group: cfo }\n    standing: { max: 4h }\n"),
+        &["line 13, column 5: rule `v`: `standing` only applies to `route` rules, not `review`"],
+    );
+    expect(
+        &with_rules("  - name: z\n    route: cfo\n    standing: { max: 0s }\n"),
+        &["line 13, column 22: rule `z`: standing: max: duration `0s` is zero; it must be longer than zero"],
+    );
+    expect(
+        &with_rules("  - name: m\n    route: cfo\n    standing: { scope: [action] }\n"),
+        &["line 13, column 15: rule `m`: standing: missing field `max` (the longest window a person may grant, e.g. \
+           `4h`)"],
+    );
+    expect(
+        &with_rules(
+            "  - name: s\n    route: cfo\n    standing: { max: 1h, scope: [args, agent, args.a..b, action.x] }\n",
+        ),
+        &[
+            "line 13, column 34: rule `s`: standing: scope `args` needs a field: write `args.NAME` (e.g. `args.customer`)",
+            "line 13, column 40: rule `s`: standing: scope `agent`: a scope is `action`, `tags`, `args.FIELD` or \
+             `context.FIELD`",
+            "line 13, column 47: rule `s`: standing: scope `args.a..b`: each field after `args.` is 1 to 64 letters, \
+             digits, `_` or `-`, separated by `.`",
+            "line 13, column 58: rule `s`: standing: scope `action` has no fields: write `action`",
+        ],
+    );
+    expect(
+        &with_rules("  - name: t\n    route: cfo\n    standing: { max: 1h, scope: [args.a, args.a] }\n"),
+        &["line 13, column 42: rule `t`: standing: scope `args.a` is listed twice"],
+    );
+}

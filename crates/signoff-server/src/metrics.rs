@@ -94,6 +94,7 @@ impl Metrics {
             DecidedBy::Policy { rule } => ("policy", Some(rule.clone())),
             DecidedBy::Timeout => ("timeout", request.policy.as_ref().and_then(|p| p.rule.clone())),
             DecidedBy::Agent { .. } => ("agent", request.policy.as_ref().and_then(|p| p.rule.clone())),
+            DecidedBy::Grant { .. } => ("grant", request.policy.as_ref().and_then(|p| p.rule.clone())),
         };
         let labels = DecidedLabels {
             outcome: request.status.as_str(),

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use signoff_domain::{Channel, Event, EventKind, FlagInput, NewRequest, Request, RequestId, Role, Status};
 use signoff_store::{RequestFilter, StoreError};
 use signoff_wire::{
-    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, Health, NotificationView, OnCallView,
-    OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
+    CancelBody, ConfirmBody, DecisionBody, DeliveryView, ErrorCode, FlagBody, GrantList, Health, NotificationView,
+    OnCallView, OutcomeBody, Page, PersonView, PolicyVersionSummary, PolicyView, Verdict,
     advice::{AdviceReport, AppliedAdvice, ApplyAdvice},
     stats::StatsReport,
 };
@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stats", get(stats))
         .route("/v1/advice", get(advice))
         .route("/v1/advice/apply", post(apply_advice))
+        .route("/v1/grants", get(list_grants))
+        .route("/v1/grants/{id}", axum::routing::delete(revoke_grant))
         .merge(crate::channels::slack::routes())
         .merge(crate::channels::discord::routes())
         .merge(crate::channels::email::routes())
@@ -220,7 +222,36 @@ async fn decide_request(
         reason: body.reason,
         args: body.args,
     };
-    Ok(Json(service::decide(&state, id, decider, input).await?))
+    match body.standing_s {
+        None => Ok(Json(service::decide(&state, id, decider, input).await?)),
+        Some(seconds) => {
+            let window = Duration::from_secs(seconds);
+            Ok(Json(service::approve_standing(&state, id, decider, input, window).await?.0))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantParams {
+    all: Option<bool>,
+}
+
+async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<GrantParams>,
+) -> Result<Json<GrantList>, ApiError> {
+    let items = service::grants(&state, &caller.0, params.all.unwrap_or(false)).await?;
+    Ok(Json(GrantList { items }))
+}
+
+async fn revoke_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<signoff_domain::Grant>, ApiError> {
+    Ok(Json(service::revoke_grant(&state, &caller.0, &id).await?))
 }
 
 async fn answer_request(

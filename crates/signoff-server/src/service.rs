@@ -9,11 +9,11 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::waiters::Wake;
 use signoff_domain::{
-    ApiKey, ApproverId, Channel, DomainError, FlagInput, HumanVerdict, Kind, NewRequest, Placement, Request, RequestId,
-    Requester, Reviewable, Reviewer, Role, Verdict,
+    ApiKey, ApproverId, Channel, DomainError, FlagInput, Grant, HumanVerdict, Kind, NewRequest, Placement, Request,
+    RequestId, Requester, Reviewable, Reviewer, Role, Verdict,
 };
 use signoff_policy::{EVERYONE, EvalInput, Policy};
-use signoff_store::{Created, NewRequestRecord};
+use signoff_store::{Created, GrantIssue, NewRequestRecord, StandingLookup};
 use signoff_wire::{ErrorCode, ErrorItem, PolicyView};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,9 +164,22 @@ pub async fn create(
         verdict,
         default_timeout: active.policy.defaults().timeout,
     };
+    let standing = match &placement.verdict {
+        Verdict::Route(route)
+            if route.approvals == 1 && route.eval_error.is_none() && request.kind == Kind::Approval =>
+        {
+            route.rule.as_deref().and_then(|rule| active.policy.standing(rule))
+        }
+        _ => None,
+    };
     events.extend(request.place(placement, now));
-    let created =
-        state.store.create_request(NewRequestRecord { request, idempotency_key, fingerprint, events }).await?;
+    // The grant itself is looked up in the create's transaction, so a revocation committed before it is seen.
+    let standing =
+        standing.map(|terms| StandingLookup { scope: terms.scope_of(&request, &request.args), rule: terms.rule });
+    let created = state
+        .store
+        .create_request(NewRequestRecord { request, idempotency_key, fingerprint, events, standing })
+        .await?;
     if created.created {
         state.metrics.created(&created.request);
     }
@@ -198,6 +211,47 @@ pub async fn decide(
     decider: Decider,
     input: DecisionInput,
 ) -> Result<Request, ApiError> {
+    Ok(decide_granting(state, id, decider, input, None).await?.0)
+}
+
+/// Approves a request "and similar ones for the next `window`": [`decide`]'s approval, and in the same transaction a
+/// standing approval under the request's rule. Refused (and nothing decided) unless the policy in force gives that
+/// rule `standing` with a `max` of at least `window`, and this approval alone decides the request.
+pub async fn approve_standing(
+    state: &AppState,
+    id: RequestId,
+    decider: Decider,
+    input: DecisionInput,
+    window: Duration,
+) -> Result<(Request, Grant), ApiError> {
+    if !input.approve {
+        return Err(ApiError::invalid("a standing approval comes only with an approval"));
+    }
+    let policy = state.policy.current().policy.clone();
+    let now = signoff_store::now();
+    let issue: GrantIssue = Box::new(move |request| {
+        let rule = request.policy.as_ref().and_then(|p| p.rule.clone()).unwrap_or_default();
+        let terms = policy.standing(&rule).ok_or_else(|| DomainError::Invalid {
+            field: "standing_s",
+            message: format!(
+                "the policy in force allows no standing approvals for this request's rule{}",
+                if rule.is_empty() { String::new() } else { format!(" `{rule}`") }
+            ),
+        })?;
+        request.grant(&terms, window, now)
+    });
+    let (request, grant) = decide_granting(state, id, decider, input, Some(issue)).await?;
+    let grant = grant.ok_or_else(|| ApiError::new(ErrorCode::Internal, "the approval was stored without its grant"))?;
+    Ok((request, grant))
+}
+
+async fn decide_granting(
+    state: &AppState,
+    id: RequestId,
+    decider: Decider,
+    input: DecisionInput,
+    issue: Option<GrantIssue>,
+) -> Result<(Request, Option<Grant>), ApiError> {
     let active = state.policy.current();
     let verdict = HumanVerdict {
         approve: input.approve,
@@ -209,9 +263,9 @@ pub async fn decide(
         args: input.args,
     };
     let now = signoff_store::now();
-    let request = state
+    let (request, grant) = state
         .store
-        .update_request(
+        .update_request_granting(
             id,
             Box::new(move |request| {
                 if !request.status.is_final() {
@@ -224,10 +278,53 @@ pub async fn decide(
                 }
                 request.apply_human_verdict(verdict, now)
             }),
+            issue,
         )
         .await?;
     state.metrics.decided(&request);
-    Ok(request)
+    Ok((request, grant))
+}
+
+/// Grants live now (with `all`, expired and revoked ones too), for approvers and admins.
+pub async fn grants(state: &AppState, by: &ApiKey, all: bool) -> Result<Vec<Grant>, ApiError> {
+    require_people_side(by, "list standing approvals")?;
+    Ok(state.store.grants(all, signoff_store::now()).await?)
+}
+
+/// Revokes a standing approval: an admin may revoke any, an approver only the ones they granted (others are
+/// `403`). Answers the grant as it now stands.
+pub async fn revoke_grant(state: &AppState, by: &ApiKey, id: &str) -> Result<Grant, ApiError> {
+    require_people_side(by, "revoke standing approvals")?;
+    revoke_grant_as(state, id, by.role == Role::Admin, by.approver_id.as_ref(), by.actor().to_string()).await
+}
+
+/// Revokes a standing approval for `person` (an admin when `admin`), recording `actor` as who revoked it.
+pub async fn revoke_grant_as(
+    state: &AppState,
+    id: &str,
+    admin: bool,
+    person: Option<&ApproverId>,
+    actor: String,
+) -> Result<Grant, ApiError> {
+    if id.is_empty() || id.len() > signoff_domain::GRANT_ID_MAX_LEN {
+        return Err(ApiError::not_found("grant"));
+    }
+    let grant = state.store.grant(id).await.map_err(|e| match e {
+        signoff_store::StoreError::NotFound => ApiError::not_found("grant"),
+        other => other.into(),
+    })?;
+    if !admin && person != Some(&grant.approver_id) {
+        return Err(ApiError::forbidden("only the person who granted a standing approval, or an admin, may revoke it"));
+    }
+    Ok(state.store.revoke_grant(id, &actor).await?)
+}
+
+fn require_people_side(by: &ApiKey, doing: &str) -> Result<(), ApiError> {
+    if matches!(by.role, Role::Approver | Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("a key with role `{}` cannot {doing}", by.role)))
+    }
 }
 
 /// A person answers a question. Like a decision, inside the request's update after its due timers: the person must

@@ -235,7 +235,8 @@ impl Seeder<'_> {
     }
 
     async fn store(&self, (request, events): (Request, Vec<NewEvent>)) {
-        let record = NewRequestRecord { request, idempotency_key: None, fingerprint: "seeded".into(), events };
+        let record =
+            NewRequestRecord { request, idempotency_key: None, fingerprint: "seeded".into(), events, standing: None };
         assert!(self.app.state.store.create_request(record).await.unwrap().created);
     }
 }

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, ApproverId, DomainError, Event, EventKind, NewEvent, PolicyVersion, Request, RequestId, Role, Status,
+    ApiKey, ApproverId, DomainError, Event, EventKind, Grant, NewEvent, PolicyVersion, Request, RequestId, Role,
+    ScopeValue, Status,
 };
 use signoff_domain::{Notification, NotificationPlan, NotificationState};
 use std::sync::Arc;
@@ -98,7 +99,20 @@ pub struct NewRequestRecord {
     pub fingerprint: String,
     /// Events to append with the request (its `created` event first).
     pub events: Vec<NewEvent>,
+    /// When policy routed the request by a rule allowing standing approvals: the grant to look for, inside the
+    /// create's transaction, that approves it at once.
+    pub standing: Option<StandingLookup>,
 }
+
+/// What a live grant must match to approve a new request: its rule and scope (and the request's key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandingLookup {
+    pub rule: String,
+    pub scope: Vec<ScopeValue>,
+}
+
+/// Makes the grant a decision comes with, from the request as the decision left it; a refusal undoes the decision.
+pub type GrantIssue = Box<dyn FnOnce(&Request) -> Result<Grant, DomainError> + Send>;
 
 /// The result of a create: the stored request, and whether this call created it or found a retry's original.
 #[derive(Debug, Clone)]
@@ -161,7 +175,8 @@ impl ListColumns {
         ListColumns {
             decided_at: decision.map(|d| d.at.timestamp_micros()),
             decided_by: decision.and_then(|d| match &d.by {
-                signoff_domain::DecidedBy::Human { approver_id, .. } => Some(approver_id.to_string()),
+                signoff_domain::DecidedBy::Human { approver_id, .. }
+                | signoff_domain::DecidedBy::Grant { approver_id, .. } => Some(approver_id.to_string()),
                 _ => None,
             }),
             rule: request.policy.as_ref().and_then(|p| p.rule.clone()),
@@ -197,6 +212,61 @@ fn update_after_due_timers(
             (events, Some(refusal))
         }
     }
+}
+
+/// Like [`update_after_due_timers`], then, when the update was accepted, makes the grant `issue` says: its
+/// `grant_created` event joins the update's, and its refusal undoes the update like the update's own would.
+fn update_and_grant(
+    request: &mut Request,
+    before: &Request,
+    update: RequestUpdate,
+    issue: Option<GrantIssue>,
+    now: DateTime<Utc>,
+) -> (Vec<NewEvent>, Option<DomainError>, Option<Grant>) {
+    let (mut events, refusal) = update_after_due_timers(request, before, update, now);
+    let Some(issue) = issue.filter(|_| refusal.is_none()) else { return (events, refusal, None) };
+    match issue(request) {
+        Ok(grant) => {
+            events.push(grant.created_event());
+            (events, None, Some(grant))
+        }
+        Err(refusal) => {
+            *request = before.clone();
+            (request.fire_timers(now), Some(refusal), None)
+        }
+    }
+}
+
+/// The columns both backends read a grant from, in [`GrantRow`]'s order.
+const GRANT_COLUMNS: &str =
+    "id, rule, key_id, scope, approver_id, channel, request_id, created_at, expires_at, revoked_at, revoked_by, uses";
+
+/// The oldest live grant matching a new request; `{key}`, `{rule}`, `{scope}` and `{now}` are placeholders.
+const LIVE_GRANT: &str = "SELECT id, rule, key_id, scope, approver_id, channel, request_id, created_at, expires_at,
+     revoked_at, revoked_by, uses FROM grants
+     WHERE key_id = {key} AND rule = {rule} AND scope = {scope} AND revoked_at IS NULL AND expires_at > {now}
+     ORDER BY created_at, id LIMIT 1";
+
+type GrantRow = (String, String, String, String, String, String, String, i64, i64, Option<i64>, Option<String>, i64);
+
+fn grant_from_row(
+    (id, rule, key_id, scope, approver_id, channel, request_id, created_at, expires_at, revoked_at, revoked_by, uses): GrantRow,
+) -> Result<Grant, StoreError> {
+    let corrupt = |what: &str| StoreError::other(format!("corrupt grant {id}: {what}"));
+    Ok(Grant {
+        rule,
+        key_id,
+        scope: serde_json::from_str(&scope).map_err(|_| corrupt("scope"))?,
+        approver_id: person_from_db(Some(approver_id))?.ok_or_else(|| corrupt("approver"))?,
+        channel: signoff_domain::Channel::from_name(&channel).ok_or_else(|| corrupt("channel"))?,
+        request_id: request_id.parse().map_err(|_| corrupt("request id"))?,
+        created_at: from_micros(created_at),
+        expires_at: from_micros(expires_at),
+        revoked_at: revoked_at.map(from_micros),
+        revoked_by,
+        uses: uses.max(0) as u64,
+        id,
+    })
 }
 
 /// Decides who is notified of a change to a request (it knows the policy; the store does not).
@@ -460,7 +530,23 @@ pub trait Store: Send + Sync + 'static {
     /// Requests for the dashboard's lists; see [`RequestQuery`].
     async fn find_requests(&self, query: RequestQuery) -> Result<Vec<Request>, StoreError>;
     /// Applies `update` to a request atomically with its events, then announces the change.
-    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError>;
+    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+        self.update_request_granting(id, update, None).await.map(|(request, _)| request)
+    }
+    /// Like [`Store::update_request`], also storing the grant `issue` makes from the updated request (with its
+    /// `grant_created` event) in the same transaction.
+    async fn update_request_granting(
+        &self,
+        id: RequestId,
+        update: RequestUpdate,
+        issue: Option<GrantIssue>,
+    ) -> Result<(Request, Option<Grant>), StoreError>;
+    /// A grant by id.
+    async fn grant(&self, id: &str) -> Result<Grant, StoreError>;
+    /// Grants live at `now`, newest first; with `all`, expired and revoked ones too.
+    async fn grants(&self, all: bool, now: DateTime<Utc>) -> Result<Vec<Grant>, StoreError>;
+    /// Revokes a grant as `actor` (with a `grant_revoked` event); revoking it again changes nothing.
+    async fn revoke_grant(&self, id: &str, actor: &str) -> Result<Grant, StoreError>;
     /// One request's events, oldest first.
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError>;
 

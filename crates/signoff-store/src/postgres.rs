@@ -9,19 +9,19 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest,
-    NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode,
-    RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for,
-    decode_request, encode_json, from_micros, lease_until, new_link_id, new_notification_id, new_reply_code,
-    notification_event, now, outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db,
-    update_after_due_timers,
+    DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT, ListColumns, NOTIFICATION_COLUMNS,
+    NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt, NotificationOutcome,
+    NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store,
+    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, grant_from_row,
+    lease_until, new_link_id, new_notification_id, new_reply_code, notification_event, now, outbox_rows,
+    person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId,
-    hash_key_secret,
+    ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, Grant, NewEvent, PolicyVersion, Request,
+    RequestId, Status, hash_key_secret,
 };
 use signoff_domain::{Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
@@ -49,7 +49,7 @@ pub struct PostgresStore {
 /// A create or update waiting for the writer's next transaction.
 enum Job {
     Create(Box<NewRequestRecord>, oneshot::Sender<Result<Created, StoreError>>),
-    Update(RequestId, RequestUpdate, oneshot::Sender<Result<Request, StoreError>>),
+    Update(RequestId, RequestUpdate, Option<GrantIssue>, oneshot::Sender<Result<(Request, Option<Grant>), StoreError>>),
 }
 
 /// How many queued writes one transaction takes at most.
@@ -160,7 +160,7 @@ impl Job {
     fn fail(self, error: StoreError) {
         match self {
             Job::Create(_, reply) => drop(reply.send(Err(error))),
-            Job::Update(_, _, reply) => drop(reply.send(Err(error))),
+            Job::Update(_, _, _, reply) => drop(reply.send(Err(error))),
         }
     }
 
@@ -173,12 +173,12 @@ impl Job {
                 let ok = result.is_ok();
                 (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
             }
-            Job::Update(id, update, reply) => {
-                let result = apply_update(conn, planner, id, update).await;
+            Job::Update(id, update, issue, reply) => {
+                let result = apply_update(conn, planner, id, update, issue).await;
                 let ok = result.is_ok();
-                let answer = result.and_then(|(request, refusal)| match refusal {
+                let answer = result.and_then(|(request, refusal, grant)| match refusal {
                     Some(refusal) => Err(StoreError::Domain(refusal)),
-                    None => Ok(request),
+                    None => Ok((request, grant)),
                 });
                 (Box::new(move |committed| drop(reply.send(committed.and(answer)))), ok)
             }
@@ -192,7 +192,27 @@ async fn insert_request(
     planner: &PlannerSlot,
     record: NewRequestRecord,
 ) -> Result<Created, StoreError> {
-    let request = record.request;
+    let mut request = record.request;
+    let mut events = record.events;
+    // Looked up after the chain lock the batch holds, which a revocation takes too: a revocation that committed
+    // before is seen, and one that did not commits after this create.
+    let mut used_grant = None;
+    if let Some(lookup) = record.standing.as_ref().filter(|_| request.status == Status::Pending) {
+        let sql = LIVE_GRANT.replace("{key}", "$1").replace("{rule}", "$2").replace("{scope}", "$3");
+        let at = now();
+        let found: Option<GrantRow> = sqlx::query_as(&sql.replace("{now}", "$4"))
+            .bind(&request.requested_by.key_id)
+            .bind(&lookup.rule)
+            .bind(Grant::scope_key(&lookup.scope))
+            .bind(at.timestamp_micros())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = found {
+            let grant = grant_from_row(row)?;
+            events.extend(request.approve_by_grant(&grant, at));
+            used_grant = Some(grant.id);
+        }
+    }
     let columns = ListColumns::of(&request);
     let inserted = sqlx::query(
         "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
@@ -232,7 +252,10 @@ async fn insert_request(
         }
         return Ok(Created { request: decode_request(row.get("doc"))?, created: false });
     }
-    append_events(conn, record.events, Some(&request.requested_by.key_id)).await?;
+    if let Some(grant_id) = used_grant {
+        sqlx::query("UPDATE grants SET uses = uses + 1 WHERE id = $1").bind(grant_id).execute(&mut *conn).await?;
+    }
+    append_events(conn, events, Some(&request.requested_by.key_id)).await?;
     if let Some(earlier) = request.revises {
         let mut revised = load_request(conn, earlier, true).await.map_err(|error| match error {
             StoreError::NotFound => DomainError::no_request_to_revise(earlier).into(),
@@ -255,12 +278,46 @@ async fn apply_update(
     planner: &PlannerSlot,
     id: RequestId,
     update: RequestUpdate,
-) -> Result<(Request, Option<DomainError>), StoreError> {
+    issue: Option<GrantIssue>,
+) -> Result<(Request, Option<DomainError>, Option<Grant>), StoreError> {
     let mut request = load_request(conn, id, true).await?;
     let before = request.clone();
-    let (events, refusal) = update_after_due_timers(&mut request, &before, update, now());
+    let (events, refusal, grant) = update_and_grant(&mut request, &before, update, issue, now());
+    if let Some(grant) = &grant {
+        insert_grant(conn, grant).await?;
+    }
     save_request(conn, planner, &before, &request, events).await?;
-    Ok((request, refusal))
+    Ok((request, refusal, grant))
+}
+
+async fn insert_grant(conn: &mut PgConnection, grant: &Grant) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&grant.id)
+    .bind(&grant.rule)
+    .bind(&grant.key_id)
+    .bind(Grant::scope_key(&grant.scope))
+    .bind(grant.approver_id.to_string())
+    .bind(grant.channel.as_str())
+    .bind(grant.request_id.to_string())
+    .bind(grant.created_at.timestamp_micros())
+    .bind(grant.expires_at.timestamp_micros())
+    .bind(grant.revoked_at.map(|at| at.timestamp_micros()))
+    .bind(&grant.revoked_by)
+    .bind(grant.uses as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn load_grant(conn: &mut PgConnection, id: &str, for_update: bool) -> Result<Grant, StoreError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row: Option<GrantRow> = sqlx::query_as(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1{lock}"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    grant_from_row(row.ok_or(StoreError::NotFound)?)
 }
 
 /// Appends events to the hash chain. The transaction must hold the chain lock (see [`begin_write`]).
@@ -564,10 +621,48 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres", request_id = %id))]
-    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+    async fn update_request_granting(
+        &self,
+        id: RequestId,
+        update: RequestUpdate,
+        issue: Option<GrantIssue>,
+    ) -> Result<(Request, Option<Grant>), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Update(id, update, reply)).await.map_err(|_| writer_stopped())?;
+        self.jobs.send(Job::Update(id, update, issue, reply)).await.map_err(|_| writer_stopped())?;
         answer.await.map_err(|_| writer_stopped())?
+    }
+
+    async fn grant(&self, id: &str) -> Result<Grant, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_grant(&mut conn, id, false).await
+    }
+
+    async fn grants(&self, all: bool, at: DateTime<Utc>) -> Result<Vec<Grant>, StoreError> {
+        let live = if all { "" } else { "WHERE revoked_at IS NULL AND expires_at > $1" };
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants {live} ORDER BY created_at DESC, id DESC LIMIT 1000");
+        let mut query = sqlx::query_as::<_, GrantRow>(&sql);
+        if !all {
+            query = query.bind(at.timestamp_micros());
+        }
+        query.fetch_all(&self.pool).await?.into_iter().map(grant_from_row).collect()
+    }
+
+    async fn revoke_grant(&self, id: &str, actor: &str) -> Result<Grant, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let mut grant = load_grant(&mut tx, id, true).await?;
+        if let Some(event) = grant.revoke(actor, now()) {
+            sqlx::query("UPDATE grants SET revoked_at = $2, revoked_by = $3 WHERE id = $1")
+                .bind(&grant.id)
+                .bind(grant.revoked_at.map(|at| at.timestamp_micros()))
+                .bind(&grant.revoked_by)
+                .execute(&mut *tx)
+                .await?;
+            let owner = load_request(&mut tx, grant.request_id, false).await?.requested_by.key_id;
+            append_events(&mut tx, vec![event], Some(&owner)).await?;
+            notify(&mut tx, grant.request_id).await?;
+        }
+        tx.commit().await?;
+        Ok(grant)
     }
 
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {

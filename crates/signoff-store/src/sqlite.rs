@@ -5,19 +5,20 @@ use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
     ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest,
-    NewRequestRecord, NotificationAttempt, NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode,
-    RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for,
-    decode_request, encode_json, from_micros, lease_until, new_lease_token, new_link_id, new_notification_id,
-    new_reply_code, notification_event, now, outbox_rows, person_from_db, policy_applied_event, reply_row,
-    role_from_db, update_after_due_timers,
+    DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT, ListColumns, NOTIFICATION_COLUMNS,
+    NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt, NotificationOutcome,
+    NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store,
+    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, grant_from_row,
+    lease_until, new_lease_token, new_link_id, new_notification_id, new_reply_code, notification_event, now,
+    outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, NewEvent, PolicyVersion, Request, RequestId, hash_key_secret,
+    ApiKey, ApproverId, Event, EventKind, GENESIS_HASH, Grant, NewEvent, PolicyVersion, Request, RequestId, Status,
+    hash_key_secret,
 };
 use signoff_domain::{Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_request_lists.sql"),
     include_str!("../migrations/sqlite/0010_reply_codes.sql"),
     include_str!("../migrations/sqlite/0011_digests.sql"),
+    include_str!("../migrations/sqlite/0012_grants.sql"),
 ];
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -428,6 +430,53 @@ fn enqueue_callback(conn: &Connection, before: Option<&Request>, request: &Reque
     Ok(())
 }
 
+fn grant_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn load_grant(conn: &Connection, id: &str) -> Result<Grant, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"))?
+        .query_row([id], grant_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    grant_from_row(row)
+}
+
+fn insert_grant(conn: &Connection, grant: &Grant) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        grant.id,
+        grant.rule,
+        grant.key_id,
+        Grant::scope_key(&grant.scope),
+        grant.approver_id.to_string(),
+        grant.channel.as_str(),
+        grant.request_id.to_string(),
+        grant.created_at.timestamp_micros(),
+        grant.expires_at.timestamp_micros(),
+        grant.revoked_at.map(|at| at.timestamp_micros()),
+        grant.revoked_by,
+        grant.uses as i64,
+    ])?;
+    Ok(())
+}
+
 fn load_request(conn: &Connection, id: RequestId) -> Result<Request, StoreError> {
     let doc: Option<String> = conn
         .prepare_cached("SELECT doc FROM requests WHERE id = ?1")?
@@ -516,7 +565,8 @@ impl Store for SqliteStore {
     async fn create_request(&self, record: NewRequestRecord) -> Result<Created, StoreError> {
         let planner = self.inner.planner.clone();
         let created = self.write(move |conn| {
-            let request = record.request;
+            let mut request = record.request;
+            let mut events = record.events;
             if let Some(idem_key) = &record.idempotency_key {
                 let existing: Option<(String, String)> = conn
                     .prepare_cached("SELECT doc, idem_hash FROM requests WHERE key_id = ?1 AND idem_key = ?2")?
@@ -527,6 +577,27 @@ impl Store for SqliteStore {
                         return Err(StoreError::IdempotencyConflict);
                     }
                     return Ok(Created { request: decode_request(&doc)?, created: false });
+                }
+            }
+            if let Some(lookup) = record.standing.as_ref().filter(|_| request.status == Status::Pending) {
+                let sql = LIVE_GRANT.replace("{key}", "?1").replace("{rule}", "?2").replace("{scope}", "?3");
+                let at = now();
+                let found = conn
+                    .prepare_cached(&sql.replace("{now}", "?4"))?
+                    .query_row(
+                        params![
+                            request.requested_by.key_id,
+                            lookup.rule,
+                            Grant::scope_key(&lookup.scope),
+                            at.timestamp_micros()
+                        ],
+                        grant_row,
+                    )
+                    .optional()?;
+                if let Some(row) = found {
+                    let grant = grant_from_row(row)?;
+                    events.extend(request.approve_by_grant(&grant, at));
+                    conn.prepare_cached("UPDATE grants SET uses = uses + 1 WHERE id = ?1")?.execute([&grant.id])?;
                 }
             }
             let columns = ListColumns::of(&request);
@@ -553,7 +624,7 @@ impl Store for SqliteStore {
                 columns.rule,
                 columns.sampled,
             ])?;
-            append_events(conn, record.events, Some(&request.requested_by.key_id))?;
+            append_events(conn, events, Some(&request.requested_by.key_id))?;
             if let Some(earlier) = request.revises {
                 let mut revised = load_request(conn, earlier).map_err(|error| match error {
                     StoreError::NotFound => signoff_domain::DomainError::no_request_to_revise(earlier).into(),
@@ -655,16 +726,24 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "sqlite", request_id = %id))]
-    async fn update_request(&self, id: RequestId, update: RequestUpdate) -> Result<Request, StoreError> {
+    async fn update_request_granting(
+        &self,
+        id: RequestId,
+        update: RequestUpdate,
+        issue: Option<GrantIssue>,
+    ) -> Result<(Request, Option<Grant>), StoreError> {
         let planner = self.inner.planner.clone();
-        let (request, changed, refusal) = self
+        let (request, changed, refusal, grant) = self
             .write(move |conn| {
                 let mut request = load_request(conn, id)?;
                 let before = request.clone();
-                let (events, refusal) = update_after_due_timers(&mut request, &before, update, now());
+                let (events, refusal, grant) = update_and_grant(&mut request, &before, update, issue, now());
                 let changed = !events.is_empty();
+                if let Some(grant) = &grant {
+                    insert_grant(conn, grant)?;
+                }
                 save_request(conn, &planner, &before, &request, events)?;
-                Ok((request, changed, refusal))
+                Ok((request, changed, refusal, grant))
             })
             .await?;
         if changed {
@@ -672,8 +751,47 @@ impl Store for SqliteStore {
         }
         match refusal {
             Some(refusal) => Err(StoreError::Domain(refusal)),
-            None => Ok(request),
+            None => Ok((request, grant)),
         }
+    }
+
+    async fn grant(&self, id: &str) -> Result<Grant, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| load_grant(conn, &id)).await
+    }
+
+    async fn grants(&self, all: bool, at: DateTime<Utc>) -> Result<Vec<Grant>, StoreError> {
+        self.read(move |conn| {
+            let live = if all { "" } else { "WHERE revoked_at IS NULL AND expires_at > ?1" };
+            let sql = format!("SELECT {GRANT_COLUMNS} FROM grants {live} ORDER BY created_at DESC, id DESC LIMIT 1000");
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = if all {
+                statement.query_map([], grant_row)?.collect::<Result<Vec<_>, _>>()?
+            } else {
+                statement.query_map([at.timestamp_micros()], grant_row)?.collect::<Result<Vec<_>, _>>()?
+            };
+            rows.into_iter().map(grant_from_row).collect()
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, id: &str, actor: &str) -> Result<Grant, StoreError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
+        let grant = self
+            .write(move |conn| {
+                let mut grant = load_grant(conn, &id)?;
+                if let Some(event) = grant.revoke(&actor, now()) {
+                    conn.prepare_cached("UPDATE grants SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1")?.execute(
+                        params![grant.id, grant.revoked_at.map(|at| at.timestamp_micros()), grant.revoked_by],
+                    )?;
+                    let owner = load_request(conn, grant.request_id)?.requested_by.key_id;
+                    append_events(conn, vec![event], Some(&owner))?;
+                }
+                Ok(grant)
+            })
+            .await?;
+        let _ = self.inner.changes.send(Change::Request(grant.request_id));
+        Ok(grant)
     }
 
     async fn request_events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {

@@ -38,7 +38,7 @@ fn record(new: NewRequest, key: Option<&str>) -> NewRequestRecord {
     let fingerprint = new.fingerprint();
     let request = Request::new(RequestId::new(), new, requester, now());
     let events = vec![request.created_event(&Actor::Key { role: Role::Agent, name: "bot".into() })];
-    NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events }
+    NewRequestRecord { request, idempotency_key: key.map(String::from), fingerprint, events, standing: None }
 }
 
 fn refund(amount: i64) -> NewRequest {

@@ -10,9 +10,9 @@ pub mod stats;
 
 pub use signoff_domain::checkpoint::SignedCheckpoint;
 pub use signoff_domain::{
-    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Kind,
-    Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Review, ReviewVerdict, Role,
-    Status,
+    ApiKey, Approval, DecidedBy, Decision, DecisionOutcome, DeliveryRecord, DeliveryState, Event, EventKind, Grant,
+    Kind, Mode, NewRequest, Notification, Outcome, PolicyVersion, Request, RequestId, Requester, Review, ReviewVerdict,
+    Role, ScopeValue, Status,
 };
 
 /// Stable, snake_case error codes; clients branch on these, never on messages.
@@ -215,6 +215,31 @@ pub struct DecisionBody {
     /// Approve only: replaces the proposed arguments (both are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Value>,
+    /// Approve only: also approve similar requests for this many seconds (a standing approval), where the rule's
+    /// `standing` allows it.
+    #[serde(default, deserialize_with = "whole_seconds", skip_serializing_if = "Option::is_none")]
+    pub standing_s: Option<u64>,
+}
+
+/// Whole seconds as JSON Schema reads an integer: `30`, or the same number written `30.0`; never a fraction.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // 2^64: every whole float below it is a u64.
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    let whole = number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|v| v.fract() == 0.0 && (0.0..U64_END).contains(v)).map(|v| v as u64));
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of seconds, found {number}")))
+}
+
+/// `GET /v1/grants`: standing approvals, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantList {
+    pub items: Vec<Grant>,
 }
 
 /// A person's answer to a question: `POST /v1/requests/{id}/answer`.

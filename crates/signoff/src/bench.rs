@@ -468,7 +468,8 @@ async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize
     for _ in 0..concurrency {
         let (client, next, ids) = (client.clone(), next.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
-            let body = DecisionBody { outcome: Verdict::Approve, comment: None, reason: None, args: None };
+            let body =
+                DecisionBody { outcome: Verdict::Approve, comment: None, reason: None, args: None, standing_s: None };
             let mut acknowledged = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! Client commands (`request`, `pending`, `show`, `approve`, `reject`, `cancel`, `mcp`): the HTTP API from the shell,
+//! Client commands (`request`, `pending`, `show`, `approve`, `reject`, `cancel`, `grants`, `mcp`): the HTTP API from
+//! the shell,
 //! or from an MCP client over stdio, using `SIGNOFF_URL` and `SIGNOFF_KEY`.
 
 use anyhow::{Context, bail};
@@ -236,11 +237,21 @@ pub struct ApproveArgs {
     /// Approve with these arguments instead of the proposed ones (a JSON object).
     #[arg(long)]
     args: Option<String>,
+    /// Also approve similar requests for this long (e.g. `2h`), where the rule's `standing` allows it.
+    #[arg(long)]
+    standing: Option<String>,
 }
 
 pub async fn approve(args: ApproveArgs) -> anyhow::Result<()> {
     let edited = args.args.as_deref().map(|text| parse_object("args", text)).transpose()?;
-    let body = DecisionBody { outcome: Verdict::Approve, comment: args.comment, reason: None, args: edited };
+    let standing_s = match args.standing.as_deref() {
+        Some(text) => {
+            Some(signoff_policy::parse_duration(text).map_err(|e| anyhow::anyhow!("--standing: {e}"))?.as_secs())
+        }
+        None => None,
+    };
+    let body =
+        DecisionBody { outcome: Verdict::Approve, comment: args.comment, reason: None, args: edited, standing_s };
     print_json(&args.connection.client()?.decide(parse_id(&args.id)?, &body).await?)
 }
 
@@ -258,7 +269,13 @@ pub struct RejectArgs {
 }
 
 pub async fn reject(args: RejectArgs) -> anyhow::Result<()> {
-    let body = DecisionBody { outcome: Verdict::Reject, comment: Some(args.comment), reason: args.reason, args: None };
+    let body = DecisionBody {
+        outcome: Verdict::Reject,
+        comment: Some(args.comment),
+        reason: args.reason,
+        args: None,
+        standing_s: None,
+    };
     print_json(&args.connection.client()?.decide(parse_id(&args.id)?, &body).await?)
 }
 
@@ -273,6 +290,59 @@ pub struct CancelArgs {
 
 pub async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     print_json(&args.connection.client()?.cancel(parse_id(&args.id)?, args.reason).await?)
+}
+
+/// `signoff grants`: standing approvals.
+#[derive(Debug, clap::Subcommand)]
+pub enum GrantsCommand {
+    /// List the standing approvals live now (approver or admin key).
+    List {
+        #[command(flatten)]
+        connection: Connection,
+        /// Expired and revoked ones too.
+        #[arg(long)]
+        all: bool,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a standing approval (the person who granted it, or an admin).
+    Revoke {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+    },
+}
+
+pub async fn grants(command: GrantsCommand) -> anyhow::Result<()> {
+    match command {
+        GrantsCommand::List { connection, all, json } => {
+            let grants = connection.client()?.grants(all).await?;
+            if json {
+                return print_json(&grants);
+            }
+            if grants.is_empty() {
+                println!("no standing approvals");
+                return Ok(());
+            }
+            println!("{:<36}  {:<20}  {:<10}  {:<20}  {:<5}  SCOPE", "ID", "RULE", "GRANTED BY", "EXPIRES", "USES");
+            for grant in &grants {
+                let scope: Vec<String> = grant.scope.iter().map(|s| format!("{}={}", s.path, s.value)).collect();
+                let state = if grant.revoked_at.is_some() { " (revoked)" } else { "" };
+                println!(
+                    "{:<36}  {:<20}  {:<10}  {:<20}  {:<5}  {}{state}",
+                    grant.id,
+                    grant.rule,
+                    grant.approver_id.as_str(),
+                    grant.expires_at.format("%Y-%m-%d %H:%M:%S"),
+                    grant.uses,
+                    scope.join(" ")
+                );
+            }
+            Ok(())
+        }
+        GrantsCommand::Revoke { connection, id } => print_json(&connection.client()?.revoke_grant(&id).await?),
+    }
 }
 
 #[derive(Debug, Args)]

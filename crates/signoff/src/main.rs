@@ -58,6 +58,9 @@ enum Command {
     /// Approval statistics: volume, approval and edit rates, time to decide, load per approver (approver or admin
     /// key).
     Stats(stats_command::StatsArgs),
+    /// List and revoke standing approvals.
+    #[command(subcommand)]
+    Grants(client_commands::GrantsCommand),
     /// Serve the MCP tools on standard input and output, for an agent to start; they call the server at SIGNOFF_URL
     /// with SIGNOFF_KEY.
     Mcp(client_commands::McpArgs),
@@ -100,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reject(args) => client_commands::reject(args).await,
         Command::Cancel(args) => client_commands::cancel(args).await,
         Command::Stats(args) => stats_command::stats(args).await,
+        Command::Grants(command) => client_commands::grants(command).await,
         Command::Mcp(args) => client_commands::mcp(args).await,
         Command::Advise(args) => advice_commands::advise(args).await,
         Command::Bench(args) => bench::run(args).await,

@@ -18,7 +18,9 @@ export type DecidedBy =
   | { kind: "human"; approver_id: string; channel: string }
   | { kind: "policy"; rule: string }
   | { kind: "timeout" }
-  | { kind: "agent"; key_id: string };
+  | { kind: "agent"; key_id: string }
+  /** A standing approval (`grant_id`) that `approver_id` granted approved the request when it was created. */
+  | { kind: "grant"; grant_id: string; approver_id: string };
 
 /** The one decision of a request. Execute `args`, never the request's proposed `args`. */
 export interface Decision {
@@ -161,6 +163,8 @@ export interface SignoffEvent {
     | "key_created"
     | "key_revoked"
     | "policy_applied"
+    | "grant_created"
+    | "grant_revoked"
   >;
   actor: string;
   data: Json;

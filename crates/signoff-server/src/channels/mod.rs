@@ -27,6 +27,7 @@ pub(crate) fn may_decide(policy: &ActivePolicy, person: &ApproverId, request: &R
             DecidedBy::Policy { rule } => format!(" by policy rule {rule}"),
             DecidedBy::Timeout => " at its deadline".to_string(),
             DecidedBy::Agent { .. } => " by the agent".to_string(),
+            DecidedBy::Grant { grant_id, .. } => format!(" by standing grant {grant_id}"),
         };
         return Err(format!("This request is already {}{by}; nothing was recorded.", request.status.as_str()));
     }

@@ -20,13 +20,15 @@ class Wire(BaseModel):
 
 
 class DecidedBy(Wire):
-    """Who decided: `kind` is `human` (with `approver_id`, `channel`), `policy` (`rule`), `timeout`, or `agent` (`key_id`)."""
+    """Who decided: `kind` is `human` (with `approver_id`, `channel`), `policy` (`rule`), `timeout`, `agent`
+    (`key_id`), or `grant` (`grant_id`, and `approver_id`: the person who granted the standing approval)."""
 
     kind: str
     approver_id: str | None = None
     channel: str | None = None
     rule: str | None = None
     key_id: str | None = None
+    grant_id: str | None = None
 
 
 class Decision(Wire):
