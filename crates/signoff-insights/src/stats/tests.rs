@@ -358,3 +358,53 @@ fn figures_read_as_people_write_them() {
     assert_eq!(format_seconds(Some(129_600.0)), "1.5 d");
     assert_eq!(format_seconds(None), "-");
 }
+
+fn reviewer(who: &str) -> signoff_domain::Reviewer {
+    signoff_domain::Reviewer { approver_id: ApproverId::parse(who).unwrap(), key_id: None, channel: Channel::Dashboard }
+}
+
+fn flag(mut request: Request, who: &str, seconds: f64) -> Request {
+    let input = signoff_domain::FlagInput { reason: "wrong_amount".into(), comment: None, undo: true };
+    request.flag(reviewer(who), input, after(request.created_at, seconds)).unwrap();
+    request
+}
+
+#[test]
+fn flags_misses_and_standing_grants_are_counted_apart() {
+    let start = at(3, 9, 0);
+    let sampled = || Verdict::Review { rule: "removal".into(), group: "moderators".into(), sampled: true };
+    let flagged_review = flag(new_request("remove_comment", start, sampled()), "mo", 30.0);
+    let mut confirmed_review = new_request("remove_comment", start, sampled());
+    confirmed_review.confirm(reviewer("mo"), None, after(start, 40.0)).unwrap();
+    let auto = || Verdict::Approve { rule: "small".into() };
+    let missed = flag(new_request("refund", start, auto()), "dana", 600.0);
+    let let_through = new_request("refund", start, auto());
+    let grant = signoff_domain::Grant {
+        id: "grt_1".into(),
+        rule: "refunds".into(),
+        key_id: "k_agent".into(),
+        scope: Vec::new(),
+        approver_id: ApproverId::parse("dana").unwrap(),
+        channel: Channel::Dashboard,
+        request_id: RequestId::new(),
+        created_at: start,
+        expires_at: after(start, 3600.0),
+        revoked_at: None,
+        revoked_by: None,
+        uses: 0,
+    };
+    let mut granted = routed("refunds", "finance", "refund", start);
+    granted.approve_by_grant(&grant, start);
+    let granted_then_missed = flag(granted.clone(), "carl", 60.0);
+
+    let requests = [flagged_review, confirmed_review, missed, let_through, granted, granted_then_missed];
+    let totals = compute(&requests, &options(None)).totals;
+    assert_eq!((totals.sampled_reviews, totals.flags, totals.misses, totals.granted), (2, 1, 2, 2));
+    assert_eq!(totals.flag_rate, Some(0.5));
+    // A grant's approval is neither policy's nor a person's verdict on that request.
+    assert_eq!((totals.auto_approved, totals.human_decided), (2, 2));
+    assert_eq!(
+        totals.pending + totals.auto_approved + totals.auto_denied + totals.granted + totals.human_decided,
+        totals.requests
+    );
+}
