@@ -43,7 +43,7 @@ after(async () => {
 
 test("an admin sees the diff between two policy versions", async () => {
   const page = await signedInPage(browser, base, keys.ada);
-  await page.getByRole("link", { name: "Admin" }).click();
+  await page.getByRole("link", { name: "Admin", exact: true }).click();
   await page.getByRole("heading", { name: "Policy", exact: true }).waitFor();
   await page.getByLabel("From version").selectOption("1");
   await page.getByLabel("To version").selectOption("2");
@@ -107,7 +107,7 @@ test("an admin creates a key, sees its secret once, and revokes it", async () =>
 
 test("an approver sees no Admin entry and is refused on the admin URLs", async () => {
   const page = await signedInPage(browser, base, keys.dana);
-  assert.equal(await page.getByRole("link", { name: "Admin" }).count(), 0);
+  assert.equal(await page.getByRole("link", { name: "Admin", exact: true }).count(), 0);
   for (const path of ["/admin/policy", "/admin/keys", "/admin/audit"]) {
     const response = await page.goto(base + path);
     assert.equal(response.status(), 403, path);
