@@ -82,6 +82,18 @@ impl NewEvent {
     /// Seals the event at position `seq` after `prev_hash`; `owner_key_id` is the key whose request it is about
     /// (who may see it), part of the hash like everything else.
     pub fn seal(self, seq: i64, at: DateTime<Utc>, prev_hash: String, owner_key_id: Option<String>) -> Event {
+        self.seal_encoded(seq, at, prev_hash, owner_key_id).0
+    }
+
+    /// [`seal`](Self::seal), also giving `data` as JSON text (what a store writes), serialised once for both.
+    pub fn seal_encoded(
+        self,
+        seq: i64,
+        at: DateTime<Utc>,
+        prev_hash: String,
+        owner_key_id: Option<String>,
+    ) -> (Event, String) {
+        let data_json = self.data.to_string();
         let mut event = Event {
             seq,
             request_id: self.request_id,
@@ -93,8 +105,8 @@ impl NewEvent {
             prev_hash,
             hash: String::new(),
         };
-        event.hash = event.compute_hash();
-        event
+        event.hash = event.hash_with_data(&data_json);
+        (event, data_json)
     }
 }
 
@@ -118,19 +130,33 @@ impl Event {
     /// SHA-256 over the previous hash and this event's canonical bytes (JSON with sorted keys,
     /// time in whole microseconds so every backend stores it exactly).
     pub fn compute_hash(&self) -> String {
-        let canonical = serde_json::json!({
-            "seq": self.seq,
-            "request_id": self.request_id,
-            "kind": self.kind,
-            "actor": self.actor,
-            "data": self.data,
-            "owner_key_id": self.owner_key_id,
-            "at_us": self.at.timestamp_micros(),
-        });
+        self.hash_with_data(&self.data.to_string())
+    }
+
+    /// [`compute_hash`](Self::compute_hash) with `data` already serialised: the canonical object
+    /// `{"actor","at_us","data","kind","owner_key_id","request_id","seq"}` (keys sorted, compact) is written
+    /// field by field around it.
+    fn hash_with_data(&self, data_json: &str) -> String {
+        let mut canonical = Vec::with_capacity(data_json.len() + 256);
+        canonical.extend_from_slice(b"{\"actor\":");
+        write_json(&mut canonical, self.actor.as_str());
+        canonical.extend_from_slice(b",\"at_us\":");
+        canonical.extend_from_slice(self.at.timestamp_micros().to_string().as_bytes());
+        canonical.extend_from_slice(b",\"data\":");
+        canonical.extend_from_slice(data_json.as_bytes());
+        canonical.extend_from_slice(b",\"kind\":");
+        write_json(&mut canonical, &self.kind);
+        canonical.extend_from_slice(b",\"owner_key_id\":");
+        write_json(&mut canonical, &self.owner_key_id);
+        canonical.extend_from_slice(b",\"request_id\":");
+        write_json(&mut canonical, &self.request_id);
+        canonical.extend_from_slice(b",\"seq\":");
+        canonical.extend_from_slice(self.seq.to_string().as_bytes());
+        canonical.push(b'}');
         let mut hasher = Sha256::new();
         hasher.update(self.prev_hash.as_bytes());
         hasher.update(b"\n");
-        hasher.update(canonical.to_string().as_bytes());
+        hasher.update(&canonical);
         hex::encode(hasher.finalize())
     }
 
@@ -138,6 +164,11 @@ impl Event {
     pub fn verifies_after(&self, prev_hash: &str) -> bool {
         self.prev_hash == prev_hash && self.hash == self.compute_hash()
     }
+}
+
+/// Appends `value` as compact JSON.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("strings, ids and kinds always serialise");
 }
 
 /// Where a hash chain stops being whole.
@@ -201,5 +232,51 @@ impl ChainVerifier {
     /// The last good event's hash: the head of the chain.
     pub fn head(&self) -> Option<&str> {
         self.prev.as_ref().map(|(_, hash)| hash.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The canonical bytes as first defined: a JSON object of these keys, serialised with its keys sorted.
+    fn hash_as_first_defined(event: &Event) -> String {
+        let canonical = json!({
+            "seq": event.seq,
+            "request_id": event.request_id,
+            "kind": event.kind,
+            "actor": event.actor,
+            "data": event.data,
+            "owner_key_id": event.owner_key_id,
+            "at_us": event.at.timestamp_micros(),
+        });
+        let mut hasher = Sha256::new();
+        hasher.update(event.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    #[test]
+    fn the_streamed_hash_equals_the_hash_as_first_defined() {
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.123456Z").unwrap().with_timezone(&Utc);
+        let data = [
+            json!({}),
+            json!(null),
+            json!({"z": 1, "a": [1.5, "two", {"y": null, "b": true}], "ünïcode": "\"quoted\"\n\u{1}"}),
+            json!({"amount": 12_345_678_901_i64, "negative": -3, "float": 0.1}),
+        ];
+        for (index, data) in data.into_iter().enumerate() {
+            for (request_id, owner) in [(None, None), (Some(RequestId::new()), Some("key_1".to_string()))] {
+                let event = NewEvent::new(request_id, EventKind::Decided, "approver:ana \"x\"", data.clone()).seal(
+                    index as i64 + 1,
+                    at,
+                    GENESIS_HASH.to_string(),
+                    owner,
+                );
+                assert_eq!(event.hash, hash_as_first_defined(&event), "{event:?}");
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ mod notification;
 mod policy_version;
 mod request;
 mod review;
+mod time;
 mod vocabulary;
 
 pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_callback_url};

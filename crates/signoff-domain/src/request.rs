@@ -26,6 +26,13 @@ impl RequestId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// An id ordered before every id made at or after `at` (a minute of slack for clocks that step back): a
+    /// bound on the time-ordered ids for a query over requests created since `at`.
+    pub fn floor_before(at: DateTime<Utc>) -> RequestId {
+        let millis = (at.timestamp_millis() - 60_000).max(0) as u64;
+        RequestId(uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid())
+    }
 }
 
 impl Default for RequestId {
@@ -380,6 +387,7 @@ pub struct Decision {
     pub comment: Option<String>,
     pub reason: Option<String>,
     pub by: DecidedBy,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     /// A question's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -397,6 +405,7 @@ pub struct Approval {
     /// Whether `args` differ from the proposed arguments.
     #[serde(default)]
     pub edited: bool,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 
@@ -405,6 +414,7 @@ pub struct Approval {
 pub struct Outcome {
     pub ok: bool,
     pub detail: Option<Value>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 
@@ -427,7 +437,9 @@ pub struct Request {
     pub state: Option<Value>,
     pub timeout_s: Option<u64>,
     pub requested_by: Requester,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// How policy placed the request (absent only on requests stored before policies existed).
     #[serde(default)]
@@ -449,6 +461,7 @@ pub struct Request {
     pub sampled: Option<bool>,
     /// When the request stops waiting, and what happens then.
     #[serde(default)]
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub deadline_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub on_timeout: Option<OnTimeout>,
@@ -502,8 +515,10 @@ pub struct PolicyMatch {
 /// One escalation step of a routed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub due_at: DateTime<Utc>,
     pub to: String,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub fired_at: Option<DateTime<Utc>>,
     /// The reminder schedule of the group escalated to, counted from the escalation (whole seconds in JSON).
     #[serde(default, with = "crate::vocabulary::secs_list")]
@@ -513,7 +528,9 @@ pub struct Escalation {
 /// One reminder of a routed request: when it falls due, and when it fired.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reminder {
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub due_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub fired_at: Option<DateTime<Utc>>,
 }
 
@@ -1135,6 +1152,21 @@ fn actor_of(by: &DecidedBy) -> String {
 mod tests {
     use super::*;
     use crate::vocabulary::EscalationStep;
+
+    #[test]
+    fn the_id_floor_sorts_before_every_id_made_since_and_after_ids_made_well_before() {
+        let made_before = RequestId::new();
+        std::thread::sleep(Duration::from_millis(2));
+        let since = Utc::now();
+        let made_since = RequestId::new();
+        let floor = RequestId::floor_before(since);
+        assert!(floor.to_string() <= made_since.to_string(), "{floor} > {made_since}");
+        assert!(floor < made_since);
+        // A minute of slack: ids made just before `since` are inside the bound, ids two minutes older are not.
+        assert!(floor < made_before);
+        let later_floor = RequestId::floor_before(since + chrono::Duration::minutes(2));
+        assert!(later_floor.to_string() > made_since.to_string());
+    }
 
     fn requester() -> Requester {
         Requester { key_id: "k_agent".into(), key_name: "bot".into(), responsible: Some(person("olga")) }

@@ -35,6 +35,7 @@ pub struct Review {
     pub miss: bool,
     pub by: ApproverId,
     pub channel: Channel,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 

@@ -853,7 +853,10 @@ fn decode_request(doc: &str) -> Result<Request, StoreError> {
 }
 
 fn encode_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("domain types always serialize")
+    // Room for a whole request document up front, instead of growing (and copying) it eight times.
+    let mut json = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut json, value).expect("domain types always serialize");
+    String::from_utf8(json).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@
 //! `--scenario timers` measures stored timers instead: how late deadlines fire while requests are being created
 //! at full speed, then how fast a server restarted over `--pending` overdue requests is ready and has fired them.
 
+mod load;
+
 use anyhow::{Context, bail};
 use clap::Args;
+use load::LoadConnection;
 use serde::Serialize;
 use signoff_client::Client;
 use signoff_wire::{CreatedKey, DecisionBody, NewRequest, Status, Verdict};
@@ -71,6 +74,10 @@ struct Results {
     waiters: usize,
     creates_per_s: f64,
     decisions_per_s: f64,
+    /// The server's CPU time (user + system, all threads) per create and per decision: steadier than throughput
+    /// on a shared machine.
+    server_cpu_us_per_create: Option<f64>,
+    server_cpu_us_per_decision: Option<f64>,
     wake_p50_ms: f64,
     wake_p99_ms: f64,
     wake_max_ms: f64,
@@ -78,8 +85,7 @@ struct Results {
     server_rss_with_waiters_parked_mib: Option<f64>,
 }
 
-/// The measured calls, lean on the client side (no parsing beyond what is checked), so the figures are the
-/// server's. The server under test shares the machine with this client.
+/// Long-polls and reads (the creates and decisions go through the leaner [`LoadConnection`]).
 #[derive(Clone)]
 struct LoadClient {
     http: reqwest::Client,
@@ -98,15 +104,6 @@ struct StatusOnly {
 }
 
 impl LoadClient {
-    async fn create(&self, request: &NewRequest) -> anyhow::Result<Uuid> {
-        let response =
-            self.http.post(format!("{}/v1/requests", self.url)).bearer_auth(&self.key).json(request).send().await?;
-        if response.status() != reqwest::StatusCode::CREATED {
-            bail!("create answered {}: {}", response.status(), response.text().await.unwrap_or_default());
-        }
-        Ok(serde_json::from_slice::<CreatedId>(&response.bytes().await?)?.id)
-    }
-
     /// Long-polls a request; returns its status.
     async fn wait(&self, id: Uuid, timeout_s: u64) -> anyhow::Result<Status> {
         let response = self
@@ -119,21 +116,6 @@ impl LoadClient {
             bail!("wait answered {}", response.status());
         }
         Ok(serde_json::from_slice::<StatusOnly>(&response.bytes().await?)?.status)
-    }
-
-    async fn decide(&self, id: Uuid, decision: &DecisionBody) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!("{}/v1/requests/{id}/decision", self.url))
-            .bearer_auth(&self.key)
-            .json(decision)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("decision answered {}: {}", response.status(), response.text().await.unwrap_or_default());
-        }
-        response.bytes().await?;
-        Ok(())
     }
 }
 
@@ -226,9 +208,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     eprintln!("creating {} requests with {} clients...", args.requests, args.concurrency);
+    let pid = target.child.as_ref().map(Child::id);
+    let cpu_before = pid.and_then(cpu_seconds);
     let started = Instant::now();
     let ids = Arc::new(create_all(&agent, args.requests, args.concurrency, None).await?);
     let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
+    let server_cpu_us_per_create = cpu_per_op_us(pid, cpu_before, args.requests);
 
     eprintln!("parking {} waiters...", args.waiters);
     let waiter_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
@@ -247,9 +232,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let parked_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
 
     eprintln!("deciding {} requests with {} clients...", args.requests, args.concurrency);
+    let cpu_before = pid.and_then(cpu_seconds);
     let started = Instant::now();
     let acknowledged = decide_all(&approver, ids.clone(), args.concurrency).await?;
     let decisions_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
+    let server_cpu_us_per_decision = cpu_per_op_us(pid, cpu_before, args.requests);
 
     let mut latencies_ms = Vec::with_capacity(args.waiters);
     for (index, waiter) in waiters.into_iter().enumerate() {
@@ -265,6 +252,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         waiters: args.waiters,
         creates_per_s,
         decisions_per_s,
+        server_cpu_us_per_create,
+        server_cpu_us_per_decision,
         wake_p50_ms: percentile(&latencies_ms, 0.50),
         wake_p99_ms: percentile(&latencies_ms, 0.99),
         wake_max_ms: latencies_ms.last().copied().unwrap_or(0.0),
@@ -282,6 +271,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         println!("creates/s           {:.0}", results.creates_per_s);
         println!("decisions/s         {:.0}", results.decisions_per_s);
+        if let (Some(create), Some(decision)) = (results.server_cpu_us_per_create, results.server_cpu_us_per_decision) {
+            println!("server CPU          {create:.0} us per create, {decision:.0} us per decision (user + system)");
+        }
         println!(
             "wake latency        p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (decision acknowledged -> waiter answered)",
             results.wake_p50_ms, results.wake_p99_ms, results.wake_max_ms
@@ -302,6 +294,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The CPU time a process has used so far (user + system, every thread), from /proc/PID/stat (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every architecture it exposes to user space.
+    Some(ticks / 100.0)
+}
+
+/// The CPU time `pid` used since `before`, per operation, in microseconds.
+fn cpu_per_op_us(pid: Option<u32>, before: Option<f64>, operations: usize) -> Option<f64> {
+    Some((cpu_seconds(pid?)? - before?) * 1e6 / operations as f64)
 }
 
 /// Peak resident set size of a process, from /proc (Linux).
@@ -331,6 +338,7 @@ async fn create_all(
     for _ in 0..concurrency {
         let (client, next) = (client.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
+            let mut connection = LoadConnection::connect(&client.url, &client.key).await?;
             let mut made = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +349,11 @@ async fn create_all(
                 new.args = serde_json::json!({ "amount": index % 10_000, "order": format!("ord_{index}") });
                 new.summary = Some(format!("Refund order {index}"));
                 new.timeout_s = timeout_s;
-                made.push((index, client.create(&new).await?));
+                let answer = connection.post("/v1/requests", &serde_json::to_vec(&new)?).await?;
+                if answer.status != 201 {
+                    bail!("create answered {}: {}", answer.status, String::from_utf8_lossy(answer.body));
+                }
+                made.push((index, serde_json::from_slice::<CreatedId>(answer.body)?.id));
             }
         }));
     }
@@ -464,19 +476,29 @@ async fn wait_for_pending(url: &str, target: u64, within: Duration) -> anyhow::R
 /// Decides every request; returns when each decision was acknowledged, by index.
 async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize) -> anyhow::Result<Vec<Instant>> {
     let next = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::to_vec(&DecisionBody {
+        outcome: Verdict::Approve,
+        comment: None,
+        reason: None,
+        args: None,
+        standing_s: None,
+    })?;
+    let body = Arc::new(body);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, ids) = (client.clone(), next.clone(), ids.clone());
+        let (client, next, ids, body) = (client.clone(), next.clone(), ids.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let body =
-                DecisionBody { outcome: Verdict::Approve, comment: None, reason: None, args: None, standing_s: None };
+            let mut connection = LoadConnection::connect(&client.url, &client.key).await?;
             let mut acknowledged = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= ids.len() {
                     return Ok::<_, anyhow::Error>(acknowledged);
                 }
-                client.decide(ids[index], &body).await?;
+                let answer = connection.post(&format!("/v1/requests/{}/decision", ids[index]), &body).await?;
+                if !(200..300).contains(&answer.status) {
+                    bail!("decision answered {}: {}", answer.status, String::from_utf8_lossy(answer.body));
+                }
                 acknowledged.push((index, Instant::now()));
             }
         }));
