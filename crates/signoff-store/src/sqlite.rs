@@ -117,16 +117,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.queue(move |conn| {
-            let changes_before = conn.total_changes();
-            let result = f(conn);
-            if result.is_err() && conn.total_changes() != changes_before && !conn.is_autocommit() {
-                tracing::error!("a checked write failed after writing; rolling back its whole transaction");
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            result
-        })
-        .await
+        self.queue(move |conn| run_checked(conn, f)).await
     }
 
     /// Queues `job` for the writer's next transaction; answers once that transaction has committed (or failed).
@@ -189,6 +180,18 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::other(e.to_string()))?
     }
+}
+
+/// Runs `f` inside the writer's transaction without a savepoint; if it fails after changing a row, rolls the whole
+/// transaction back (the writer then fails every job that ran in it). See [`SqliteStore::write_checked`].
+fn run_checked<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let changes_before = conn.total_changes();
+    let result = f(conn);
+    if result.is_err() && conn.total_changes() != changes_before && !conn.is_autocommit() {
+        tracing::error!("a checked write failed after writing; rolling back its whole transaction");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
@@ -1606,5 +1609,50 @@ mod tests {
         let rows: Vec<i64> =
             conn.prepare("SELECT n FROM t").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
         assert_eq!(rows, [3], "nothing acknowledged is missing, nothing refused is there");
+    }
+
+    /// A job without a savepoint that runs `sqls` in turn, the last of which may fail.
+    fn checked_job(index: usize, sqls: &'static [&'static str], answers: std_mpsc::Sender<(usize, bool)>) -> Job {
+        Box::new(move |conn| {
+            let ran = run_checked(conn, |conn| {
+                sqls.iter().try_for_each(|sql| conn.execute_batch(sql).map_err(StoreError::from))
+            });
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = answers.send((index, committed.and(ran).is_ok()));
+            })
+        })
+    }
+
+    #[test]
+    fn a_checked_write_that_fails_after_writing_takes_its_transaction_with_it_and_one_that_fails_before_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        let (answers, answered) = std_mpsc::channel();
+        // Refused before writing anything: nothing to undo, the batch goes on.
+        let refused_before = vec![
+            job(1, "INSERT INTO t VALUES (1)", answers.clone()),
+            checked_job(2, &["SELECT * FROM no_such_table"], answers.clone()),
+            job(3, "INSERT INTO t VALUES (3)", answers.clone()),
+        ];
+        run_batch(&conn, refused_before.into_iter());
+        // Refused after a write, with no savepoint to undo only itself: the whole transaction goes.
+        let refused_after = vec![
+            job(4, "INSERT INTO t VALUES (4)", answers.clone()),
+            checked_job(5, &["INSERT INTO t VALUES (5)", "SELECT * FROM no_such_table"], answers.clone()),
+            checked_job(6, &["INSERT INTO t VALUES (6)"], answers),
+        ];
+        run_batch(&conn, refused_after.into_iter());
+        let mut results: Vec<_> = answered.try_iter().collect();
+        results.sort();
+        assert_eq!(results, [(1, true), (2, false), (3, true), (4, false), (5, false), (6, true)]);
+        let rows: Vec<i64> = conn
+            .prepare("SELECT n FROM t ORDER BY n")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, [1, 3, 6], "no half-written job, and nothing reported committed that was not");
     }
 }
