@@ -44,6 +44,7 @@ mod lint;
 mod model;
 mod parse;
 mod policy;
+mod prefilter;
 pub mod replay;
 pub mod rotation;
 mod schema;

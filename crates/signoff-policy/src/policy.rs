@@ -16,6 +16,7 @@ use crate::model::{
     Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule, RuleAction,
 };
 use crate::parse;
+use crate::prefilter;
 use crate::schema::{ArgProblem, Schema};
 use signoff_domain::StandingTerms;
 
@@ -42,6 +43,8 @@ struct Inner {
     actions: BTreeMap<String, Schema>,
     warnings: Vec<PolicyWarning>,
     env: Arc<Env>,
+    /// Per rule, the actions outside of which its condition is `false` (see [`prefilter`]).
+    action_sets: Vec<Option<Box<[String]>>>,
 }
 
 fn env() -> Arc<Env> {
@@ -60,6 +63,11 @@ impl Policy {
         let env = env();
         let parsed = parse::parse(yaml, &env)?;
         let approver_index = parsed.approvers.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        let action_sets = parsed
+            .rules
+            .iter()
+            .map(|r| r.program.as_ref().and_then(|p| prefilter::action_set(p.expression())).map(Vec::into_boxed_slice))
+            .collect();
         Ok(Policy {
             inner: Arc::new(Inner {
                 source: yaml.to_string(),
@@ -73,6 +81,7 @@ impl Policy {
                 actions: parsed.actions,
                 warnings: parsed.warnings,
                 env,
+                action_sets,
             }),
         })
     }
@@ -186,20 +195,26 @@ impl Policy {
     /// condition that fails to evaluate follows `defaults.on_error`: a deny (the default) or a
     /// route to its group, either carrying the error (see [`Verdict::eval_error`]).
     pub fn evaluate(&self, input: &EvalInput) -> Verdict {
-        self.run(input, None)
+        self.run(input, None, true)
+    }
+
+    /// [`evaluate`](Self::evaluate) running every condition through CEL, without the pre-check.
+    #[cfg(test)]
+    pub(crate) fn evaluate_plain(&self, input: &EvalInput) -> Verdict {
+        self.run(input, None, false)
     }
 
     /// Like [`evaluate`](Self::evaluate), also reporting each rule considered.
     pub fn explain(&self, input: &EvalInput) -> Explanation {
         let mut rules = Vec::new();
-        let verdict = self.run(input, Some(&mut rules));
+        let verdict = self.run(input, Some(&mut rules), true);
         Explanation { rules, verdict }
     }
 
-    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>) -> Verdict {
+    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>, prefilter: bool) -> Verdict {
         let inner = &*self.inner;
         let mut ctx: Option<Context> = None;
-        for rule in &inner.rules {
+        for (rule, actions) in inner.rules.iter().zip(&inner.action_sets) {
             let mut record = |status: TraceStatus| {
                 if let Some(t) = trace.as_deref_mut() {
                     t.push(RuleTrace { rule: rule.name.clone(), line: rule.line, status });
@@ -207,6 +222,12 @@ impl Policy {
             };
             if rule.is_review() && input.mode != Mode::Post {
                 record(TraceStatus::Skipped);
+                continue;
+            }
+            if let Some(actions) = actions.as_deref().filter(|_| prefilter)
+                && !actions.iter().any(|a| a == input.action)
+            {
+                record(TraceStatus::NotMatched);
                 continue;
             }
             let matched = match &rule.program {
