@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bindings;
 pub mod digest;
 pub mod draft;
 pub mod duration;

@@ -8,10 +8,9 @@ use std::time::Duration;
 use cel::{Context, Env, Value};
 use sha2::{Digest, Sha256};
 
+use crate::bindings::Bindings;
 use crate::error::{PolicyErrors, PolicyWarning};
-use crate::eval::{
-    EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
-};
+use crate::eval::{EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 use crate::model::{
     Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule, RuleAction,
 };
@@ -198,10 +197,12 @@ impl Policy {
         self.run(input, None, true)
     }
 
-    /// [`evaluate`](Self::evaluate) running every condition through CEL, without the pre-check.
+    /// [`explain`](Self::explain) as plain CEL evaluation: every condition run, every variable converted up front.
     #[cfg(test)]
-    pub(crate) fn evaluate_plain(&self, input: &EvalInput) -> Verdict {
-        self.run(input, None, false)
+    pub(crate) fn explain_plain(&self, input: &EvalInput) -> Explanation {
+        let mut rules = Vec::new();
+        let verdict = self.run(input, Some(&mut rules), false);
+        Explanation { rules, verdict }
     }
 
     /// Like [`evaluate`](Self::evaluate), also reporting each rule considered.
@@ -211,8 +212,9 @@ impl Policy {
         Explanation { rules, verdict }
     }
 
-    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>, prefilter: bool) -> Verdict {
+    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>, fast: bool) -> Verdict {
         let inner = &*self.inner;
+        let bindings = Bindings::new(input);
         let mut ctx: Option<Context> = None;
         for (rule, actions) in inner.rules.iter().zip(&inner.action_sets) {
             let mut record = |status: TraceStatus| {
@@ -224,7 +226,7 @@ impl Policy {
                 record(TraceStatus::Skipped);
                 continue;
             }
-            if let Some(actions) = actions.as_deref().filter(|_| prefilter)
+            if let Some(actions) = actions.as_deref().filter(|_| fast)
                 && !actions.iter().any(|a| a == input.action)
             {
                 record(TraceStatus::NotMatched);
@@ -233,7 +235,15 @@ impl Policy {
             let matched = match &rule.program {
                 None => Ok(true),
                 Some(program) => {
-                    let ctx = ctx.get_or_insert_with(|| make_context(&inner.env, input));
+                    let ctx = ctx.get_or_insert_with(|| {
+                        #[cfg(test)]
+                        if !fast {
+                            return plain_context(&inner.env, input);
+                        }
+                        let mut ctx = Context::with_env(inner.env.clone());
+                        ctx.set_variable_resolver(&bindings);
+                        ctx
+                    });
                     match program.execute(ctx) {
                         Ok(Value::Bool(b)) => Ok(b),
                         Ok(other) => Err(format!("condition returned a {} instead of a boolean", other.type_of())),
@@ -323,7 +333,40 @@ impl Policy {
     }
 }
 
-fn make_context<'a>(env: &Arc<Env>, input: &EvalInput) -> Context<'a, 'a> {
+/// The variables as plain CEL evaluation binds them, every one converted up front: the reference the tests compare
+/// the fast path with.
+#[cfg(test)]
+fn plain_context<'a>(env: &Arc<Env>, input: &EvalInput) -> Context<'a, 'a> {
+    use cel::objects::{Key, Map};
+
+    /// Integers stay `int` (or `uint` above `i64::MAX`), other numbers become `double`.
+    fn json_to_cel(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Value::UInt(u)
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+            serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
+            serde_json::Value::Object(map) => {
+                let m: HashMap<Key, Value> =
+                    map.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), json_to_cel(v))).collect();
+                Value::Map(Map { map: Arc::new(m) })
+            }
+        }
+    }
+
+    fn string_value(s: &str) -> Value {
+        Value::String(Arc::new(s.to_string()))
+    }
+
     let mut ctx = Context::with_env(env.clone());
     ctx.add_variable_from_value("action", string_value(input.action));
     ctx.add_variable_from_value("args", json_to_cel(input.args));

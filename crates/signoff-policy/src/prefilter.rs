@@ -117,8 +117,9 @@ mod tests {
     }
 }
 
-/// The pre-check against plain CEL: random policies of conditions mixing action tests with conditions that are
-/// true, false or fail to evaluate, over random requests, decide the same with and without it.
+/// Evaluation as it runs (the pre-check, variables built on first use) against plain CEL (every condition run, every
+/// variable converted up front): random policies of conditions mixing action tests with conditions that are true,
+/// false or fail to evaluate, over random requests, give the same verdicts and the same traces.
 #[cfg(test)]
 mod same_verdicts {
     use crate::{EvalInput, Mode, Policy};
@@ -158,6 +159,25 @@ mod same_verdicts {
             1 => Just("size(tags) > 0".to_string()),
             1 => Just("true".to_string()),
             1 => Just("false".to_string()),
+            1 => Just("args.note == \"x\"".to_string()),
+            1 => Just("\"amount\" in args".to_string()),
+            1 => Just("has(args.amount)".to_string()),
+            1 => Just("size(args) == 2".to_string()),
+            1 => Just("args == {\"amount\": 12.5}".to_string()),
+            1 => Just("args.amount == 12.5".to_string()),
+            1 => Just("type(args.amount) == uint".to_string()),
+            1 => Just("int(args.amount) > 3".to_string()),
+            1 => Just("args.all(k, k != \"\")".to_string()),
+            1 => Just("args.exists(action, action == \"note\")".to_string()),
+            1 => Just("context.n[1].a == null".to_string()),
+            1 => Just("context.n == [1, {\"a\": null}]".to_string()),
+            1 => Just("context[\"r\u{e9}gion\"] == \"\u{e9}\"".to_string()),
+            1 => Just("tags.exists(t, t == \"vip\")".to_string()),
+            1 => Just("tags == [\"vip\"]".to_string()),
+            1 => Just("agent + \"-\" + mode == \"bot-pre\"".to_string()),
+            1 => Just("run_id.startsWith(\"run\")".to_string()),
+            1 => Just("confidence == null".to_string()),
+            1 => Just("action.size() > 3".to_string()),
         ]
         .boxed()
     }
@@ -223,6 +243,8 @@ mod same_verdicts {
             (0i64..300).prop_map(|n| serde_json::json!({ "amount": n, "note": "x" })),
             Just(serde_json::json!({ "amount": 12.5 })),
             Just(serde_json::json!({ "amount": "12" })),
+            Just(serde_json::json!({ "amount": u64::MAX, "note": "x" })),
+            Just(serde_json::json!({ "amount": -4, "note": "" })),
             Just(serde_json::json!({})),
             Just(serde_json::json!([1, 2])),
         ];
@@ -230,6 +252,7 @@ mod same_verdicts {
             Just(serde_json::Value::Null),
             Just(serde_json::json!({ "region": "eu", "n": [1, { "a": null }] })),
             Just(serde_json::json!({ "region": "us" })),
+            Just(serde_json::json!({ "r\u{e9}gion": "\u{e9}", "n": [] })),
         ];
         let tags = prop::collection::vec(prop::sample::select(&["vip", "internal"][..]).prop_map(str::to_string), 0..3);
         (
@@ -273,9 +296,9 @@ mod same_verdicts {
                     agent: &r.agent,
                     run_id: r.run_id.as_deref(),
                 };
-                let plain = policy.evaluate_plain(&input);
-                prop_assert_eq!(&policy.evaluate(&input), &plain, "{}\n{:?}", yaml, r);
-                prop_assert_eq!(&policy.explain(&input).verdict, &plain);
+                let plain = policy.explain_plain(&input);
+                prop_assert_eq!(&policy.evaluate(&input), &plain.verdict, "{}\n{:?}", yaml, r);
+                prop_assert_eq!(&policy.explain(&input), &plain);
             }
         }
     }
