@@ -15,7 +15,7 @@ use crate::model::{
     Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule, RuleAction,
 };
 use crate::parse;
-use crate::prefilter;
+use crate::prefilter::ActionIndex;
 use crate::schema::{ArgProblem, Schema};
 use signoff_domain::StandingTerms;
 
@@ -42,8 +42,8 @@ struct Inner {
     actions: BTreeMap<String, Schema>,
     warnings: Vec<PolicyWarning>,
     env: Arc<Env>,
-    /// Per rule, the actions outside of which its condition is `false` (see [`prefilter`]).
-    action_sets: Vec<Option<Box<[String]>>>,
+    /// Per rule, the actions outside of which its condition is `false`, and by action the rules to consider.
+    actions_index: ActionIndex,
 }
 
 fn env() -> Arc<Env> {
@@ -62,11 +62,7 @@ impl Policy {
         let env = env();
         let parsed = parse::parse(yaml, &env)?;
         let approver_index = parsed.approvers.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
-        let action_sets = parsed
-            .rules
-            .iter()
-            .map(|r| r.program.as_ref().and_then(|p| prefilter::action_set(p.expression())).map(Vec::into_boxed_slice))
-            .collect();
+        let actions_index = ActionIndex::new(&parsed.rules);
         Ok(Policy {
             inner: Arc::new(Inner {
                 source: yaml.to_string(),
@@ -80,7 +76,7 @@ impl Policy {
                 actions: parsed.actions,
                 warnings: parsed.warnings,
                 env,
-                action_sets,
+                actions_index,
             }),
         })
     }
@@ -216,7 +212,11 @@ impl Policy {
         let inner = &*self.inner;
         let bindings = Bindings::new(input);
         let mut ctx: Option<Context> = None;
-        for (rule, actions) in inner.rules.iter().zip(&inner.action_sets) {
+        let index = &inner.actions_index;
+        // An explanation lists every rule, those the index would skip as not matched.
+        let order = if fast && trace.is_none() { index.candidates(input.action) } else { index.all() };
+        for i in order {
+            let rule = &inner.rules[i];
             let mut record = |status: TraceStatus| {
                 if let Some(t) = trace.as_deref_mut() {
                     t.push(RuleTrace { rule: rule.name.clone(), line: rule.line, status });
@@ -226,7 +226,7 @@ impl Policy {
                 record(TraceStatus::Skipped);
                 continue;
             }
-            if let Some(actions) = actions.as_deref().filter(|_| fast)
+            if let Some(actions) = index.set(i).filter(|_| fast)
                 && !actions.iter().any(|a| a == input.action)
             {
                 record(TraceStatus::NotMatched);

@@ -10,10 +10,92 @@
 //!   either side (or of both: their intersection) it is `false`.
 //! - `x || y` is `false` when both sides are `false`: outside the union of both sides' sets.
 //!
-//! Anything else yields no set and the condition is evaluated as written.
+//! Anything else yields no set and the condition is evaluated as written. [`ActionIndex`] keeps the sets of a
+//! policy's rules and, by action, the rules that can match it.
+
+use std::collections::HashMap;
 
 use cel::IdedExpr;
 use cel::common::ast::{Expr, LiteralValue, operators};
+
+use crate::model::Rule;
+
+/// The action sets of a policy's rules, and the rules that can match each action, in rule order.
+pub(crate) struct ActionIndex {
+    sets: Vec<Option<Box<[String]>>>,
+    /// By action: the rules whose set holds it.
+    named: HashMap<String, Box<[u32]>>,
+    /// The rules without a set, which every action must consider.
+    open: Box<[u32]>,
+    all: Box<[u32]>,
+}
+
+impl ActionIndex {
+    pub(crate) fn new(rules: &[Rule]) -> Self {
+        let sets: Vec<Option<Box<[String]>>> = rules
+            .iter()
+            .map(|r| r.program.as_ref().and_then(|p| action_set(p.expression())).map(Vec::into_boxed_slice))
+            .collect();
+        let mut named: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut open = Vec::new();
+        for (i, set) in (0u32..).zip(&sets) {
+            match set {
+                Some(set) => set.iter().for_each(|a| named.entry(a.clone()).or_default().push(i)),
+                None => open.push(i),
+            }
+        }
+        ActionIndex {
+            named: named.into_iter().map(|(a, rules)| (a, rules.into_boxed_slice())).collect(),
+            open: open.into_boxed_slice(),
+            all: (0u32..).take(sets.len()).collect(),
+            sets,
+        }
+    }
+
+    /// Rule `i`'s action set.
+    pub(crate) fn set(&self, i: usize) -> Option<&[String]> {
+        self.sets[i].as_deref()
+    }
+
+    /// The indices of the rules that can match `action`, in order.
+    pub(crate) fn candidates(&self, action: &str) -> Merge<'_> {
+        Merge { a: self.named.get(action).map_or(&[], |r| r), b: &self.open }
+    }
+
+    /// The indices of all rules, in order.
+    pub(crate) fn all(&self) -> Merge<'_> {
+        Merge { a: &[], b: &self.all }
+    }
+}
+
+/// Two ascending lists of rule indices as one.
+pub(crate) struct Merge<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl Iterator for Merge<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let next = match (self.a.first(), self.b.first()) {
+            (Some(&x), Some(&y)) if x < y => {
+                self.a = &self.a[1..];
+                x
+            }
+            (_, Some(&y)) => {
+                self.b = &self.b[1..];
+                y
+            }
+            (Some(&x), None) => {
+                self.a = &self.a[1..];
+                x
+            }
+            (None, None) => return None,
+        };
+        Some(next as usize)
+    }
+}
 
 /// The actions outside of which `expr` is certainly `false`, sorted and without duplicates; `None` when no such
 /// set can be read off `expr`.
