@@ -8,7 +8,7 @@ use std::time::Duration;
 use cel::{Context, Env, Value};
 use sha2::{Digest, Sha256};
 
-use crate::bindings::Bindings;
+use crate::bindings::{Bindings, Needs};
 use crate::error::{PolicyErrors, PolicyWarning};
 use crate::eval::{EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 use crate::model::{
@@ -44,6 +44,8 @@ struct Inner {
     env: Arc<Env>,
     /// Per rule, the actions outside of which its condition is `false`, and by action the rules to consider.
     actions_index: ActionIndex,
+    /// What the conditions read of `args` and `context`.
+    needs: Needs,
 }
 
 fn env() -> Arc<Env> {
@@ -63,6 +65,7 @@ impl Policy {
         let parsed = parse::parse(yaml, &env)?;
         let approver_index = parsed.approvers.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
         let actions_index = ActionIndex::new(&parsed.rules);
+        let needs = Needs::of(&parsed.rules);
         Ok(Policy {
             inner: Arc::new(Inner {
                 source: yaml.to_string(),
@@ -77,6 +80,7 @@ impl Policy {
                 warnings: parsed.warnings,
                 env,
                 actions_index,
+                needs,
             }),
         })
     }
@@ -210,7 +214,7 @@ impl Policy {
 
     fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>, fast: bool) -> Verdict {
         let inner = &*self.inner;
-        let bindings = Bindings::new(input);
+        let bindings = Bindings::new(input, &inner.needs);
         let mut ctx: Option<Context> = None;
         let index = &inner.actions_index;
         // An explanation lists every rule, those the index would skip as not matched.
