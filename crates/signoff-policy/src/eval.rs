@@ -2,12 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-
-use cel::Value;
-use cel::objects::{Key, Map};
 
 pub use signoff_domain::{Mode, Route, Verdict, VerdictOutcome as Outcome};
 
@@ -101,33 +96,4 @@ pub fn sample_draw(request_id: &str, rule: &str) -> f64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Converts JSON to a CEL value: integers stay `int` (or `uint` above `i64::MAX`), other
-/// numbers become `double`.
-pub(crate) fn json_to_cel(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
-        serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
-        serde_json::Value::Object(map) => {
-            let m: HashMap<Key, Value> =
-                map.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), json_to_cel(v))).collect();
-            Value::Map(Map { map: Arc::new(m) })
-        }
-    }
-}
-
-pub(crate) fn string_value(s: &str) -> Value {
-    Value::String(Arc::new(s.to_string()))
 }

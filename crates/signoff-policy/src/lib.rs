@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bindings;
 pub mod digest;
 pub mod draft;
 pub mod duration;
@@ -44,6 +45,7 @@ mod lint;
 mod model;
 mod parse;
 mod policy;
+mod prefilter;
 pub mod replay;
 pub mod rotation;
 mod schema;

@@ -8,14 +8,14 @@ use std::time::Duration;
 use cel::{Context, Env, Value};
 use sha2::{Digest, Sha256};
 
+use crate::bindings::{Bindings, Needs};
 use crate::error::{PolicyErrors, PolicyWarning};
-use crate::eval::{
-    EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, json_to_cel, sample_draw, string_value,
-};
+use crate::eval::{EvalInput, Explanation, Mode, Route, RuleTrace, TraceStatus, Verdict, sample_draw};
 use crate::model::{
     Approver, Decision, Defaults, EVERYONE, EscalationStep, Group, OnError, OnTimeout, RouteSpec, Rule, RuleAction,
 };
 use crate::parse;
+use crate::prefilter::ActionIndex;
 use crate::schema::{ArgProblem, Schema};
 use signoff_domain::StandingTerms;
 
@@ -42,6 +42,10 @@ struct Inner {
     actions: BTreeMap<String, Schema>,
     warnings: Vec<PolicyWarning>,
     env: Arc<Env>,
+    /// Per rule, the actions outside of which its condition is `false`, and by action the rules to consider.
+    actions_index: ActionIndex,
+    /// What the conditions read of `args` and `context`.
+    needs: Needs,
 }
 
 fn env() -> Arc<Env> {
@@ -60,6 +64,8 @@ impl Policy {
         let env = env();
         let parsed = parse::parse(yaml, &env)?;
         let approver_index = parsed.approvers.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        let actions_index = ActionIndex::new(&parsed.rules);
+        let needs = Needs::of(&parsed.rules);
         Ok(Policy {
             inner: Arc::new(Inner {
                 source: yaml.to_string(),
@@ -73,6 +79,8 @@ impl Policy {
                 actions: parsed.actions,
                 warnings: parsed.warnings,
                 env,
+                actions_index,
+                needs,
             }),
         })
     }
@@ -186,20 +194,33 @@ impl Policy {
     /// condition that fails to evaluate follows `defaults.on_error`: a deny (the default) or a
     /// route to its group, either carrying the error (see [`Verdict::eval_error`]).
     pub fn evaluate(&self, input: &EvalInput) -> Verdict {
-        self.run(input, None)
+        self.run(input, None, true)
+    }
+
+    /// [`explain`](Self::explain) as plain CEL evaluation: every condition run, every variable converted up front.
+    #[cfg(test)]
+    pub(crate) fn explain_plain(&self, input: &EvalInput) -> Explanation {
+        let mut rules = Vec::new();
+        let verdict = self.run(input, Some(&mut rules), false);
+        Explanation { rules, verdict }
     }
 
     /// Like [`evaluate`](Self::evaluate), also reporting each rule considered.
     pub fn explain(&self, input: &EvalInput) -> Explanation {
         let mut rules = Vec::new();
-        let verdict = self.run(input, Some(&mut rules));
+        let verdict = self.run(input, Some(&mut rules), true);
         Explanation { rules, verdict }
     }
 
-    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>) -> Verdict {
+    fn run(&self, input: &EvalInput, mut trace: Option<&mut Vec<RuleTrace>>, fast: bool) -> Verdict {
         let inner = &*self.inner;
+        let bindings = Bindings::new(input, &inner.needs);
         let mut ctx: Option<Context> = None;
-        for rule in &inner.rules {
+        let index = &inner.actions_index;
+        // An explanation lists every rule, those the index would skip as not matched.
+        let order = if fast && trace.is_none() { index.candidates(input.action) } else { index.all() };
+        for i in order {
+            let rule = &inner.rules[i];
             let mut record = |status: TraceStatus| {
                 if let Some(t) = trace.as_deref_mut() {
                     t.push(RuleTrace { rule: rule.name.clone(), line: rule.line, status });
@@ -209,10 +230,24 @@ impl Policy {
                 record(TraceStatus::Skipped);
                 continue;
             }
+            if let Some(actions) = index.set(i).filter(|_| fast)
+                && !actions.iter().any(|a| a == input.action)
+            {
+                record(TraceStatus::NotMatched);
+                continue;
+            }
             let matched = match &rule.program {
                 None => Ok(true),
                 Some(program) => {
-                    let ctx = ctx.get_or_insert_with(|| make_context(&inner.env, input));
+                    let ctx = ctx.get_or_insert_with(|| {
+                        #[cfg(test)]
+                        if !fast {
+                            return plain_context(&inner.env, input);
+                        }
+                        let mut ctx = Context::with_env(inner.env.clone());
+                        ctx.set_variable_resolver(&bindings);
+                        ctx
+                    });
                     match program.execute(ctx) {
                         Ok(Value::Bool(b)) => Ok(b),
                         Ok(other) => Err(format!("condition returned a {} instead of a boolean", other.type_of())),
@@ -302,7 +337,40 @@ impl Policy {
     }
 }
 
-fn make_context<'a>(env: &Arc<Env>, input: &EvalInput) -> Context<'a, 'a> {
+/// The variables as plain CEL evaluation binds them, every one converted up front: the reference the tests compare
+/// the fast path with.
+#[cfg(test)]
+fn plain_context<'a>(env: &Arc<Env>, input: &EvalInput) -> Context<'a, 'a> {
+    use cel::objects::{Key, Map};
+
+    /// Integers stay `int` (or `uint` above `i64::MAX`), other numbers become `double`.
+    fn json_to_cel(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Value::UInt(u)
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+            serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
+            serde_json::Value::Object(map) => {
+                let m: HashMap<Key, Value> =
+                    map.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), json_to_cel(v))).collect();
+                Value::Map(Map { map: Arc::new(m) })
+            }
+        }
+    }
+
+    fn string_value(s: &str) -> Value {
+        Value::String(Arc::new(s.to_string()))
+    }
+
     let mut ctx = Context::with_env(env.clone());
     ctx.add_variable_from_value("action", string_value(input.action));
     ctx.add_variable_from_value("args", json_to_cel(input.args));
