@@ -191,7 +191,8 @@ async fn guard_call(State(guard): State<Arc<Guard>>, mut request: Request, next:
     }
 
     if declared_length(&request).is_some_and(|length| length > crate::MAX_BODY_BYTES as u64) {
-        return refuse_oversized(request, guard.limits.body_timeout).await;
+        // Boxed: a rare path, whose state would otherwise enlarge every call's future.
+        return Box::pin(refuse_oversized(request, guard.limits.body_timeout)).await;
     }
 
     let verdict = KeyVerdict::default();
@@ -564,6 +565,9 @@ pub(crate) async fn serve(
                 let expired = connection.watchdog;
                 tokio::spawn(async move {
                     tokio::select! {
+                        // The connection first: one whose request head is in (or whose call is running) is served,
+                        // even when this task is first polled after the header deadline on an overloaded machine.
+                        biased;
                         result = served => if let Err(error) = result {
                             tracing::debug!(%error, %remote, "connection ended with an error");
                         },
@@ -779,9 +783,10 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connecti
         let in_flight = InFlight::start(&self.phase);
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.remote));
-        let mut router = self.router.clone();
+        // Called before boxing, so the boxed future holds the router's future alone, not the request and router too.
+        let call = tower::Service::call(&mut self.router.clone(), request);
         Box::pin(async move {
-            let response = tower::Service::call(&mut router, request).await?;
+            let response = call.await?;
             Ok(response.map(|body| AnsweringBody { inner: body, _in_flight: in_flight }))
         })
     }

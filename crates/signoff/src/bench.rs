@@ -76,6 +76,9 @@ struct Results {
     wake_max_ms: f64,
     server_peak_rss_mib: Option<f64>,
     server_rss_with_waiters_parked_mib: Option<f64>,
+    server_rss_before_waiters_mib: Option<f64>,
+    /// (RSS with the waiters parked - RSS just before parking them) / waiters.
+    server_rss_per_waiter_kib: Option<f64>,
 }
 
 /// The measured calls, lean on the client side (no parsing beyond what is checked), so the figures are the
@@ -231,19 +234,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
 
     eprintln!("parking {} waiters...", args.waiters);
+    let before_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
     let waiter_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     let waiter_client = LoadClient { http: waiter_http, url: target.url.clone(), key: target.agent_key.clone() };
     let mut waiters = Vec::with_capacity(args.waiters);
-    for &id in ids.iter().take(args.waiters) {
-        let client = waiter_client.clone();
-        waiters.push(tokio::spawn(async move {
-            let status = client.wait(id, 300).await?;
-            let woke = Instant::now();
-            anyhow::ensure!(status != Status::Pending, "a waiter came back with its request still pending");
-            Ok::<_, anyhow::Error>(woke)
-        }));
+    // In steps, so the connections never overflow the listen backlog (SYN cookies, retransmits, header timeouts).
+    for batch in ids[..args.waiters].chunks(WAITER_BATCH) {
+        for &id in batch {
+            let client = waiter_client.clone();
+            waiters.push(tokio::spawn(async move {
+                let status = client.wait(id, 300).await?;
+                let woke = Instant::now();
+                anyhow::ensure!(status != Status::Pending, "a waiter came back with its request still pending");
+                Ok::<_, anyhow::Error>(woke)
+            }));
+        }
+        wait_until_parked(&target.url, waiters.len()).await?;
     }
-    wait_until_parked(&target.url, args.waiters).await?;
     let parked_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
 
     eprintln!("deciding {} requests with {} clients...", args.requests, args.concurrency);
@@ -270,6 +277,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         wake_max_ms: latencies_ms.last().copied().unwrap_or(0.0),
         server_peak_rss_mib: target.child.as_ref().and_then(|child| peak_rss_mib(child.id())),
         server_rss_with_waiters_parked_mib: parked_rss_mib,
+        server_rss_before_waiters_mib: before_rss_mib,
+        server_rss_per_waiter_kib: per_waiter_kib(before_rss_mib, parked_rss_mib, args.waiters),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -293,8 +302,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ),
             None => println!("server peak RSS     unknown (external server)"),
         }
+        if let (Some(per_waiter), Some(before)) =
+            (results.server_rss_per_waiter_kib, results.server_rss_before_waiters_mib)
+        {
+            println!("RSS per waiter      {per_waiter:.2} KiB (parked minus {before:.1} MiB just before parking)");
+        }
     }
     Ok(())
+}
+
+/// Server RSS added per parked waiter, in KiB.
+fn per_waiter_kib(before_mib: Option<f64>, parked_mib: Option<f64>, waiters: usize) -> Option<f64> {
+    let (before, parked) = (before_mib?, parked_mib?);
+    (waiters > 0).then(|| (parked - before) * 1024.0 / waiters as f64)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -490,7 +510,10 @@ async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize
     Ok(times)
 }
 
-/// Reads the server's parked-waiter gauge until all waiters are parked.
+/// Waiters connected at once while parking: well under the kernel's listen backlog.
+const WAITER_BATCH: usize = 1000;
+
+/// Reads the server's parked-waiter gauge until `waiters` are parked.
 async fn wait_until_parked(url: &str, waiters: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
