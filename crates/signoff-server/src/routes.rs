@@ -221,7 +221,7 @@ impl tower::Service<axum::extract::Request> for WaitRoute {
 async fn wait_request(
     state: Arc<AppState>,
     mut head: Box<axum::http::request::Parts>,
-) -> Result<Json<Request>, ApiError> {
+) -> Result<Json<SharedRequest>, ApiError> {
     let caller = Caller::from_request_parts(&mut head, &state).await?;
     let ApiPath(id) = ApiPath::<String>::from_request_parts(&mut head, &state).await?;
     let ApiQuery(params) = ApiQuery::<WaitParams>::from_request_parts(&mut head, &state).await?;
@@ -232,7 +232,16 @@ async fn wait_request(
         return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
     }
     let by = caller.0;
-    Ok(Json(service::wait(&state, &by, id, Duration::from_secs(timeout_s)).await?))
+    Ok(Json(SharedRequest(service::wait_shared(&state, &by, id, Duration::from_secs(timeout_s)).await?)))
+}
+
+/// A request as a change notice handed it over, serialised in place.
+struct SharedRequest(Arc<Request>);
+
+impl serde::Serialize for SharedRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 async fn decide_request(

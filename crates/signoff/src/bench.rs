@@ -235,13 +235,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     eprintln!("parking {} waiters...", args.waiters);
     let before_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
-    let waiter_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
-    let waiter_client = LoadClient { http: waiter_http, url: target.url.clone(), key: target.agent_key.clone() };
+    let waiter_clients = waiter_clients(&target, args.waiters)?;
     let mut waiters = Vec::with_capacity(args.waiters);
     // In steps, so the connections never overflow the listen backlog (SYN cookies, retransmits, header timeouts).
     for batch in ids[..args.waiters].chunks(WAITER_BATCH) {
         for &id in batch {
-            let client = waiter_client.clone();
+            let client = waiter_clients[waiters.len() / WAITERS_PER_SOURCE].clone();
             waiters.push(tokio::spawn(async move {
                 let status = client.wait(id, 300).await?;
                 let woke = Instant::now();
@@ -512,6 +511,28 @@ async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize
 
 /// Waiters connected at once while parking: well under the kernel's listen backlog.
 const WAITER_BATCH: usize = 1000;
+
+/// Waiters per source address: one address pair has about 28,000 ephemeral ports, so past this many waiters on the
+/// server the bench starts (on 127.0.0.1) they connect from 127.0.0.2, 127.0.0.3 and on.
+const WAITERS_PER_SOURCE: usize = 20_000;
+
+/// One client per source address, each opening a connection per waiter.
+fn waiter_clients(target: &Target, waiters: usize) -> anyhow::Result<Vec<LoadClient>> {
+    let sources = waiters.div_ceil(WAITERS_PER_SOURCE).max(1);
+    if sources > 1 && target.child.is_none() {
+        bail!("more than {WAITERS_PER_SOURCE} waiters connect from several loopback addresses: drop --url");
+    }
+    (0..sources)
+        .map(|source| {
+            let mut builder = reqwest::Client::builder().pool_max_idle_per_host(0);
+            if sources > 1 {
+                let last = u8::try_from(source + 1).context("too many waiters")?;
+                builder = builder.local_address(std::net::IpAddr::from([127, 0, 0, last]));
+            }
+            Ok(LoadClient { http: builder.build()?, url: target.url.clone(), key: target.agent_key.clone() })
+        })
+        .collect()
+}
 
 /// Reads the server's parked-waiter gauge until `waiters` are parked.
 async fn wait_until_parked(url: &str, waiters: usize) -> anyhow::Result<()> {
