@@ -130,7 +130,7 @@ impl AppState {
 
 /// The whole HTTP application, `/metrics` included, with the per-call limits of `state.limits`.
 pub fn app(state: AppState) -> Router {
-    limits::router(state, limits::MetricsRoute::Served, Router::new())
+    Router::new().fallback_service(limits::service(state, limits::MetricsRoute::Served, Router::new()))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then in-flight calls finish and waiters are answered.
@@ -160,9 +160,9 @@ pub async fn serve_with_metrics(
     // Each router is built once; connections clone it (an Arc). Building one per connection would cost about
     // 10 KiB each, which adds up with idle waiters.
     let metrics = metrics_listener
-        .map(|listener| (listener, limits::router(state.clone(), limits::MetricsRoute::Only, Router::new())));
+        .map(|listener| (listener, limits::service(state.clone(), limits::MetricsRoute::Only, Router::new())));
     let main_metrics = if metrics.is_some() { limits::MetricsRoute::Hidden } else { limits::MetricsRoute::Served };
-    let main = limits::router(state, main_metrics, pages);
+    let main = limits::service(state, main_metrics, pages);
     limits::serve(listener, main, metrics, &limits, async move {
         shutdown.await;
         let _ = stop_workers.send(true);

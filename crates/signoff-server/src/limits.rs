@@ -12,9 +12,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -125,8 +124,13 @@ struct Guard {
     addresses: Buckets,
 }
 
-/// The application router, with `pages` beside the API, and every per-call limit applied.
-pub(crate) fn router(state: AppState, metrics: MetricsRoute, pages: Router) -> Router {
+/// The whole application as one service: `pages` beside the API, every per-call limit and the observability
+/// layers applied around the router (not per route: a route's layers each box the call's future, and a parked
+/// long-poll keeps every one of those boxes).
+pub(crate) type AppService = tower::util::BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+
+/// The application service, with `pages` beside the API, and every per-call limit applied.
+pub(crate) fn service(state: AppState, metrics: MetricsRoute, pages: Router) -> AppService {
     let guard = Arc::new(Guard {
         limits: state.limits.clone(),
         metrics,
@@ -135,7 +139,7 @@ pub(crate) fn router(state: AppState, metrics: MetricsRoute, pages: Router) -> R
         addresses: Buckets::new(state.limits.ip_rate_limit),
     });
     let routes = pages.merge(crate::routes::router(state));
-    crate::observe::layer(routes.layer(axum::middleware::from_fn_with_state(guard, guard_call)))
+    crate::observe::wrap(Guarded { inner: routes, guard })
 }
 
 /// Set by [`crate::auth::Caller`]'s extractor: whether the call's key was accepted (0 while not checked).
@@ -151,75 +155,131 @@ impl KeyVerdict {
     }
 }
 
-/// The per-call limits, in order: the metrics route, rate limits, the query string, then the request timeout.
-async fn guard_call(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
-    let is_metrics = request.uri().path() == "/metrics";
-    match (guard.metrics, is_metrics) {
-        (MetricsRoute::Hidden, true) | (MetricsRoute::Only, false) => {
-            return ApiError::not_found("route").into_response();
-        }
-        (_, true) => {
-            if let Some(token) = &guard.metrics_token
-                && !bearer(&request).is_some_and(|presented| token.matches(presented))
-            {
-                let message = "GET /metrics needs `Authorization: Bearer <metrics token>`";
-                return ApiError::new(ErrorCode::Unauthorized, message).into_response();
+/// The per-call limits around `inner`, in order: the metrics route, rate limits, the query string, then the request
+/// timeout.
+#[derive(Clone)]
+struct Guarded<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+/// What the checks before a call decided.
+enum Admission {
+    /// Answered without calling the router.
+    Answer(Response),
+    /// The declared body is over the limit.
+    Oversized(Request),
+    /// Passed on, with the key's hash (to settle its bucket afterwards) and where its verdict will be recorded.
+    Call { request: Request, key: Option<u64>, verdict: KeyVerdict },
+}
+
+impl Guard {
+    fn admit(&self, mut request: Request) -> Admission {
+        let is_metrics = request.uri().path() == "/metrics";
+        match (self.metrics, is_metrics) {
+            (MetricsRoute::Hidden, true) | (MetricsRoute::Only, false) => {
+                return Admission::Answer(ApiError::not_found("route").into_response());
             }
-        }
-        _ => {}
-    }
-
-    let key = bearer(&request).map(|secret| guard.keys.hash(secret.as_bytes()));
-    let now = Instant::now();
-    let charged = match key.and_then(|key| guard.keys.take_if_known(key, now)) {
-        Some(result) => result,
-        None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(address)) if guard.limits.ip_rate_limit > 0 => {
-                guard.addresses.take(guard.addresses.hash(&address_group(address.ip())), now)
+            (_, true) => {
+                if let Some(token) = &self.metrics_token
+                    && !bearer(&request).is_some_and(|presented| token.matches(presented))
+                {
+                    let message = "GET /metrics needs `Authorization: Bearer <metrics token>`";
+                    return Admission::Answer(ApiError::new(ErrorCode::Unauthorized, message).into_response());
+                }
             }
-            _ => Ok(()),
-        },
-    };
-    if let Err(retry_after) = charged {
-        return rate_limited(retry_after);
-    }
-
-    if let Some(query) = request.uri().query()
-        && let Err(error) = check_query(query)
-    {
-        return error.into_response();
-    }
-
-    if declared_length(&request).is_some_and(|length| length > crate::MAX_BODY_BYTES as u64) {
-        return refuse_oversized(request, guard.limits.body_timeout).await;
-    }
-
-    let verdict = KeyVerdict::default();
-    request.extensions_mut().insert(verdict.clone());
-    let deadline = Instant::now() + guard.limits.body_timeout;
-    let request = request
-        .map(|body| Body::new(DeadlineBody { inner: body, deadline: Box::pin(tokio::time::sleep_until(deadline)) }));
-    let response = if is_long_lived(request.method(), request.uri().path()) {
-        next.run(request).await
-    } else {
-        match tokio::time::timeout(guard.limits.request_timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_elapsed) => ApiError::new(
-                ErrorCode::Timeout,
-                format!("the call was not answered within the request timeout of {:?}", guard.limits.request_timeout),
-            )
-            .into_response(),
-        }
-    };
-
-    if let Some(key) = key {
-        match verdict.0.load(Ordering::Relaxed) {
-            KEY_ACCEPTED => guard.keys.remember(key, Instant::now()),
-            KEY_REFUSED => guard.keys.forget(key),
             _ => {}
         }
+
+        let key = bearer(&request).map(|secret| self.keys.hash(secret.as_bytes()));
+        let now = Instant::now();
+        let charged = match key.and_then(|key| self.keys.take_if_known(key, now)) {
+            Some(result) => result,
+            None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+                Some(ConnectInfo(address)) if self.limits.ip_rate_limit > 0 => {
+                    self.addresses.take(self.addresses.hash(&address_group(address.ip())), now)
+                }
+                _ => Ok(()),
+            },
+        };
+        if let Err(retry_after) = charged {
+            return Admission::Answer(rate_limited(retry_after));
+        }
+
+        if let Some(query) = request.uri().query()
+            && let Err(error) = check_query(query)
+        {
+            return Admission::Answer(error.into_response());
+        }
+
+        if declared_length(&request).is_some_and(|length| length > crate::MAX_BODY_BYTES as u64) {
+            return Admission::Oversized(request);
+        }
+
+        let verdict = KeyVerdict::default();
+        request.extensions_mut().insert(verdict.clone());
+        let deadline = Instant::now() + self.limits.body_timeout;
+        let request = request.map(|body| {
+            Body::new(DeadlineBody { inner: body, deadline: Box::pin(tokio::time::sleep_until(deadline)) })
+        });
+        Admission::Call { request, key, verdict }
     }
-    response
+
+    /// After the call: an accepted key keeps a bucket of its own, a refused one loses it.
+    fn settle(&self, key: Option<u64>, verdict: &KeyVerdict) {
+        if let Some(key) = key {
+            match verdict.0.load(Ordering::Relaxed) {
+                KEY_ACCEPTED => self.keys.remember(key, Instant::now()),
+                KEY_REFUSED => self.keys.forget(key),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for Guarded<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let (request, key, verdict) = match self.guard.admit(request) {
+            Admission::Answer(response) => return Box::pin(std::future::ready(Ok(response))),
+            Admission::Oversized(request) => {
+                let body_timeout = self.guard.limits.body_timeout;
+                return Box::pin(async move { Ok(refuse_oversized(request, body_timeout).await) });
+            }
+            Admission::Call { request, key, verdict } => (request, key, verdict),
+        };
+        let request_timeout =
+            (!is_long_lived(request.method(), request.uri().path())).then_some(self.guard.limits.request_timeout);
+        // Called now, so the future below holds the router's future, never the request.
+        let call = self.inner.call(request);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let response = match request_timeout {
+                None => call.await,
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(response) => response,
+                    Err(_elapsed) => Ok(ApiError::new(
+                        ErrorCode::Timeout,
+                        format!("the call was not answered within the request timeout of {limit:?}"),
+                    )
+                    .into_response()),
+                },
+            };
+            guard.settle(key, &verdict);
+            response
+        })
+    }
 }
 
 /// `429 rate_limited` with `Retry-After` in whole seconds.
@@ -532,8 +592,8 @@ impl hyper::body::Body for DeadlineBody {
 /// for every connection to finish its calls.
 pub(crate) async fn serve(
     listener: TcpListener,
-    main: Router,
-    metrics: Option<(TcpListener, Router)>,
+    main: AppService,
+    metrics: Option<(TcpListener, AppService)>,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -564,6 +624,9 @@ pub(crate) async fn serve(
                 let expired = connection.watchdog;
                 tokio::spawn(async move {
                     tokio::select! {
+                        // The connection first: one whose request head is in (or whose call is running) is served,
+                        // even when this task is first polled after the header deadline on an overloaded machine.
+                        biased;
                         result = served => if let Err(error) = result {
                             tracing::debug!(%error, %remote, "connection ended with an error");
                         },
@@ -650,7 +713,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, remote: SocketAddr, router: Router, limits: &Limits) -> Self {
+    fn new(stream: TcpStream, remote: SocketAddr, router: AppService, limits: &Limits) -> Self {
         let _ = stream.set_nodelay(true);
         let (phase, watch) = watch::channel(Phase { in_flight: 0, reading_head: true, since: Instant::now() });
         let phase = Arc::new(phase);
@@ -739,9 +802,9 @@ impl AsyncWrite for WatchedIo {
     }
 }
 
-/// The built router (cloned, an `Arc`), with the caller's address, counting the calls in flight.
+/// The built application (cloned, an `Arc`), with the caller's address, counting the calls in flight.
 struct ConnectionService {
-    router: Router,
+    router: AppService,
     remote: SocketAddr,
     phase: PhaseCell,
 }
@@ -779,9 +842,10 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connecti
         let in_flight = InFlight::start(&self.phase);
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.remote));
-        let mut router = self.router.clone();
+        // Called before boxing, so the boxed future holds the application's future alone, not the request too.
+        let call = tower::Service::call(&mut self.router.clone(), request);
         Box::pin(async move {
-            let response = tower::Service::call(&mut router, request).await?;
+            let response = call.await?;
             Ok(response.map(|body| AnsweringBody { inner: body, _in_flight: in_flight }))
         })
     }

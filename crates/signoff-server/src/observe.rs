@@ -2,24 +2,33 @@
 //! a tracing span carrying it around the handler and every store call it makes, and one access-log line per call
 //! (`INFO`, from `tower_http::trace`: status and latency).
 
-use axum::Router;
+use axum::body::Body;
 use axum::http::Request;
-use tower::ServiceBuilder;
+use axum::response::Response;
+use std::convert::Infallible;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-/// Wraps `router` so each call gets a request id, a span (target `signoff::access`) and an access-log line.
-pub(crate) fn layer(router: Router) -> Router {
-    router.layer(
+/// Wraps `inner` so each call gets a request id, a span (target `signoff::access`) and an access-log line.
+pub(crate) fn wrap<S>(inner: S) -> BoxCloneSyncService<Request<Body>, Response, Infallible>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(
         ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(Body::new))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http().make_span_with(span_for).on_request(()).on_response(
                     DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros),
                 ),
             )
-            .layer(PropagateRequestIdLayer::x_request_id()),
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .service(inner),
     )
 }
 

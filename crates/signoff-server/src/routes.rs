@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::service::{self, Decider, DecisionInput};
 use crate::{AppState, MAX_BODY_BYTES, MAX_WAIT_SECONDS};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use signoff_wire::{
     stats::StatsReport,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -28,6 +29,7 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
 pub fn router(state: AppState) -> Router {
+    let waits = WaitRoute(Arc::new(state.clone()));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -35,7 +37,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/requests", post(create_request).get(list_requests))
         .route("/v1/requests/{id}", get(get_request))
-        .route("/v1/requests/{id}/wait", get(wait_request))
         .route("/v1/requests/{id}/decision", post(decide_request))
         .route("/v1/requests/{id}/answer", post(answer_request))
         .route("/v1/requests/{id}/cancel", post(cancel_request))
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::channels::email::routes())
         .merge(crate::channels::sms::routes())
         .merge(crate::channels::telegram::routes())
+        .route("/v1/requests/{id}/wait", axum::routing::get_service(waits))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
@@ -193,19 +195,53 @@ struct WaitParams {
     timeout_s: Option<u64>,
 }
 
+/// `GET /v1/requests/{id}/wait`, as a service rather than a handler: a parked long-poll then holds a pointer to the
+/// state, not copies of it (about 1.4 KiB each), and none of the call's head (headers, extensions, the caller's
+/// secret), which is dropped once read.
+#[derive(Clone)]
+struct WaitRoute(Arc<AppState>);
+
+impl tower::Service<axum::extract::Request> for WaitRoute {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let state = self.0.clone();
+        let head = Box::new(request.into_parts().0);
+        Box::pin(async move { Ok(wait_request(state, head).await.into_response()) })
+    }
+}
+
 /// Returns as soon as the request leaves `pending`, or the still-pending request after `timeout_s`.
 async fn wait_request(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<WaitParams>,
-) -> Result<Json<Request>, ApiError> {
+    state: Arc<AppState>,
+    mut head: Box<axum::http::request::Parts>,
+) -> Result<Json<SharedRequest>, ApiError> {
+    let caller = Caller::from_request_parts(&mut head, &state).await?;
+    let ApiPath(id) = ApiPath::<String>::from_request_parts(&mut head, &state).await?;
+    let ApiQuery(params) = ApiQuery::<WaitParams>::from_request_parts(&mut head, &state).await?;
+    drop(head);
     let id = request_id(&id)?;
     let timeout_s = params.timeout_s.unwrap_or(DEFAULT_WAIT_SECONDS);
     if timeout_s > MAX_WAIT_SECONDS {
         return Err(ApiError::invalid(format!("timeout_s must be at most {MAX_WAIT_SECONDS}")));
     }
-    Ok(Json(service::wait(&state, &caller.0, id, Duration::from_secs(timeout_s)).await?))
+    let by = caller.0;
+    Ok(Json(SharedRequest(service::wait_shared(&state, &by, id, Duration::from_secs(timeout_s)).await?)))
+}
+
+/// A request as a change notice handed it over, serialised in place.
+struct SharedRequest(Arc<Request>);
+
+impl serde::Serialize for SharedRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 async fn decide_request(

@@ -458,26 +458,36 @@ pub async fn report_outcome(
 /// Returns as soon as the request `by` may see leaves `pending`, or as it is once `timeout` has passed or the server
 /// is shutting down. Woken by the store's change notices, never by polling.
 pub async fn wait(state: &AppState, by: &ApiKey, id: RequestId, timeout: Duration) -> Result<Request, ApiError> {
+    wait_shared(state, by, id, timeout).await.map(Arc::unwrap_or_clone)
+}
+
+/// [`wait`], answering with the state a change notice handed over as it is (shared by every waiter on the request,
+/// so a wake copies nothing).
+pub async fn wait_shared(
+    state: &AppState,
+    by: &ApiKey,
+    id: RequestId,
+    timeout: Duration,
+) -> Result<Arc<Request>, ApiError> {
     let deadline = tokio::time::Instant::now() + timeout;
     // However this call ends, nothing of it stays parked.
     let _unpark = state.waiters.unpark_on_drop(id);
-    let mut parked = state.waiters.park(id);
-    // Parked before reading, so a decision landing between the read and the park still wakes us.
-    let mut request = visible(state, by, id).await?;
     loop {
+        // Parked before reading, so a change landing between the read and the park still wakes us.
+        let parked = state.waiters.park(id);
+        let request = visible(state, by, id).await?;
         if request.status.is_final() || state.waiters.is_shutting_down() {
-            return Ok(request);
+            return Ok(Arc::new(request));
         }
+        // Nothing of the pending request is held while parked: an idle waiter costs only its registration.
+        drop(request);
         match tokio::time::timeout_at(deadline, parked).await {
-            Ok(Wake::Changed(Some(changed))) => {
-                parked = state.waiters.park(id);
-                request = Arc::unwrap_or_clone(changed);
-            }
-            Ok(Wake::Changed(None)) => {
-                parked = state.waiters.park(id);
-                request = visible(state, by, id).await?;
-            }
-            Ok(Wake::ShuttingDown) | Err(_) => return Ok(state.store.request(id).await?),
+            // The committed final state, handed over in memory: no read.
+            Ok(Wake::Changed(Some(changed))) if changed.status.is_final() => return Ok(changed),
+            // Still pending (or unknown): park again and read, since a later change may have been announced
+            // before the new registration.
+            Ok(Wake::Changed(_)) => continue,
+            Ok(Wake::ShuttingDown) | Err(_) => return Ok(Arc::new(state.store.request(id).await?)),
         }
     }
 }

@@ -126,3 +126,87 @@ impl Drop for Unpark {
         self.waiters.forget(self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hub() -> (broadcast::Sender<Change>, Waiters) {
+        let (changes, receiver) = broadcast::channel(16);
+        (changes, Waiters::start(receiver))
+    }
+
+    async fn within<F: Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(5), future).await.expect("woken in time")
+    }
+
+    #[tokio::test]
+    async fn a_change_announced_after_registering_but_before_the_first_poll_still_wakes() {
+        let (changes, waiters) = hub();
+        let id = RequestId::new();
+        // Registered by `park` itself: a decision committed between this and the caller's read is not lost.
+        let parked = waiters.park(id);
+        assert_eq!(waiters.parked(), 1);
+        changes.send(Change::Request(id)).unwrap();
+        assert_eq!(within(parked).await, Wake::Changed(None));
+        assert_eq!(waiters.parked(), 0);
+    }
+
+    #[tokio::test]
+    async fn every_waiter_on_one_request_gets_the_committed_state() {
+        let (changes, waiters) = hub();
+        let (id, other) = (RequestId::new(), RequestId::new());
+        let parked: Vec<_> = (0..200).map(|_| tokio::spawn(waiters.park(id))).collect();
+        let bystander = waiters.park(other);
+        assert_eq!(waiters.parked(), 201);
+        let state = Arc::new(Request::new(
+            id,
+            signoff_domain::NewRequest::action("refund"),
+            signoff_domain::Requester { key_id: "k1".into(), key_name: "agent".into(), responsible: None },
+            chrono::Utc::now(),
+        ));
+        changes.send(Change::Updated(state.clone())).unwrap();
+        for waiter in parked {
+            match within(waiter).await.unwrap() {
+                Wake::Changed(Some(woken)) => assert!(Arc::ptr_eq(&woken, &state), "handed over, not re-read"),
+                other => panic!("woke with {other:?}"),
+            }
+        }
+        assert_eq!(waiters.parked(), 1, "only the bystander is left");
+        drop(bystander);
+        waiters.forget(other);
+        assert_eq!(waiters.parked(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_nothing_parked() {
+        let (_changes, waiters) = hub();
+        let id = RequestId::new();
+        let others: Vec<_> = (0..3).map(|_| waiters.park(id)).collect();
+        {
+            let _unpark = waiters.unpark_on_drop(id);
+            let parked = waiters.park(id);
+            assert!(tokio::time::timeout(Duration::from_millis(20), parked).await.is_err(), "nothing changed");
+        }
+        assert_eq!(waiters.parked(), 3, "the others on the same request stay parked");
+        drop(others);
+        waiters.forget(id);
+        assert_eq!(waiters.parked(), 0);
+    }
+
+    #[tokio::test]
+    async fn missed_notices_wake_everyone_and_shutdown_answers_now_and_later() {
+        let (changes, waiters) = hub();
+        let parked: Vec<_> = (0..5).map(|_| tokio::spawn(waiters.park(RequestId::new()))).collect();
+        changes.send(Change::Unknown).unwrap();
+        for waiter in parked {
+            assert_eq!(within(waiter).await.unwrap(), Wake::Changed(None));
+        }
+        let parked = tokio::spawn(waiters.park(RequestId::new()));
+        tokio::task::yield_now().await;
+        waiters.shut_down();
+        assert_eq!(within(parked).await.unwrap(), Wake::ShuttingDown);
+        assert_eq!(within(waiters.park(RequestId::new())).await, Wake::ShuttingDown);
+    }
+}

@@ -17,6 +17,7 @@ on_every_backend!(
     listing_pages_newest_first,
     health_readiness_and_openapi,
     graceful_shutdown_answers_waiters,
+    many_waiters_on_one_request_all_wake_and_abandoned_ones_are_cleared,
 );
 
 fn id_of(body: &Value) -> String {
@@ -386,4 +387,34 @@ async fn revoking_a_key_ends_its_open_event_stream() {
     app.state.store.revoke_key(&app.agent_key_id, "test").await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), stream.bytes()).await;
     assert!(ended.is_ok(), "the stream of a revoked key must end");
+}
+
+async fn many_waiters_on_one_request_all_wake_and_abandoned_ones_are_cleared(backend: Backend) {
+    let (_db, app) = TestApp::on(backend).await;
+    let (_, created) = app.create(json!({"action": "refund"})).await;
+    let id = id_of(&created);
+    let wait = format!("/v1/requests/{id}/wait?timeout_s=30");
+    let quitter = tokio::spawn(send(app.get(&wait, &app.agent_key)));
+    while app.state.waiters.parked() < 1 {
+        tokio::task::yield_now().await;
+    }
+    // The client goes away: its connection closes, and the server forgets the waiter without waiting for a change.
+    quitter.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.state.waiters.parked() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "an abandoned waiter stayed parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let waiters: Vec<_> = (0..20).map(|_| tokio::spawn(send(app.get(&wait, &app.agent_key)))).collect();
+    while app.state.waiters.parked() < 20 {
+        tokio::task::yield_now().await;
+    }
+    let (status, _) = app.decide(&id, &app.approver_key, json!({"outcome": "approve"})).await;
+    assert_eq!(status, 200);
+    for waiter in waiters {
+        let (status, woken) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+        assert_eq!((status, woken["status"].as_str()), (200, Some("approved")));
+    }
+    assert_eq!(app.state.waiters.parked(), 0);
 }

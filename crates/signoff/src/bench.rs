@@ -83,6 +83,9 @@ struct Results {
     wake_max_ms: f64,
     server_peak_rss_mib: Option<f64>,
     server_rss_with_waiters_parked_mib: Option<f64>,
+    server_rss_before_waiters_mib: Option<f64>,
+    /// (RSS with the waiters parked - RSS just before parking them) / waiters.
+    server_rss_per_waiter_kib: Option<f64>,
 }
 
 /// Long-polls and reads (the creates and decisions go through the leaner [`LoadConnection`]).
@@ -216,19 +219,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let server_cpu_us_per_create = cpu_per_op_us(pid, cpu_before, args.requests);
 
     eprintln!("parking {} waiters...", args.waiters);
-    let waiter_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
-    let waiter_client = LoadClient { http: waiter_http, url: target.url.clone(), key: target.agent_key.clone() };
+    let before_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
+    let waiter_clients = waiter_clients(&target, args.waiters)?;
     let mut waiters = Vec::with_capacity(args.waiters);
-    for &id in ids.iter().take(args.waiters) {
-        let client = waiter_client.clone();
-        waiters.push(tokio::spawn(async move {
-            let status = client.wait(id, 300).await?;
-            let woke = Instant::now();
-            anyhow::ensure!(status != Status::Pending, "a waiter came back with its request still pending");
-            Ok::<_, anyhow::Error>(woke)
-        }));
+    // In steps, so the connections never overflow the listen backlog (SYN cookies, retransmits, header timeouts).
+    for batch in ids[..args.waiters].chunks(WAITER_BATCH) {
+        for &id in batch {
+            let client = waiter_clients[waiters.len() / WAITERS_PER_SOURCE].clone();
+            waiters.push(tokio::spawn(async move {
+                let status = client.wait(id, 300).await?;
+                let woke = Instant::now();
+                anyhow::ensure!(status != Status::Pending, "a waiter came back with its request still pending");
+                Ok::<_, anyhow::Error>(woke)
+            }));
+        }
+        wait_until_parked(&target.url, waiters.len()).await?;
     }
-    wait_until_parked(&target.url, args.waiters).await?;
     let parked_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
 
     eprintln!("deciding {} requests with {} clients...", args.requests, args.concurrency);
@@ -259,6 +265,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         wake_max_ms: latencies_ms.last().copied().unwrap_or(0.0),
         server_peak_rss_mib: target.child.as_ref().and_then(|child| peak_rss_mib(child.id())),
         server_rss_with_waiters_parked_mib: parked_rss_mib,
+        server_rss_before_waiters_mib: before_rss_mib,
+        server_rss_per_waiter_kib: per_waiter_kib(before_rss_mib, parked_rss_mib, args.waiters),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -285,8 +293,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ),
             None => println!("server peak RSS     unknown (external server)"),
         }
+        if let (Some(per_waiter), Some(before)) =
+            (results.server_rss_per_waiter_kib, results.server_rss_before_waiters_mib)
+        {
+            println!("RSS per waiter      {per_waiter:.2} KiB (parked minus {before:.1} MiB just before parking)");
+        }
     }
     Ok(())
+}
+
+/// Server RSS added per parked waiter, in KiB.
+fn per_waiter_kib(before_mib: Option<f64>, parked_mib: Option<f64>, waiters: usize) -> Option<f64> {
+    let (before, parked) = (before_mib?, parked_mib?);
+    (waiters > 0).then(|| (parked - before) * 1024.0 / waiters as f64)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -512,7 +531,32 @@ async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize
     Ok(times)
 }
 
-/// Reads the server's parked-waiter gauge until all waiters are parked.
+/// Waiters connected at once while parking: well under the kernel's listen backlog.
+const WAITER_BATCH: usize = 1000;
+
+/// Waiters per source address: one address pair has about 28,000 ephemeral ports, so past this many waiters on the
+/// server the bench starts (on 127.0.0.1) they connect from 127.0.0.2, 127.0.0.3 and on.
+const WAITERS_PER_SOURCE: usize = 20_000;
+
+/// One client per source address, each opening a connection per waiter.
+fn waiter_clients(target: &Target, waiters: usize) -> anyhow::Result<Vec<LoadClient>> {
+    let sources = waiters.div_ceil(WAITERS_PER_SOURCE).max(1);
+    if sources > 1 && target.child.is_none() {
+        bail!("more than {WAITERS_PER_SOURCE} waiters connect from several loopback addresses: drop --url");
+    }
+    (0..sources)
+        .map(|source| {
+            let mut builder = reqwest::Client::builder().pool_max_idle_per_host(0);
+            if sources > 1 {
+                let last = u8::try_from(source + 1).context("too many waiters")?;
+                builder = builder.local_address(std::net::IpAddr::from([127, 0, 0, last]));
+            }
+            Ok(LoadClient { http: builder.build()?, url: target.url.clone(), key: target.agent_key.clone() })
+        })
+        .collect()
+}
+
+/// Reads the server's parked-waiter gauge until `waiters` are parked.
 async fn wait_until_parked(url: &str, waiters: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
