@@ -98,6 +98,31 @@ impl NewEvent {
     }
 }
 
+/// An event's canonical JSON (sorted keys, compact) up to its last member, `"seq"`: the text before
+/// `,"seq":{seq}}`. So the bytes an event hashes can be made before its place in the chain is known, and the
+/// PostgreSQL store hashes them under the chain lock (`signoff_append_events`) with the `seq` it gives.
+pub fn canonical_before_seq(
+    request_id: Option<RequestId>,
+    kind: EventKind,
+    actor: &str,
+    data: &Value,
+    owner_key_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> String {
+    let mut text = serde_json::json!({
+        "request_id": request_id,
+        "kind": kind,
+        "actor": actor,
+        "data": data,
+        "owner_key_id": owner_key_id,
+        "at_us": at.timestamp_micros(),
+    })
+    .to_string();
+    // Sorted keys put "seq" after all of these; drop the closing brace it goes before.
+    text.pop();
+    text
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -118,19 +143,19 @@ impl Event {
     /// SHA-256 over the previous hash and this event's canonical bytes (JSON with sorted keys,
     /// time in whole microseconds so every backend stores it exactly).
     pub fn compute_hash(&self) -> String {
-        let canonical = serde_json::json!({
-            "seq": self.seq,
-            "request_id": self.request_id,
-            "kind": self.kind,
-            "actor": self.actor,
-            "data": self.data,
-            "owner_key_id": self.owner_key_id,
-            "at_us": self.at.timestamp_micros(),
-        });
+        let before = canonical_before_seq(
+            self.request_id,
+            self.kind,
+            &self.actor,
+            &self.data,
+            self.owner_key_id.as_deref(),
+            self.at,
+        );
         let mut hasher = Sha256::new();
         hasher.update(self.prev_hash.as_bytes());
         hasher.update(b"\n");
-        hasher.update(canonical.to_string().as_bytes());
+        hasher.update(before.as_bytes());
+        hasher.update(format!(",\"seq\":{}}}", self.seq).as_bytes());
         hex::encode(hasher.finalize())
     }
 
