@@ -39,8 +39,28 @@ const REPLY_CODE_LOCK: i32 = 0x5167_0FF1;
 /// The advisory lock that serialises applying policy versions across replicas.
 const POLICY_LOCK: i64 = 0x5167_0FF2;
 
-/// The events a transaction appends, with the key each is about; appended by its last statement ([`commit`]).
-type Pending = Vec<(NewEvent, Option<String>)>;
+/// What a transaction sends in its last statements ([`commit`]): the events it appends, each with the key it is
+/// about, and the ids of the requests it changed, announced with NOTIFY once it commits.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(NewEvent, Option<String>)>,
+    notices: Vec<String>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending::default()
+    }
+
+    fn len(&self) -> (usize, usize) {
+        (self.events.len(), self.notices.len())
+    }
+
+    fn truncate(&mut self, (events, notices): (usize, usize)) {
+        self.events.truncate(events);
+        self.notices.truncate(notices);
+    }
+}
 
 /// PostgreSQL storage. Cheap to clone.
 #[derive(Clone)]
@@ -116,6 +136,14 @@ async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sen
 /// transaction needs is held before: the chain lock is the last any writer takes, and its holder only inserts events
 /// and commits, so no writer waits for one that waits for it.
 async fn commit(mut tx: sqlx::Transaction<'static, sqlx::Postgres>, pending: Pending) -> Result<(), StoreError> {
+    if !pending.notices.is_empty() {
+        sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id")
+            .bind(CHANGES_CHANNEL)
+            .bind(&pending.notices)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let pending = pending.events;
     if !pending.is_empty() {
         let at = now();
         let canonical: Vec<String> = pending
@@ -154,12 +182,13 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: Plann
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut pending = Pending::new();
         let mut broken = None;
+        let mut opening = "SAVEPOINT job";
         for job in batch.drain(..) {
             if let Some(error) = &broken {
                 job.fail(StoreError::clone(error));
                 continue;
             }
-            if let Err(error) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await.map_err(StoreError::from) {
+            if let Err(error) = simple_query(&mut tx, opening).await.map_err(StoreError::from) {
                 job.fail(error.clone());
                 broken = Some(error);
                 continue;
@@ -169,8 +198,9 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: Plann
             if !ok {
                 pending.truncate(appended);
             }
-            let end = if ok { "RELEASE SAVEPOINT job" } else { "ROLLBACK TO SAVEPOINT job" };
-            if let Err(error) = sqlx::query(end).execute(&mut *tx).await {
+            // Released with the next job's opening (or by the commit); a refusal is undone now.
+            opening = "RELEASE SAVEPOINT job; SAVEPOINT job";
+            if !ok && let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
                 broken = Some(error.into());
             }
             completions.push(completion);
@@ -183,6 +213,11 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: Plann
             complete(committed.clone());
         }
     }
+}
+
+/// Runs statements without parameters in one round trip (a query without arguments goes by the simple protocol).
+async fn simple_query(conn: &mut PgConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, sql).await.map(drop)
 }
 
 /// Begins a batch's transaction and locks every request its updates (and revisions) change, in id order, so two
@@ -327,7 +362,7 @@ async fn insert_request(
     }
     enqueue_callback(conn, None, &request).await?;
     enqueue_notifications(conn, planner.plan(None, &request), &request).await?;
-    notify(conn, request.id).await?;
+    notify(pending, request.id);
     Ok(Created { request, created: true })
 }
 
@@ -383,7 +418,7 @@ async fn load_grant(conn: &mut PgConnection, id: &str, for_update: bool) -> Resu
 
 /// Queues events for the transaction's last statement (see [`commit`]).
 fn append_events(pending: &mut Pending, events: Vec<NewEvent>, owner: Option<&str>) {
-    pending.extend(events.into_iter().map(|event| (event, owner.map(String::from))));
+    pending.events.extend(events.into_iter().map(|event| (event, owner.map(String::from))));
 }
 
 /// Writes a changed request with its events, enqueues its callback if it was just decided or flagged, and announces it.
@@ -419,7 +454,8 @@ async fn save_request(
     append_events(pending, events, Some(&request.requested_by.key_id));
     enqueue_callback(conn, Some(before), request).await?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
-    notify(conn, request.id).await
+    notify(pending, request.id);
+    Ok(())
 }
 
 /// Writes the notifications `plan` asks for (see [`outbox_rows`]).
@@ -516,10 +552,9 @@ async fn enqueue_callback(
     Ok(())
 }
 
-/// Tells every replica (this one too) that a request changed, once the transaction commits.
-async fn notify(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(id.to_string()).execute(&mut *conn).await?;
-    Ok(())
+/// Tells every replica (this one too) that a request changed, once the transaction commits (see [`commit`]).
+fn notify(pending: &mut Pending, id: RequestId) {
+    pending.notices.push(id.to_string());
 }
 
 async fn load_request(conn: &mut PgConnection, id: RequestId, for_update: bool) -> Result<Request, StoreError> {
@@ -695,7 +730,7 @@ impl Store for PostgresStore {
                 .await?;
             let owner = load_request(&mut tx, grant.request_id, false).await?.requested_by.key_id;
             append_events(&mut pending, vec![event], Some(&owner));
-            notify(&mut tx, grant.request_id).await?;
+            notify(&mut pending, grant.request_id);
         }
         commit(tx, pending).await?;
         Ok(grant)
