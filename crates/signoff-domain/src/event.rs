@@ -110,6 +110,47 @@ impl NewEvent {
     }
 }
 
+/// An event's canonical JSON (sorted keys, compact) up to its last member, `"seq"`: the text before
+/// `,"seq":{seq}}`. So the bytes an event hashes can be made before its place in the chain is known, and the
+/// PostgreSQL store hashes them under the chain lock (`signoff_append_events`) with the `seq` it gives.
+pub fn canonical_before_seq(
+    request_id: Option<RequestId>,
+    kind: EventKind,
+    actor: &str,
+    data: &Value,
+    owner_key_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> String {
+    let mut text = Vec::with_capacity(256);
+    write_canonical_before_seq(&mut text, request_id, kind, actor, &data.to_string(), owner_key_id, at);
+    String::from_utf8(text).expect("serde_json writes UTF-8")
+}
+
+/// Writes the canonical object `{"actor","at_us","data","kind","owner_key_id","request_id","seq"}` (keys sorted,
+/// compact) up to `"seq"`, field by field around `data_json`.
+fn write_canonical_before_seq(
+    out: &mut Vec<u8>,
+    request_id: Option<RequestId>,
+    kind: EventKind,
+    actor: &str,
+    data_json: &str,
+    owner_key_id: Option<&str>,
+    at: DateTime<Utc>,
+) {
+    out.extend_from_slice(b"{\"actor\":");
+    write_json(out, actor);
+    out.extend_from_slice(b",\"at_us\":");
+    out.extend_from_slice(at.timestamp_micros().to_string().as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(data_json.as_bytes());
+    out.extend_from_slice(b",\"kind\":");
+    write_json(out, &kind);
+    out.extend_from_slice(b",\"owner_key_id\":");
+    write_json(out, &owner_key_id);
+    out.extend_from_slice(b",\"request_id\":");
+    write_json(out, &request_id);
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -133,29 +174,27 @@ impl Event {
         self.hash_with_data(&self.data.to_string())
     }
 
-    /// [`compute_hash`](Self::compute_hash) with `data` already serialised: the canonical object
-    /// `{"actor","at_us","data","kind","owner_key_id","request_id","seq"}` (keys sorted, compact) is written
-    /// field by field around it.
+    /// [`compute_hash`](Self::compute_hash) with `data` already serialised.
     fn hash_with_data(&self, data_json: &str) -> String {
         let mut canonical = Vec::with_capacity(data_json.len() + 256);
-        canonical.extend_from_slice(b"{\"actor\":");
-        write_json(&mut canonical, self.actor.as_str());
-        canonical.extend_from_slice(b",\"at_us\":");
-        canonical.extend_from_slice(self.at.timestamp_micros().to_string().as_bytes());
-        canonical.extend_from_slice(b",\"data\":");
-        canonical.extend_from_slice(data_json.as_bytes());
-        canonical.extend_from_slice(b",\"kind\":");
-        write_json(&mut canonical, &self.kind);
-        canonical.extend_from_slice(b",\"owner_key_id\":");
-        write_json(&mut canonical, &self.owner_key_id);
-        canonical.extend_from_slice(b",\"request_id\":");
-        write_json(&mut canonical, &self.request_id);
+        write_canonical_before_seq(
+            &mut canonical,
+            self.request_id,
+            self.kind,
+            &self.actor,
+            data_json,
+            self.owner_key_id.as_deref(),
+            self.at,
+        );
         canonical.extend_from_slice(b",\"seq\":");
         canonical.extend_from_slice(self.seq.to_string().as_bytes());
         canonical.push(b'}');
         let mut hasher = Sha256::new();
         hasher.update(self.prev_hash.as_bytes());
-        hasher.update(b"\n");
+        hasher.update(
+            b"
+",
+        );
         hasher.update(&canonical);
         hex::encode(hasher.finalize())
     }

@@ -21,7 +21,7 @@ mod vocabulary;
 
 pub use callback_url::{CALLBACK_URL_MAX_LEN, CALLBACK_URL_PATTERN, is_valid_callback_url};
 pub use delivery::{DeliveryRecord, DeliveryState};
-pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent};
+pub use event::{ChainBreak, ChainVerifier, Event, EventKind, GENESIS_HASH, NewEvent, canonical_before_seq};
 pub use grant::{GRANT_ID_MAX_LEN, Grant, ScopePath, ScopeValue, StandingTerms};
 pub use identity::{Actor, ApproverId};
 pub use key::{ApiKey, KeyId, Role, hash_key_secret};

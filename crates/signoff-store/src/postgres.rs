@@ -1,9 +1,11 @@
-//! The PostgreSQL backend, for several replicas on one database. Every write transaction takes a transaction-scoped
-//! advisory lock first (the chain lock), which serialises appends to the event chain across replicas and, taken
-//! before any row lock, rules out deadlocks between writers. Creates and updates, the hot path, go through one
-//! writer task per replica that commits every queued one in one transaction (group commit; each in a savepoint of
-//! its own), so a replica pays one commit for many writes. Changes are announced with NOTIFY so every replica wakes
-//! its own waiters.
+//! The PostgreSQL backend, for several replicas on one database. A write transaction's events are appended to the one
+//! hash chain by its last statement, `signoff_append_events` (migration 0013): it takes the chain lock, a
+//! transaction-scoped advisory lock held to commit, so appends are serialised across replicas and `seq` order is
+//! commit order; everything before it (row locks, the request, outbox and notification rows, the events' canonical
+//! bytes) runs without it. It is the last lock any writer takes. Creates and updates, the hot path, go through one writer task per replica that commits every queued one in
+//! one transaction (group commit; each in a savepoint of its own), locking the requests a batch changes in id order
+//! first, so two replicas' batches cannot deadlock. Changes are announced with NOTIFY so every replica wakes its own
+//! waiters.
 
 use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
@@ -20,8 +22,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use signoff_domain::checkpoint::SignedCheckpoint;
 use signoff_domain::{
-    ApiKey, ApproverId, DomainError, Event, EventKind, GENESIS_HASH, Grant, NewEvent, PolicyVersion, Request,
-    RequestId, Status, hash_key_secret,
+    ApiKey, ApproverId, DomainError, Event, EventKind, Grant, NewEvent, PolicyVersion, Request, RequestId, Status,
+    canonical_before_seq, hash_key_secret,
 };
 use signoff_domain::{Channel, NewAsk, Notification, NotificationPlan, NotificationState, Purpose};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
@@ -34,8 +36,31 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 const CHANGES_CHANNEL: &str = "signoff_changes";
 /// The first key of the two-key advisory lock that serialises assigning one person's SMS reply codes.
 const REPLY_CODE_LOCK: i32 = 0x5167_0FF1;
-/// The advisory lock that serialises appends to the event chain.
-const CHAIN_LOCK: i64 = 0x5167_0FF0;
+/// The advisory lock that serialises applying policy versions across replicas.
+const POLICY_LOCK: i64 = 0x5167_0FF2;
+
+/// What a transaction sends in its last statements ([`commit`]): the events it appends, each with the key it is
+/// about, and the ids of the requests it changed, announced with NOTIFY once it commits.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(NewEvent, Option<String>)>,
+    notices: Vec<String>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending::default()
+    }
+
+    fn len(&self) -> (usize, usize) {
+        (self.events.len(), self.notices.len())
+    }
+
+    fn truncate(&mut self, (events, notices): (usize, usize)) {
+        self.events.truncate(events);
+        self.notices.truncate(notices);
+    }
+}
 
 /// PostgreSQL storage. Cheap to clone.
 #[derive(Clone)]
@@ -107,18 +132,45 @@ async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sen
     }
 }
 
-/// Begins a write transaction holding the chain lock (see the module doc).
-async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
-    Ok(tx)
+/// Appends `pending` to the chain as the transaction's last statement, then commits. Every other lock the
+/// transaction needs is held before: the chain lock is the last any writer takes, and its holder only inserts events
+/// and commits, so no writer waits for one that waits for it.
+async fn commit(mut tx: sqlx::Transaction<'static, sqlx::Postgres>, pending: Pending) -> Result<(), StoreError> {
+    if !pending.notices.is_empty() {
+        sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id")
+            .bind(CHANGES_CHANNEL)
+            .bind(&pending.notices)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let pending = pending.events;
+    if !pending.is_empty() {
+        let at = now();
+        let canonical: Vec<String> = pending
+            .iter()
+            .map(|(event, owner)| {
+                canonical_before_seq(event.request_id, event.kind, &event.actor, &event.data, owner.as_deref(), at)
+            })
+            .collect();
+        sqlx::query("SELECT signoff_append_events($1, $2, $3, $4, $5, $6, $7)")
+            .bind(pending.iter().map(|(e, _)| e.request_id.map(|id| id.to_string())).collect::<Vec<_>>())
+            .bind(pending.iter().map(|(e, _)| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(pending.iter().map(|(e, _)| e.actor.as_str()).collect::<Vec<_>>())
+            .bind(pending.iter().map(|(e, _)| e.data.to_string()).collect::<Vec<_>>())
+            .bind(vec![at.timestamp_micros(); pending.len()])
+            .bind(pending.iter().map(|(_, owner)| owner.as_deref()).collect::<Vec<_>>())
+            .bind(canonical)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx.commit().await?)
 }
 
 /// The writer: takes every queued create and update (up to a batch), runs them in one transaction, commits once.
 async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: PlannerSlot) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut tx = match begin_write(&pool).await {
+        let mut tx = match begin_batch(&pool, batch_locks(&batch)).await {
             Ok(tx) => tx,
             Err(error) => {
                 for job in batch.drain(..) {
@@ -128,32 +180,74 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: Plann
             }
         };
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut pending = Pending::new();
         let mut broken = None;
+        let mut opening = "SAVEPOINT job";
         for job in batch.drain(..) {
             if let Some(error) = &broken {
                 job.fail(StoreError::clone(error));
                 continue;
             }
-            if let Err(error) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await.map_err(StoreError::from) {
+            if let Err(error) = simple_query(&mut tx, opening).await.map_err(StoreError::from) {
                 job.fail(error.clone());
                 broken = Some(error);
                 continue;
             }
-            let (completion, ok) = job.run(&mut tx, &planner).await;
-            let end = if ok { "RELEASE SAVEPOINT job" } else { "ROLLBACK TO SAVEPOINT job" };
-            if let Err(error) = sqlx::query(end).execute(&mut *tx).await {
+            let appended = pending.len();
+            let (completion, ok) = job.run(&mut tx, &planner, &mut pending).await;
+            if !ok {
+                pending.truncate(appended);
+            }
+            // Released with the next job's opening (or by the commit); a refusal is undone now.
+            opening = "RELEASE SAVEPOINT job; SAVEPOINT job";
+            if !ok && let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
                 broken = Some(error.into());
             }
             completions.push(completion);
         }
         let committed = match broken {
             Some(error) => Err(error),
-            None => tx.commit().await.map_err(StoreError::from),
+            None => commit(tx, pending).await,
         };
         for complete in completions {
             complete(committed.clone());
         }
     }
+}
+
+/// Runs statements without parameters in one round trip (a query without arguments goes by the simple protocol).
+async fn simple_query(conn: &mut PgConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, sql).await.map(drop)
+}
+
+/// Begins a batch's transaction and locks every request its updates (and revisions) change, in id order, so two
+/// replicas' batches never hold one request each while waiting for the other's.
+async fn begin_batch(
+    pool: &PgPool,
+    ids: Vec<String>,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    if ids.len() > 1 {
+        sqlx::query("SELECT 1 FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// The requests a batch changes, sorted and without repeats.
+fn batch_locks(batch: &[Job]) -> Vec<String> {
+    let mut ids: Vec<String> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Create(record, _) => record.request.revises.map(|id| id.to_string()),
+            Job::Update(id, ..) => Some(id.to_string()),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 impl Job {
@@ -166,15 +260,15 @@ impl Job {
 
     /// Runs the job inside the current savepoint; returns how to answer once the transaction ends, and whether the
     /// job succeeded (else its savepoint is rolled back).
-    async fn run(self, conn: &mut PgConnection, planner: &PlannerSlot) -> (Completion, bool) {
+    async fn run(self, conn: &mut PgConnection, planner: &PlannerSlot, pending: &mut Pending) -> (Completion, bool) {
         match self {
             Job::Create(record, reply) => {
-                let result = insert_request(conn, planner, *record).await;
+                let result = insert_request(conn, planner, pending, *record).await;
                 let ok = result.is_ok();
                 (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
             }
             Job::Update(id, update, issue, reply) => {
-                let result = apply_update(conn, planner, id, update, issue).await;
+                let result = apply_update(conn, planner, pending, id, update, issue).await;
                 let ok = result.is_ok();
                 let answer = result.and_then(|(request, refusal, grant)| match refusal {
                     Some(refusal) => Err(StoreError::Domain(refusal)),
@@ -190,15 +284,16 @@ impl Job {
 async fn insert_request(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    pending: &mut Pending,
     record: NewRequestRecord,
 ) -> Result<Created, StoreError> {
     let mut request = record.request;
     let mut events = record.events;
-    // Looked up after the chain lock the batch holds, which a revocation takes too: a revocation that committed
-    // before is seen, and one that did not commits after this create.
+    // Locked, as a revocation locks it: a revocation that committed before is seen (the lock re-reads the row), and
+    // one that did not commits after this create.
     let mut used_grant = None;
     if let Some(lookup) = record.standing.as_ref().filter(|_| request.status == Status::Pending) {
-        let sql = LIVE_GRANT.replace("{key}", "$1").replace("{rule}", "$2").replace("{scope}", "$3");
+        let sql = LIVE_GRANT.replace("{key}", "$1").replace("{rule}", "$2").replace("{scope}", "$3") + " FOR UPDATE";
         let at = now();
         let found: Option<GrantRow> = sqlx::query_as(&sql.replace("{now}", "$4"))
             .bind(&request.requested_by.key_id)
@@ -255,7 +350,7 @@ async fn insert_request(
     if let Some(grant_id) = used_grant {
         sqlx::query("UPDATE grants SET uses = uses + 1 WHERE id = $1").bind(grant_id).execute(&mut *conn).await?;
     }
-    append_events(conn, events, Some(&request.requested_by.key_id)).await?;
+    append_events(pending, events, Some(&request.requested_by.key_id));
     if let Some(earlier) = request.revises {
         let mut revised = load_request(conn, earlier, true).await.map_err(|error| match error {
             StoreError::NotFound => DomainError::no_request_to_revise(earlier).into(),
@@ -263,11 +358,11 @@ async fn insert_request(
         })?;
         let before = revised.clone();
         let event = revised.accept_revision(&request, request.created_at)?;
-        save_request(conn, planner, &before, &revised, vec![event]).await?;
+        save_request(conn, planner, pending, &before, &revised, vec![event]).await?;
     }
     enqueue_callback(conn, None, &request).await?;
     enqueue_notifications(conn, planner.plan(None, &request), &request).await?;
-    notify(conn, request.id).await?;
+    notify(pending, request.id);
     Ok(Created { request, created: true })
 }
 
@@ -276,6 +371,7 @@ async fn insert_request(
 async fn apply_update(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    pending: &mut Pending,
     id: RequestId,
     update: RequestUpdate,
     issue: Option<GrantIssue>,
@@ -286,7 +382,7 @@ async fn apply_update(
     if let Some(grant) = &grant {
         insert_grant(conn, grant).await?;
     }
-    save_request(conn, planner, &before, &request, events).await?;
+    save_request(conn, planner, pending, &before, &request, events).await?;
     Ok((request, refusal, grant))
 }
 
@@ -320,42 +416,16 @@ async fn load_grant(conn: &mut PgConnection, id: &str, for_update: bool) -> Resu
     grant_from_row(row.ok_or(StoreError::NotFound)?)
 }
 
-/// Appends events to the hash chain. The transaction must hold the chain lock (see [`begin_write`]).
-async fn append_events(conn: &mut PgConnection, events: Vec<NewEvent>, owner: Option<&str>) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-    let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
-    let at = now();
-    for event in events {
-        seq += 1;
-        let event = event.seal(seq, at, prev_hash, owner.map(String::from));
-        sqlx::query(
-            "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(event.seq)
-        .bind(event.request_id.map(|id| id.to_string()))
-        .bind(event.kind.as_str())
-        .bind(&event.actor)
-        .bind(event.data.to_string())
-        .bind(event.at.timestamp_micros())
-        .bind(&event.prev_hash)
-        .bind(&event.hash)
-        .bind(&event.owner_key_id)
-        .execute(&mut *conn)
-        .await?;
-        prev_hash = event.hash;
-    }
-    Ok(())
+/// Queues events for the transaction's last statement (see [`commit`]).
+fn append_events(pending: &mut Pending, events: Vec<NewEvent>, owner: Option<&str>) {
+    pending.events.extend(events.into_iter().map(|event| (event, owner.map(String::from))));
 }
 
 /// Writes a changed request with its events, enqueues its callback if it was just decided or flagged, and announces it.
 async fn save_request(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    pending: &mut Pending,
     before: &Request,
     request: &Request,
     events: Vec<NewEvent>,
@@ -381,10 +451,11 @@ async fn save_request(
     .bind(columns.sampled)
     .execute(&mut *conn)
     .await?;
-    append_events(conn, events, Some(&request.requested_by.key_id)).await?;
+    append_events(pending, events, Some(&request.requested_by.key_id));
     enqueue_callback(conn, Some(before), request).await?;
     enqueue_notifications(conn, planner.plan(Some(before), request), request).await?;
-    notify(conn, request.id).await
+    notify(pending, request.id);
+    Ok(())
 }
 
 /// Writes the notifications `plan` asks for (see [`outbox_rows`]).
@@ -481,10 +552,9 @@ async fn enqueue_callback(
     Ok(())
 }
 
-/// Tells every replica (this one too) that a request changed, once the transaction commits.
-async fn notify(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(id.to_string()).execute(&mut *conn).await?;
-    Ok(())
+/// Tells every replica (this one too) that a request changed, once the transaction commits (see [`commit`]).
+fn notify(pending: &mut Pending, id: RequestId) {
+    pending.notices.push(id.to_string());
 }
 
 async fn load_request(conn: &mut PgConnection, id: RequestId, for_update: bool) -> Result<Request, StoreError> {
@@ -648,7 +718,8 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_grant(&self, id: &str, actor: &str) -> Result<Grant, StoreError> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         let mut grant = load_grant(&mut tx, id, true).await?;
         if let Some(event) = grant.revoke(actor, now()) {
             sqlx::query("UPDATE grants SET revoked_at = $2, revoked_by = $3 WHERE id = $1")
@@ -658,10 +729,10 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             let owner = load_request(&mut tx, grant.request_id, false).await?.requested_by.key_id;
-            append_events(&mut tx, vec![event], Some(&owner)).await?;
-            notify(&mut tx, grant.request_id).await?;
+            append_events(&mut pending, vec![event], Some(&owner));
+            notify(&mut pending, grant.request_id);
         }
-        tx.commit().await?;
+        commit(tx, pending).await?;
         Ok(grant)
     }
 
@@ -677,7 +748,8 @@ impl Store for PostgresStore {
         keys::validate(&key)?;
         let generated = keys::generate(key.role);
         let created_at = now();
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         sqlx::query(
             "INSERT INTO api_keys (id, name, role, approver_id, owner_id, secret_hash, webhook_secret, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -701,8 +773,8 @@ impl Store for PostgresStore {
             created_at,
             revoked_at: None,
         };
-        append_events(&mut tx, vec![keys::created_event(&api_key, actor)], None).await?;
-        tx.commit().await?;
+        append_events(&mut pending, vec![keys::created_event(&api_key, actor)], None);
+        commit(tx, pending).await?;
         Ok(CreatedKeySecret { key: api_key, secret: generated.secret, webhook_secret: generated.webhook_secret })
     }
 
@@ -722,7 +794,8 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_key(&self, id: &str, actor: &str) -> Result<ApiKey, StoreError> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -737,15 +810,17 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             key.revoked_at = Some(at);
-            append_events(&mut tx, vec![keys::revoked_event(&key, actor)], None).await?;
+            append_events(&mut pending, vec![keys::revoked_event(&key, actor)], None);
         }
-        tx.commit().await?;
+        commit(tx, pending).await?;
         Ok(key)
     }
 
     async fn apply_policy(&self, source: &str, content_hash: &str, actor: &str) -> Result<AppliedPolicy, StoreError> {
-        // The chain lock also serialises policy versions across replicas.
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
+        // One version at a time across replicas.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(POLICY_LOCK).execute(&mut *tx).await?;
         let current = sqlx::query(&format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY version DESC LIMIT 1"))
             .fetch_optional(&mut *tx)
             .await?
@@ -774,8 +849,8 @@ impl Store for PostgresStore {
         .bind(&policy.created_by)
         .execute(&mut *tx)
         .await?;
-        append_events(&mut tx, vec![policy_applied_event(&policy)], None).await?;
-        tx.commit().await?;
+        append_events(&mut pending, vec![policy_applied_event(&policy)], None);
+        commit(tx, pending).await?;
         Ok(AppliedPolicy { policy, created: true })
     }
 
@@ -799,7 +874,8 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(level = "debug", name = "store", skip_all, fields(backend = "postgres"))]
     async fn fire_due_timers(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>, StoreError> {
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         // SKIP LOCKED: replicas firing at once take disjoint rows; the row lock also orders a timer against a
         // concurrent decision, and the domain ignores a timer on a decided request.
         let docs: Vec<String> = sqlx::query_scalar(
@@ -814,10 +890,10 @@ impl Store for PostgresStore {
             let mut request = decode_request(&doc)?;
             let before = request.clone();
             let events = request.fire_timers(at);
-            save_request(&mut tx, &self.planner, &before, &request, events).await?;
+            save_request(&mut tx, &self.planner, &mut pending, &before, &request, events).await?;
             changed.push(request);
         }
-        tx.commit().await?;
+        commit(tx, pending).await?;
         Ok(changed)
     }
 
@@ -863,7 +939,8 @@ impl Store for PostgresStore {
 
     async fn record_delivery_attempt(&self, delivery: &Delivery, result: DeliveryAttempt) -> Result<bool, StoreError> {
         let attempt = delivery.attempts + 1;
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         let owner: Option<String> = sqlx::query_scalar(
             "UPDATE deliveries SET state = $2, attempts = $3, first_attempt_at = COALESCE(first_attempt_at, $4),
              next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $4, lease_token = NULL
@@ -882,8 +959,8 @@ impl Store for PostgresStore {
         // Only the claim that holds the lease records: a worker whose lease ran out (and was re-claimed) does not.
         let Some(owner) = owner else { return Ok(false) };
         let event = attempt_event(&delivery.id, delivery.request_id, attempt, &result);
-        append_events(&mut tx, vec![event], Some(&owner)).await?;
-        tx.commit().await?;
+        append_events(&mut pending, vec![event], Some(&owner));
+        commit(tx, pending).await?;
         Ok(true)
     }
 
@@ -1021,7 +1098,8 @@ impl Store for PostgresStore {
             NotificationOutcome::Sent { provider_ref } => provider_ref.clone(),
             _ => None,
         };
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut pending = Pending::new();
         let owner: Option<String> = sqlx::query_scalar(
             "UPDATE notifications SET state = $2, attempts = attempts + $3, next_attempt_at = $4,
              provider_ref = COALESCE($5, provider_ref), last_error = COALESCE($6, last_error), updated_at = $7,
@@ -1040,9 +1118,9 @@ impl Store for PostgresStore {
         .await?;
         let Some(owner) = owner else { return Ok(false) };
         if counted {
-            append_events(&mut tx, vec![notification_event(claimed, &attempt)], Some(&owner)).await?;
+            append_events(&mut pending, vec![notification_event(claimed, &attempt)], Some(&owner));
         }
-        tx.commit().await?;
+        commit(tx, pending).await?;
         Ok(true)
     }
 

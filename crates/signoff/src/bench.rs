@@ -4,6 +4,11 @@
 //! By default it starts the real `signoff serve` as a child process on a fresh SQLite file, so the RSS is the
 //! server's alone; `--database-url postgres://...` starts it on PostgreSQL instead, `--url` measures a running one.
 //!
+//! `--replicas N` (PostgreSQL) starts N `signoff serve` children on the one database, each on its own port, and spreads
+//! the creating, waiting and deciding clients across them; the figures are the whole's. Each run also reports the
+//! servers' and PostgreSQL's CPU time per create and per decision (from /proc), steadier than throughput on a shared
+//! machine.
+//!
 //! `--scenario timers` measures stored timers instead: how late deadlines fire while requests are being created
 //! at full speed, then how fast a server restarted over `--pending` overdue requests is ready and has fired them.
 
@@ -60,6 +65,9 @@ pub struct BenchArgs {
     /// Concurrent long-poll waiters (W), each on its own request.
     #[arg(long, default_value_t = 10_000)]
     waiters: usize,
+    /// Servers to start on the one database (PostgreSQL only), the clients spread across them.
+    #[arg(long, default_value_t = 1, conflicts_with = "url")]
+    replicas: usize,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -72,12 +80,14 @@ struct Results {
     requests: usize,
     concurrency: usize,
     waiters: usize,
+    replicas: usize,
     creates_per_s: f64,
     decisions_per_s: f64,
-    /// The server's CPU time (user + system, all threads) per create and per decision: steadier than throughput
-    /// on a shared machine.
+    /// CPU time (user + system) of the servers, and of PostgreSQL's processes, per create and per decision.
     server_cpu_us_per_create: Option<f64>,
     server_cpu_us_per_decision: Option<f64>,
+    postgres_cpu_us_per_create: Option<f64>,
+    postgres_cpu_us_per_decision: Option<f64>,
     wake_p50_ms: f64,
     wake_p99_ms: f64,
     wake_max_ms: f64,
@@ -135,6 +145,23 @@ struct Target {
 }
 
 impl Target {
+    /// Starts another `signoff serve` on this target's database, on a free port of its own.
+    fn another_replica(&self) -> anyhow::Result<Target> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut replica = Target {
+            url: format!("http://127.0.0.1:{port}"),
+            exe: self.exe.clone(),
+            port,
+            agent_key: self.agent_key.clone(),
+            approver_key: self.approver_key.clone(),
+            database: self.database.clone(),
+            child: None,
+            _dir: None,
+        };
+        replica.spawn()?;
+        Ok(replica)
+    }
+
     /// Starts `signoff serve` on this target's database and port.
     fn spawn(&mut self) -> anyhow::Result<()> {
         let child = std::process::Command::new(&self.exe)
@@ -189,6 +216,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Throughput && args.waiters > args.requests {
         bail!("--waiters ({}) cannot exceed --requests ({})", args.waiters, args.requests);
     }
+    if args.replicas == 0 || (args.replicas > 1 && !args.database_url.as_deref().is_some_and(is_postgres)) {
+        bail!("--replicas above 1 needs --database-url postgres://… (SQLite has one process per file)");
+    }
     let target = match &args.url {
         Some(url) => Target {
             url: url.clone(),
@@ -202,21 +232,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         None => start_server(args.database_url.clone(), args.policy.as_deref()).await?,
     };
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let agent = LoadClient { http: http.clone(), url: target.url.clone(), key: target.agent_key.clone() };
-    let approver = LoadClient { http: http.clone(), url: target.url.clone(), key: target.approver_key.clone() };
-    let reader = Client::with_http(http, &target.url, &target.approver_key)?;
-    if args.scenario == Scenario::Timers {
-        return timers(&args, target, &agent, &reader).await;
+    let mut more = Vec::new();
+    for _ in 1..args.replicas {
+        more.push(target.another_replica()?);
     }
+    for replica in &more {
+        wait_until_healthy(&replica.url, "/healthz").await?;
+    }
+    let servers: Vec<&Target> = std::iter::once(&target).chain(&more).collect();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let clients = |key: &str| -> Vec<LoadClient> {
+        servers.iter().map(|s| LoadClient { http: http.clone(), url: s.url.clone(), key: key.to_string() }).collect()
+    };
+    let agents = clients(&target.agent_key);
+    let approvers = clients(&target.approver_key);
+    let reader = Client::with_http(http.clone(), &target.url, &target.approver_key)?;
+    if args.scenario == Scenario::Timers {
+        drop(servers);
+        return timers(&args, target, &agents[0], &reader).await;
+    }
+    let pids: Vec<u32> = servers.iter().filter_map(|s| s.child.as_ref().map(Child::id)).collect();
+    let postgres = args.database_url.as_deref().is_some_and(is_postgres);
 
-    eprintln!("creating {} requests with {} clients...", args.requests, args.concurrency);
-    let pid = target.child.as_ref().map(Child::id);
-    let cpu_before = pid.and_then(cpu_seconds);
+    eprintln!(
+        "creating {} requests with {} clients on {} server(s)...",
+        args.requests,
+        args.concurrency,
+        servers.len()
+    );
+    let cpu_before = cpu_snapshot(&pids, postgres);
     let started = Instant::now();
-    let ids = Arc::new(create_all(&agent, args.requests, args.concurrency, None).await?);
+    let ids = Arc::new(create_all(&agents, args.requests, args.concurrency, None).await?);
     let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
-    let server_cpu_us_per_create = cpu_per_op_us(pid, cpu_before, args.requests);
+    let cpu_created = cpu_snapshot(&pids, postgres);
 
     eprintln!("parking {} waiters...", args.waiters);
     let before_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
@@ -225,7 +273,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // In steps, so the connections never overflow the listen backlog (SYN cookies, retransmits, header timeouts).
     for batch in ids[..args.waiters].chunks(WAITER_BATCH) {
         for &id in batch {
-            let client = waiter_clients[waiters.len() / WAITERS_PER_SOURCE].clone();
+            let index = waiters.len();
+            let client = LoadClient {
+                url: servers[index % servers.len()].url.clone(),
+                ..waiter_clients[index / WAITERS_PER_SOURCE].clone()
+            };
             waiters.push(tokio::spawn(async move {
                 let status = client.wait(id, 300).await?;
                 let woke = Instant::now();
@@ -233,16 +285,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(woke)
             }));
         }
-        wait_until_parked(&target.url, waiters.len()).await?;
+        // Each server parks every n-th waiter.
+        for (index, server) in servers.iter().enumerate() {
+            wait_until_parked(&server.url, (waiters.len() + servers.len() - 1 - index) / servers.len()).await?;
+        }
     }
     let parked_rss_mib = target.child.as_ref().and_then(|child| current_rss_mib(child.id()));
 
     eprintln!("deciding {} requests with {} clients...", args.requests, args.concurrency);
-    let cpu_before = pid.and_then(cpu_seconds);
+    let cpu_parked = cpu_snapshot(&pids, postgres);
     let started = Instant::now();
-    let acknowledged = decide_all(&approver, ids.clone(), args.concurrency).await?;
+    let acknowledged = decide_all(&approvers, ids.clone(), args.concurrency).await?;
     let decisions_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
-    let server_cpu_us_per_decision = cpu_per_op_us(pid, cpu_before, args.requests);
+    let cpu_decided = cpu_snapshot(&pids, postgres);
 
     let mut latencies_ms = Vec::with_capacity(args.waiters);
     for (index, waiter) in waiters.into_iter().enumerate() {
@@ -250,16 +305,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies_ms.push(woke.saturating_duration_since(acknowledged[index]).as_secs_f64() * 1000.0);
     }
     latencies_ms.sort_by(f64::total_cmp);
+    let per = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / args.requests as f64);
     let results = Results {
         database: target.database.clone(),
         policy: args.policy.as_ref().map(|p| p.display().to_string()),
         requests: args.requests,
         concurrency: args.concurrency,
         waiters: args.waiters,
+        replicas: servers.len(),
         creates_per_s,
         decisions_per_s,
-        server_cpu_us_per_create,
-        server_cpu_us_per_decision,
+        server_cpu_us_per_create: per(cpu_before.servers, cpu_created.servers),
+        server_cpu_us_per_decision: per(cpu_parked.servers, cpu_decided.servers),
+        postgres_cpu_us_per_create: per(cpu_before.postgres, cpu_created.postgres),
+        postgres_cpu_us_per_decision: per(cpu_parked.postgres, cpu_decided.postgres),
         wake_p50_ms: percentile(&latencies_ms, 0.50),
         wake_p99_ms: percentile(&latencies_ms, 0.99),
         wake_max_ms: latencies_ms.last().copied().unwrap_or(0.0),
@@ -271,16 +330,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
+        let us = |value: Option<f64>| value.map_or("unknown".to_string(), |v| format!("{v:.0} µs"));
         println!("database            {}", results.database);
         println!("policy              {}", results.policy.as_deref().unwrap_or("built-in default"));
         println!(
-            "requests            {} ({} clients, {} waiters)",
-            results.requests, results.concurrency, results.waiters
+            "requests            {} ({} clients, {} waiters, {} server(s))",
+            results.requests, results.concurrency, results.waiters, results.replicas
         );
         println!("creates/s           {:.0}", results.creates_per_s);
         println!("decisions/s         {:.0}", results.decisions_per_s);
-        if let (Some(create), Some(decision)) = (results.server_cpu_us_per_create, results.server_cpu_us_per_decision) {
-            println!("server CPU          {create:.0} us per create, {decision:.0} us per decision (user + system)");
+        println!(
+            "server CPU          {} per create, {} per decision",
+            us(results.server_cpu_us_per_create),
+            us(results.server_cpu_us_per_decision)
+        );
+        if postgres {
+            println!(
+                "PostgreSQL CPU      {} per create, {} per decision",
+                us(results.postgres_cpu_us_per_create),
+                us(results.postgres_cpu_us_per_decision)
+            );
         }
         println!(
             "wake latency        p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (decision acknowledged -> waiter answered)",
@@ -288,7 +357,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         match results.server_peak_rss_mib {
             Some(rss) => println!(
-                "server peak RSS     {rss:.1} MiB ({:.1} MiB with the waiters parked)",
+                "server peak RSS     {rss:.1} MiB ({:.1} MiB with the waiters parked; the first server)",
                 results.server_rss_with_waiters_parked_mib.unwrap_or(0.0)
             ),
             None => println!("server peak RSS     unknown (external server)"),
@@ -308,26 +377,45 @@ fn per_waiter_kib(before_mib: Option<f64>, parked_mib: Option<f64>, waiters: usi
     (waiters > 0).then(|| (parked - before) * 1024.0 / waiters as f64)
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// CPU time (user + system, µs) used so far by the servers, and by every `postgres` process on the machine.
+struct CpuSnapshot {
+    servers: Option<f64>,
+    postgres: Option<f64>,
+}
+
+fn cpu_snapshot(pids: &[u32], postgres: bool) -> CpuSnapshot {
+    let servers = (!pids.is_empty()).then(|| pids.iter().filter_map(|&pid| cpu_us(pid)).sum());
+    let postgres = postgres.then(|| {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+            .filter_map(cpu_us)
+            .sum()
+    });
+    CpuSnapshot { servers, postgres }
+}
+
+/// A process's user + system CPU time in µs, from /proc/PID/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_us(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10_000.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// The CPU time a process has used so far (user + system, every thread), from /proc/PID/stat (Linux).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis start at field 3.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // Linux reports these in USER_HZ, which is 100 on every architecture it exposes to user space.
-    Some(ticks / 100.0)
-}
-
-/// The CPU time `pid` used since `before`, per operation, in microseconds.
-fn cpu_per_op_us(pid: Option<u32>, before: Option<f64>, operations: usize) -> Option<f64> {
-    Some((cpu_seconds(pid?)? - before?) * 1e6 / operations as f64)
 }
 
 /// Peak resident set size of a process, from /proc (Linux).
@@ -347,15 +435,15 @@ fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
 }
 
 async fn create_all(
-    client: &LoadClient,
+    clients: &[LoadClient],
     total: usize,
     concurrency: usize,
     timeout_s: Option<u64>,
 ) -> anyhow::Result<Vec<Uuid>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, next) = (client.clone(), next.clone());
+    for task in 0..concurrency {
+        let (client, next) = (clients[task % clients.len()].clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut connection = LoadConnection::connect(&client.url, &client.key).await?;
             let mut made = Vec::new();
@@ -405,7 +493,7 @@ async fn timers(args: &BenchArgs, mut target: Target, agent: &LoadClient, approv
     }
     eprintln!("creating {} requests with 2 s deadlines, {} clients...", args.requests, args.concurrency);
     let started = Instant::now();
-    create_all(agent, args.requests, args.concurrency, Some(2)).await?;
+    create_all(std::slice::from_ref(agent), args.requests, args.concurrency, Some(2)).await?;
     let creates_per_s = args.requests as f64 / started.elapsed().as_secs_f64();
     wait_for_pending(&target.url, 0, Duration::from_secs(120)).await?;
     let mut lags_ms = Vec::with_capacity(args.requests);
@@ -432,7 +520,7 @@ async fn timers(args: &BenchArgs, mut target: Target, agent: &LoadClient, approv
 
     eprintln!("creating {} requests with 20 s deadlines, then restarting after they pass...", args.pending);
     let created_from = Instant::now();
-    create_all(agent, args.pending, args.concurrency, Some(20)).await?;
+    create_all(std::slice::from_ref(agent), args.pending, args.concurrency, Some(20)).await?;
     let pending_at_restart = pending_gauge(&target.url).await?;
     target.kill();
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(created_from.elapsed()) + Duration::from_secs(1)).await;
@@ -493,7 +581,7 @@ async fn wait_for_pending(url: &str, target: u64, within: Duration) -> anyhow::R
 }
 
 /// Decides every request; returns when each decision was acknowledged, by index.
-async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize) -> anyhow::Result<Vec<Instant>> {
+async fn decide_all(clients: &[LoadClient], ids: Arc<Vec<Uuid>>, concurrency: usize) -> anyhow::Result<Vec<Instant>> {
     let next = Arc::new(AtomicUsize::new(0));
     let body = serde_json::to_vec(&DecisionBody {
         outcome: Verdict::Approve,
@@ -504,8 +592,9 @@ async fn decide_all(client: &LoadClient, ids: Arc<Vec<Uuid>>, concurrency: usize
     })?;
     let body = Arc::new(body);
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, next, ids, body) = (client.clone(), next.clone(), ids.clone(), body.clone());
+    for task in 0..concurrency {
+        let (client, next, ids, body) =
+            (clients[task % clients.len()].clone(), next.clone(), ids.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut connection = LoadConnection::connect(&client.url, &client.key).await?;
             let mut acknowledged = Vec::new();
