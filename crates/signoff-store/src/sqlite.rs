@@ -199,7 +199,7 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| StoreError::other(format!("cannot open sqlite database {}: {e}", path.display())))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+         PRAGMA temp_store = MEMORY;",
     )?;
     // Every statement the writer runs stays prepared (the default cache of 16 was smaller than its set).
     conn.set_prepared_statement_cache_capacity(256);
@@ -209,8 +209,7 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    // Pages of the database file are read from the mapping, not copied in by a system call each.
-    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 268435456;")?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
     Ok(conn)
 }
 
