@@ -135,7 +135,8 @@ pub async fn create(
     }
     let active = state.policy.current();
     check_args(&active.policy, &new)?;
-    let fingerprint = new.fingerprint();
+    // Only a retry under the same key is compared with it.
+    let fingerprint = if idempotency_key.is_some() { new.fingerprint() } else { String::new() };
     let now = signoff_store::now();
     let mut request = Request::new(RequestId::new(), new, Requester::of(by), now);
     let mut events = vec![request.created_event(&by.actor())];

@@ -15,6 +15,7 @@ on_every_backend!(
     verify_names_the_first_altered_or_missing_event,
     only_admins_verify_the_audit_log,
     concurrent_writers_on_two_replicas_keep_the_chain_whole,
+    verify_catches_a_fork_and_an_event_dropped_from_one_replicas_writes,
     stream_delivers_live_events_and_resumes_without_gaps_or_repeats,
     agents_stream_only_their_own_events,
     bad_stream_requests_get_a_json_error,
@@ -278,6 +279,137 @@ async fn concurrent_writers_on_two_replicas_keep_the_chain_whole(backend: Backen
     let stored_seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(streamed_seqs, stored_seqs, "the stream saw every event once, in order");
     stream.assert_quiet(Duration::from_millis(2500)).await;
+}
+
+/// An event as a forger who knows the hash rule would insert it: every column, its own hash consistent.
+fn insert_event(event: &Event) -> String {
+    let text = |value: Option<String>| value.map_or("NULL".to_string(), |v| quoted(&v));
+    format!(
+        "INSERT INTO events (seq, request_id, kind, actor, data, at, prev_hash, hash, owner_key_id) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+        event.seq,
+        text(event.request_id.map(|id| id.to_string())),
+        quoted(event.kind.as_str()),
+        quoted(&event.actor),
+        quoted(&event.data.to_string()),
+        event.at.timestamp_micros(),
+        quoted(&event.prev_hash),
+        quoted(&event.hash),
+        text(event.owner_key_id.clone()),
+    )
+}
+
+/// The chain the replicas write together still names a fork (two events claiming one place) and an event dropped
+/// from the middle of what one replica wrote, whether or not the forger renumbers or rehashes around it.
+async fn verify_catches_a_fork_and_an_event_dropped_from_one_replicas_writes(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let first = TestApp::spawn(db.open().await).await;
+    let second = match backend {
+        Backend::Postgres => Some(TestApp::replica(db.open().await, &first).await),
+        Backend::Sqlite => None,
+    };
+    let replicas: Vec<&TestApp> = std::iter::once(&first).chain(second.as_ref()).collect();
+    let last = *replicas.last().unwrap();
+    // Both replicas write at once: each creates on one and decides on the other.
+    let mut writes = Vec::new();
+    for i in 0..20 {
+        let (creator, decider) = (replicas[i % replicas.len()], replicas[(i + 1) % replicas.len()]);
+        writes.push(async move {
+            let id = create(creator, &creator.agent_key, json!({"action": "refund", "args": {"i": i}})).await;
+            approve(decider, &id).await;
+            (id, std::ptr::eq(decider, last))
+        });
+    }
+    let decided = futures::future::join_all(writes).await;
+    let events = all_events(&first).await;
+    let n = events.len() as i64;
+    assert_eq!(n, 3 + 3 * 20);
+    assert_eq!(verify(last).await["ok"], true);
+
+    // The middle one of the decisions the last replica wrote.
+    let by_last: Vec<&Event> = events
+        .iter()
+        .filter(|e| {
+            e.kind.as_str() == "decided"
+                && decided
+                    .iter()
+                    .any(|(id, on_last)| *on_last && e.request_id.map(|r| r.to_string()) == Some(id.clone()))
+        })
+        .collect();
+    let victim = by_last[by_last.len() / 2].clone();
+    let k = victim.seq;
+    assert!(1 < k && k < n, "an event from the middle of the chain");
+    let mut raw = RawDb::open(&db).await;
+    let expect_break = |verified: &Value, at: i64, words: &str| {
+        assert_eq!(
+            (verified["ok"].as_bool(), verified["first_bad_seq"].as_i64()),
+            (Some(false), Some(at)),
+            "{verified}"
+        );
+        assert!(verified["problem"].as_str().unwrap().contains(words), "{verified}");
+    };
+
+    // A fork appended at the head: a well-formed event whose prev_hash claims the place of event k.
+    let mut sibling = victim.clone();
+    sibling.seq = n + 1;
+    sibling.data = json!({"outcome": "reject"});
+    sibling.hash = sibling.compute_hash();
+    raw.execute(&insert_event(&sibling)).await;
+    for replica in &replicas {
+        expect_break(&verify(replica).await, n + 1, "prev_hash");
+    }
+    assert_eq!(raw.execute(&format!("DELETE FROM events WHERE seq = {}", n + 1)).await, 1);
+    assert_eq!(verify(last).await["ok"], true);
+
+    // A fork in place: a twin of event k (same seq, same prev_hash, its own valid hash). The schema refuses two
+    // events at one seq, so the forger drops that constraint first (PostgreSQL lets a table owner do this; SQLite's
+    // rowid cannot hold two).
+    if backend == Backend::Postgres {
+        raw.execute("ALTER TABLE events DROP CONSTRAINT events_pkey").await;
+        let mut twin = victim.clone();
+        twin.data = json!({"outcome": "reject"});
+        twin.hash = twin.compute_hash();
+        raw.execute(&insert_event(&twin)).await;
+        for replica in &replicas {
+            // Whichever claimant is read first checks out; the second is named.
+            let verified = verify(replica).await;
+            expect_break(&verified, k, &format!("expected event {}", k + 1));
+            assert_eq!(verified["events"], k, "{verified}");
+        }
+        assert_eq!(
+            raw.execute(&format!("DELETE FROM events WHERE seq = {k} AND hash = {}", quoted(&twin.hash))).await,
+            1
+        );
+        raw.execute("ALTER TABLE events ADD PRIMARY KEY (seq)").await;
+        assert_eq!(verify(last).await["ok"], true);
+    }
+
+    // Event k dropped: the gap is named at the event after it.
+    assert_eq!(raw.execute(&format!("DELETE FROM events WHERE seq = {k}")).await, 1);
+    for replica in &replicas {
+        let verified = verify(replica).await;
+        expect_break(&verified, k + 1, &format!("expected event {k}"));
+        assert_eq!(verified["events"], k - 1, "{verified}");
+    }
+    // …and renumbered to close the gap: the event now at k does not link to event k − 1.
+    raw.execute(&format!("UPDATE events SET seq = -seq WHERE seq > {k}")).await;
+    raw.execute("UPDATE events SET seq = -seq - 1 WHERE seq < 0").await;
+    expect_break(&verify(last).await, k, "prev_hash");
+    // …and relinked: the forger also rewrites the next event's prev_hash and hash. It is caught one event later,
+    // and rehashing every event to the head is what a signed checkpoint catches (tests/audit_checkpoints.rs).
+    let mut relinked = events[k as usize].clone();
+    relinked.seq = k;
+    relinked.prev_hash = events[k as usize - 2].hash.clone();
+    relinked.hash = relinked.compute_hash();
+    raw.execute(&format!(
+        "UPDATE events SET prev_hash = {}, hash = {} WHERE seq = {k}",
+        quoted(&relinked.prev_hash),
+        quoted(&relinked.hash)
+    ))
+    .await;
+    let verified = verify(last).await;
+    expect_break(&verified, k + 1, "prev_hash");
+    assert_eq!(verified["events"], k, "{verified}");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ pub struct NewRequestRecord {
     pub request: Request,
     /// Scoped to `request.requested_by.key_id`.
     pub idempotency_key: Option<String>,
+    /// [`NewRequest::fingerprint`](signoff_domain::NewRequest::fingerprint) of the body, to tell a retry from a
+    /// conflicting reuse of the key; empty without an idempotency key.
     pub fingerprint: String,
     /// Events to append with the request (its `created` event first).
     pub events: Vec<NewEvent>,
