@@ -4,13 +4,13 @@
 use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT, ListColumns, NOTIFICATION_COLUMNS,
-    NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt, NotificationOutcome,
-    NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store,
-    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, grant_from_row,
-    lease_until, new_lease_token, new_link_id, new_notification_id, new_reply_code, notification_event, now,
-    outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
+    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ChangeFeed, ChangeListener, ClaimedNotification, Created,
+    Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT,
+    ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt,
+    NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate,
+    SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros,
+    grant_from_row, lease_until, new_lease_token, new_link_id, new_notification_id, new_reply_code, notification_event,
+    now, outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -63,7 +63,7 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     read_permits: tokio::sync::Semaphore,
-    changes: broadcast::Sender<Change>,
+    changes: ChangeFeed,
     planner: PlannerSlot,
 }
 
@@ -80,7 +80,7 @@ impl SqliteStore {
             .name("signoff-sqlite-writer".into())
             .spawn(move || run_writer(conn, rx))
             .map_err(|e| StoreError::other(e.to_string()))?;
-        let (changes, _) = broadcast::channel(16_384);
+        let changes = ChangeFeed::new(16_384);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -708,9 +708,9 @@ impl Store for SqliteStore {
         .await?;
         // Announced like any change, so event streams and waiters hear of a new request at once.
         if created.created {
-            let _ = self.inner.changes.send(Change::Updated(Arc::new(created.request.clone())));
+            self.inner.changes.send(Change::Updated(Arc::new(created.request.clone())));
             if let Some(earlier) = created.request.revises {
-                let _ = self.inner.changes.send(Change::Request(earlier));
+                self.inner.changes.send(Change::Request(earlier));
             }
         }
         Ok(created)
@@ -816,7 +816,7 @@ impl Store for SqliteStore {
             })
             .await?;
         if changed {
-            let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
+            self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
         }
         match refusal {
             Some(refusal) => Err(StoreError::Domain(refusal)),
@@ -859,7 +859,7 @@ impl Store for SqliteStore {
                 Ok(grant)
             })
             .await?;
-        let _ = self.inner.changes.send(Change::Request(grant.request_id));
+        self.inner.changes.send(Change::Request(grant.request_id));
         Ok(grant)
     }
 
@@ -1020,7 +1020,7 @@ impl Store for SqliteStore {
             })
             .await?;
         for request in &changed {
-            let _ = self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
+            self.inner.changes.send(Change::Updated(Arc::new(request.clone())));
         }
         Ok(changed)
     }
@@ -1576,6 +1576,10 @@ impl Store for SqliteStore {
 
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
+    }
+
+    fn listen(&self, listener: ChangeListener) {
+        self.inner.changes.listen(listener);
     }
 }
 
