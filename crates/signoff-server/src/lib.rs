@@ -103,9 +103,10 @@ impl Default for CallbackSettings {
 }
 
 impl AppState {
-    /// State over `store`: the policy in force, and the waiter hub listening to the store's changes.
+    /// State over `store`: the policy in force, and the waiter hub listening to the store's changes (woken in the
+    /// task that committed each change).
     pub async fn load(store: Arc<dyn Store>, callbacks: CallbackSettings) -> Result<Self, signoff_store::StoreError> {
-        let waiters = Waiters::start(store.changes());
+        let waiters = Waiters::listening(|listener| store.listen(listener));
         let policy = PolicyCell::load(store.clone()).await?;
         Ok(AppState {
             store,

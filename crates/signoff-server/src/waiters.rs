@@ -1,8 +1,8 @@
 //! Long-poll waiters: each `wait` call parks here until its request changes. They are woken from the
-//! decision path (the store's change notices), never by polling the database.
+//! decision path (the store's change notices, in the task that committed the change), never by polling the database.
 
 use signoff_domain::{Request, RequestId};
-use signoff_store::Change;
+use signoff_store::{Change, ChangeListener};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -31,22 +31,50 @@ pub enum Wake {
 }
 
 impl Waiters {
-    /// Starts the hub, fed by a store's change notices.
-    pub fn start(mut changes: broadcast::Receiver<Change>) -> Self {
+    fn new() -> Self {
         let (shutdown, _) = watch::channel(false);
-        let waiters = Waiters { inner: Arc::new(Inner { parked: Mutex::new(HashMap::new()), shutdown }) };
+        Waiters { inner: Arc::new(Inner { parked: Mutex::new(HashMap::new()), shutdown }) }
+    }
+
+    /// Starts the hub as a listener of a store's changes: the task that commits a change (for SQLite, the one
+    /// that wrote it) wakes its waiters before it answers its own caller, so a woken waiter is scheduled next on
+    /// that worker instead of behind a hop through a hub task of its own. No notice can be missed (no
+    /// broadcast to lag behind).
+    /// `listen` registers the hub's listener (`|listener| store.listen(listener)`).
+    pub fn listening(listen: impl FnOnce(ChangeListener)) -> Self {
+        let waiters = Waiters::new();
+        let hub = Arc::downgrade(&waiters.inner);
+        listen(Arc::new(move |change| {
+            if let Some(inner) = hub.upgrade() {
+                Waiters { inner }.notice(change);
+            }
+        }));
+        waiters
+    }
+
+    /// Starts the hub fed by a broadcast of change notices, in a task of its own.
+    pub fn start(mut changes: broadcast::Receiver<Change>) -> Self {
+        let waiters = Waiters::new();
         let hub = waiters.clone();
         tokio::spawn(async move {
             loop {
                 match changes.recv().await {
-                    Ok(Change::Request(id)) => hub.wake(id, None),
-                    Ok(Change::Updated(request)) => hub.wake(request.id, Some(request)),
-                    Ok(Change::Unknown) | Err(broadcast::error::RecvError::Lagged(_)) => hub.wake_all(),
+                    Ok(change) => hub.notice(&change),
+                    Err(broadcast::error::RecvError::Lagged(_)) => hub.wake_all(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
         waiters
+    }
+
+    /// Wakes the waiters a change concerns.
+    fn notice(&self, change: &Change) {
+        match change {
+            Change::Request(id) => self.wake(*id, None),
+            Change::Updated(request) => self.wake(request.id, Some(request.clone())),
+            Change::Unknown => self.wake_all(),
+        }
     }
 
     /// Parks until `id` changes, the server shuts down, or the returned future is dropped.
@@ -193,6 +221,26 @@ mod tests {
         drop(others);
         waiters.forget(id);
         assert_eq!(waiters.parked(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_listening_hub_wakes_the_waiters_in_the_announcing_task() {
+        let feed = signoff_store::ChangeFeed::new(16);
+        let waiters = Waiters::listening(|listener| feed.listen(listener));
+        let (id, other) = (RequestId::new(), RequestId::new());
+        let parked = waiters.park(id);
+        let bystander = waiters.park(other);
+        let mut subscriber = feed.subscribe();
+        feed.send(Change::Request(id));
+        // Woken before `send` returned: ready on its first poll, with no other task run in between.
+        assert_eq!(futures::FutureExt::now_or_never(parked), Some(Wake::Changed(None)));
+        assert_eq!(waiters.parked(), 1, "only the bystander is left");
+        assert_eq!(subscriber.try_recv().unwrap(), Change::Request(id), "subscribers still hear of it");
+        feed.send(Change::Unknown);
+        assert_eq!(futures::FutureExt::now_or_never(bystander), Some(Wake::Changed(None)));
+        assert_eq!(waiters.parked(), 0);
+        drop(waiters);
+        feed.send(Change::Request(id));
     }
 
     #[tokio::test]

@@ -522,6 +522,41 @@ pub enum Change {
     Unknown,
 }
 
+/// Called with every change in the task that announces it (for SQLite, the one whose write committed it), before
+/// that task answers its caller. Must be quick and never block: it runs on the writer's callers' tasks.
+pub type ChangeListener = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// Where a store announces its changes: its listeners, called in place, then a broadcast for whoever subscribed.
+/// The long-poll waiters listen (a decided request's waiters are woken by the task that committed the decision,
+/// with no hop through a task of their own); event streams subscribe.
+pub struct ChangeFeed {
+    listeners: std::sync::RwLock<Vec<ChangeListener>>,
+    broadcast: broadcast::Sender<Change>,
+}
+
+impl ChangeFeed {
+    /// A feed whose broadcast keeps up to `capacity` notices for slow subscribers.
+    pub fn new(capacity: usize) -> Self {
+        ChangeFeed { listeners: std::sync::RwLock::new(Vec::new()), broadcast: broadcast::channel(capacity).0 }
+    }
+
+    /// Announces `change`: to every listener now, then to the subscribers.
+    pub fn send(&self, change: Change) {
+        for listener in self.listeners.read().expect("change listeners").iter() {
+            listener(&change);
+        }
+        let _ = self.broadcast.send(change);
+    }
+
+    pub fn listen(&self, listener: ChangeListener) {
+        self.listeners.write().expect("change listeners").push(listener);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.broadcast.subscribe()
+    }
+}
+
 /// Durable storage for requests, events and keys.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -653,6 +688,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Changes to requests, as they commit (on PostgreSQL, from every replica).
     fn changes(&self) -> broadcast::Receiver<Change>;
+    /// Calls `listener` with every change that [`changes`](Self::changes) announces, in the announcing task and
+    /// before it goes on (see [`ChangeListener`]).
+    fn listen(&self, listener: ChangeListener);
 }
 
 /// A person signed in to the dashboard, as stored. The browser holds the token; the store only its SHA-256.

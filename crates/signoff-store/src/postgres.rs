@@ -10,13 +10,13 @@
 use crate::DashboardSession;
 use crate::keys::{self, CreatedKeySecret, NewKey};
 use crate::{
-    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ClaimedNotification, Created, Delivery, DeliveryAttempt,
-    DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT, ListColumns, NOTIFICATION_COLUMNS,
-    NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt, NotificationOutcome,
-    NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate, SAME_ASK, Store,
-    StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros, grant_from_row,
-    lease_until, new_link_id, new_notification_id, new_reply_code, notification_event, now, outbox_rows,
-    person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
+    ASKS_TO_REMIND, ASKS_TO_UPDATE, AppliedPolicy, Change, ChangeFeed, ChangeListener, ClaimedNotification, Created,
+    Delivery, DeliveryAttempt, DeliveryRecord, DeliveryState, GRANT_COLUMNS, GrantIssue, GrantRow, LIVE_GRANT,
+    ListColumns, NOTIFICATION_COLUMNS, NOTIFICATION_COLUMNS_OF_N, NewDigest, NewRequestRecord, NotificationAttempt,
+    NotificationOutcome, NotificationPlanner, PlannerSlot, ReplyCode, RequestFilter, RequestQuery, RequestUpdate,
+    SAME_ASK, Store, StoreError, WrittenAsk, attempt_event, callback_for, decode_request, encode_json, from_micros,
+    grant_from_row, lease_until, new_link_id, new_notification_id, new_reply_code, notification_event, now,
+    outbox_rows, person_from_db, policy_applied_event, reply_row, role_from_db, update_and_grant,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -66,7 +66,7 @@ impl Pending {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    changes: broadcast::Sender<Change>,
+    changes: Arc<ChangeFeed>,
     jobs: mpsc::Sender<Job>,
     planner: PlannerSlot,
 }
@@ -100,7 +100,7 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::other(format!("postgres migration failed: {e}")))?;
-        let (changes, _) = broadcast::channel(16_384);
+        let changes = Arc::new(ChangeFeed::new(16_384));
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANGES_CHANNEL).await?;
         tokio::spawn(forward_notifications(listener, changes.clone()));
@@ -112,21 +112,21 @@ impl PostgresStore {
 }
 
 /// Forwards NOTIFY payloads into the local broadcast; after a reconnect, says notices may have been missed.
-async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sender<Change>) {
+async fn forward_notifications(mut listener: PgListener, changes: Arc<ChangeFeed>) {
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 if let Ok(id) = notification.payload().parse() {
-                    let _ = changes.send(Change::Request(id));
+                    changes.send(Change::Request(id));
                 }
             }
             Ok(None) => {
-                let _ = changes.send(Change::Unknown);
+                changes.send(Change::Unknown);
             }
             Err(error) => {
                 tracing::warn!(%error, "postgres listener failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = changes.send(Change::Unknown);
+                changes.send(Change::Unknown);
             }
         }
     }
@@ -1375,5 +1375,9 @@ impl Store for PostgresStore {
 
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    fn listen(&self, listener: ChangeListener) {
+        self.changes.listen(listener);
     }
 }
