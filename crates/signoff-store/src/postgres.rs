@@ -185,8 +185,8 @@ async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: Plann
 /// savepoint of its own, then commits. Should a statement of the plain creates fail, their writes are not kept: the
 /// transaction is rolled back and the whole batch runs again with a savepoint per job, so only the job at fault fails.
 async fn run_batch(pool: &PgPool, planner: &PlannerSlot, plain: Vec<PlainCreate>, others: Vec<Job>) {
-    let mut tx = match begin_batch(pool, batch_locks(&others)).await {
-        Ok(tx) => tx,
+    let (mut tx, mut preloaded) = match begin_batch(pool, batch_locks(&others)).await {
+        Ok(begun) => begun,
         Err(error) => {
             for job in as_jobs(plain).chain(others) {
                 job.fail(error.clone());
@@ -206,14 +206,14 @@ async fn run_batch(pool: &PgPool, planner: &PlannerSlot, plain: Vec<PlainCreate>
             }
         }
     }
-    let broken = run_jobs(&mut tx, planner, &mut pending, others, &mut completions).await;
+    let broken = run_jobs(&mut tx, planner, &mut preloaded, &mut pending, others, &mut completions).await;
     finish(tx, pending, broken, completions).await;
 }
 
 /// Runs a batch with a savepoint per job (the path every job took before the multi-row create).
 async fn run_savepointed(pool: &PgPool, planner: &PlannerSlot, jobs: Vec<Job>) {
-    let mut tx = match begin_batch(pool, batch_locks(&jobs)).await {
-        Ok(tx) => tx,
+    let (mut tx, mut preloaded) = match begin_batch(pool, batch_locks(&jobs)).await {
+        Ok(begun) => begun,
         Err(error) => {
             for job in jobs {
                 job.fail(error.clone());
@@ -223,7 +223,7 @@ async fn run_savepointed(pool: &PgPool, planner: &PlannerSlot, jobs: Vec<Job>) {
     };
     let mut pending = Pending::new();
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-    let broken = run_jobs(&mut tx, planner, &mut pending, jobs, &mut completions).await;
+    let broken = run_jobs(&mut tx, planner, &mut preloaded, &mut pending, jobs, &mut completions).await;
     finish(tx, pending, broken, completions).await;
 }
 
@@ -243,11 +243,15 @@ async fn finish(
     }
 }
 
-/// Runs `jobs` one after another, each in a savepoint of its own so a refusal undoes only itself; returns the error
-/// that broke the transaction, if one did (every job after it fails with it).
+/// Runs `jobs` one after another; returns the error that broke the transaction, if one did (every job after it
+/// fails with it, and nothing commits). A create runs in a savepoint of its own, so a refusal after it wrote undoes
+/// only itself. An update runs without one: it reads its request before its first write and can refuse only there
+/// (a refusal of the change itself is answered beside the request, whose due timers' effect still commits), so a
+/// failure after it wrote is the database's, which breaks the transaction.
 async fn run_jobs(
     tx: &mut PgConnection,
     planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
     pending: &mut Pending,
     jobs: Vec<Job>,
     completions: &mut Vec<Completion>,
@@ -259,24 +263,47 @@ async fn run_jobs(
             job.fail(StoreError::clone(error));
             continue;
         }
-        if let Err(error) = simple_query(tx, opening).await.map_err(StoreError::from) {
-            job.fail(error.clone());
-            broken = Some(error);
-            continue;
+        let savepoint = matches!(job, Job::Create(..));
+        if savepoint {
+            if let Err(error) = simple_query(tx, opening).await.map_err(StoreError::from) {
+                job.fail(error.clone());
+                broken = Some(error);
+                continue;
+            }
+            // Released with the next savepoint's opening (or by the commit).
+            opening = "RELEASE SAVEPOINT job; SAVEPOINT job";
         }
         let appended = pending.len();
-        let (completion, ok) = job.run(tx, planner, pending).await;
-        if !ok {
+        let (completion, outcome) = job.run(tx, planner, preloaded, pending).await;
+        if let Outcome::Failed(error) = &outcome {
             pending.truncate(appended);
-        }
-        // Released with the next job's opening (or by the commit); a refusal is undone now.
-        opening = "RELEASE SAVEPOINT job; SAVEPOINT job";
-        if !ok && let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
-            broken = Some(error.into());
+            if savepoint {
+                if let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
+                    broken = Some(error.into());
+                }
+            } else if !matches!(error, StoreError::NotFound) {
+                broken = Some(error.clone());
+            }
         }
         completions.push(completion);
     }
     broken
+}
+
+/// How a job ended, before its transaction did.
+enum Outcome {
+    Done,
+    /// Refused or failed, with this error (what its caller is answered unless the transaction fails).
+    Failed(StoreError),
+}
+
+impl Outcome {
+    fn of<T>(result: &Result<T, StoreError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Done,
+            Err(error) => Outcome::Failed(error.clone()),
+        }
+    }
 }
 
 /// Inserts the requests of a batch's plain creates (see [`Job::is_plain_create`]) in one statement, then writes the
@@ -414,19 +441,41 @@ async fn simple_query(conn: &mut PgConnection, sql: &'static str) -> Result<(), 
 }
 
 /// Begins a batch's transaction and locks every request its updates (and revisions) change, in id order, so two
-/// replicas' batches never hold one request each while waiting for the other's.
+/// replicas' batches never hold one request each while waiting for the other's; the same statement reads their
+/// documents, so a job need not read its request again.
 async fn begin_batch(
     pool: &PgPool,
     ids: Vec<String>,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Preloaded), StoreError> {
     let mut tx = pool.begin().await?;
-    if ids.len() > 1 {
-        sqlx::query("SELECT 1 FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+    let mut preloaded = Preloaded::default();
+    if !ids.is_empty() {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        preloaded.docs = rows.into_iter().collect();
     }
-    Ok(tx)
+    Ok((tx, preloaded))
+}
+
+/// The documents of the requests a batch locked as it began, as they were then. A job takes its request's once:
+/// the next job on the same request reads it again, seeing what the first wrote (or, if its savepoint was rolled
+/// back, what was there before).
+#[derive(Default)]
+struct Preloaded {
+    docs: std::collections::HashMap<String, String>,
+}
+
+impl Preloaded {
+    /// The locked request `id`: its preloaded document if no job took it yet, else read (and locked) again.
+    async fn take(&mut self, conn: &mut PgConnection, id: RequestId) -> Result<Request, StoreError> {
+        match self.docs.remove(&id.to_string()) {
+            Some(doc) => decode_request(&doc),
+            None => load_request(conn, id, true).await,
+        }
+    }
 }
 
 /// The requests a batch changes, sorted and without repeats.
@@ -464,18 +513,23 @@ impl Job {
         }
     }
 
-    /// Runs the job inside the current savepoint; returns how to answer once the transaction ends, and whether the
-    /// job succeeded (else its savepoint is rolled back).
-    async fn run(self, conn: &mut PgConnection, planner: &PlannerSlot, pending: &mut Pending) -> (Completion, bool) {
+    /// Runs the job (see [`run_jobs`]); returns how to answer once the transaction ends, and how the job ended.
+    async fn run(
+        self,
+        conn: &mut PgConnection,
+        planner: &PlannerSlot,
+        preloaded: &mut Preloaded,
+        pending: &mut Pending,
+    ) -> (Completion, Outcome) {
         match self {
             Job::Create(record, reply) => {
-                let result = insert_request(conn, planner, pending, *record).await;
-                let ok = result.is_ok();
+                let result = insert_request(conn, planner, preloaded, pending, *record).await;
+                let ok = Outcome::of(&result);
                 (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
             }
             Job::Update(id, update, issue, reply) => {
-                let result = apply_update(conn, planner, pending, id, update, issue).await;
-                let ok = result.is_ok();
+                let result = apply_update(conn, planner, preloaded, pending, id, update, issue).await;
+                let ok = Outcome::of(&result);
                 let answer = result.and_then(|(request, refusal, grant)| match refusal {
                     Some(refusal) => Err(StoreError::Domain(refusal)),
                     None => Ok((request, grant)),
@@ -490,6 +544,7 @@ impl Job {
 async fn insert_request(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
     pending: &mut Pending,
     record: NewRequestRecord,
 ) -> Result<Created, StoreError> {
@@ -558,7 +613,7 @@ async fn insert_request(
     }
     append_events(pending, events, Some(&request.requested_by.key_id));
     if let Some(earlier) = request.revises {
-        let mut revised = load_request(conn, earlier, true).await.map_err(|error| match error {
+        let mut revised = preloaded.take(conn, earlier).await.map_err(|error| match error {
             StoreError::NotFound => DomainError::no_request_to_revise(earlier).into(),
             other => other,
         })?;
@@ -577,12 +632,13 @@ async fn insert_request(
 async fn apply_update(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
     pending: &mut Pending,
     id: RequestId,
     update: RequestUpdate,
     issue: Option<GrantIssue>,
 ) -> Result<(Request, Option<DomainError>, Option<Grant>), StoreError> {
-    let mut request = load_request(conn, id, true).await?;
+    let mut request = preloaded.take(conn, id).await?;
     let before = request.clone();
     let (events, refusal, grant) = update_and_grant(&mut request, &before, update, issue, now());
     if let Some(grant) = &grant {
