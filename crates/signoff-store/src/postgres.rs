@@ -170,49 +170,269 @@ async fn commit(mut tx: sqlx::Transaction<'static, sqlx::Postgres>, pending: Pen
 async fn run_writer(pool: PgPool, mut queue: mpsc::Receiver<Job>, planner: PlannerSlot) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut tx = match begin_batch(&pool, batch_locks(&batch)).await {
-            Ok(tx) => tx,
-            Err(error) => {
-                for job in batch.drain(..) {
-                    job.fail(error.clone());
-                }
-                continue;
-            }
-        };
-        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
-        let mut pending = Pending::new();
-        let mut broken = None;
-        let mut opening = "SAVEPOINT job";
+        let (mut plain, mut others) = (Vec::new(), Vec::new());
         for job in batch.drain(..) {
-            if let Some(error) = &broken {
-                job.fail(StoreError::clone(error));
-                continue;
+            match job {
+                Job::Create(record, reply) if is_plain_create(&record) => plain.push((record, reply)),
+                other => others.push(other),
             }
-            if let Err(error) = simple_query(&mut tx, opening).await.map_err(StoreError::from) {
+        }
+        run_batch(&pool, &planner, plain, others).await;
+    }
+}
+
+/// Runs one batch: the plain creates by one multi-row insert (see [`insert_plain`]), then every other job in a
+/// savepoint of its own, then commits. Should a statement of the plain creates fail, their writes are not kept: the
+/// transaction is rolled back and the whole batch runs again with a savepoint per job, so only the job at fault fails.
+async fn run_batch(pool: &PgPool, planner: &PlannerSlot, plain: Vec<PlainCreate>, others: Vec<Job>) {
+    let (mut tx, mut preloaded) = match begin_batch(pool, batch_locks(&others)).await {
+        Ok(begun) => begun,
+        Err(error) => {
+            for job in as_jobs(plain).chain(others) {
+                job.fail(error.clone());
+            }
+            return;
+        }
+    };
+    let mut pending = Pending::new();
+    let mut completions: Vec<Completion> = Vec::with_capacity(plain.len() + others.len());
+    if !plain.is_empty() {
+        match insert_plain(&mut tx, planner, &plain).await {
+            Ok(found) => completions.extend(answer_plain(plain, found, &mut pending)),
+            Err(error) => {
+                tracing::debug!(%error, "a batch's multi-row create failed; running each job in a savepoint");
+                drop(tx);
+                return run_savepointed(pool, planner, as_jobs(plain).chain(others).collect()).await;
+            }
+        }
+    }
+    let broken = run_jobs(&mut tx, planner, &mut preloaded, &mut pending, others, &mut completions).await;
+    finish(tx, pending, broken, completions).await;
+}
+
+/// Runs a batch with a savepoint per job (the path every job took before the multi-row create).
+async fn run_savepointed(pool: &PgPool, planner: &PlannerSlot, jobs: Vec<Job>) {
+    let (mut tx, mut preloaded) = match begin_batch(pool, batch_locks(&jobs)).await {
+        Ok(begun) => begun,
+        Err(error) => {
+            for job in jobs {
+                job.fail(error.clone());
+            }
+            return;
+        }
+    };
+    let mut pending = Pending::new();
+    let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+    let broken = run_jobs(&mut tx, planner, &mut preloaded, &mut pending, jobs, &mut completions).await;
+    finish(tx, pending, broken, completions).await;
+}
+
+/// Commits (unless the transaction broke) and answers every job.
+async fn finish(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pending: Pending,
+    broken: Option<StoreError>,
+    completions: Vec<Completion>,
+) {
+    let committed = match broken {
+        Some(error) => Err(error),
+        None => commit(tx, pending).await,
+    };
+    for complete in completions {
+        complete(committed.clone());
+    }
+}
+
+/// Runs `jobs` one after another; returns the error that broke the transaction, if one did (every job after it
+/// fails with it, and nothing commits). A create runs in a savepoint of its own, so a refusal after it wrote undoes
+/// only itself. An update runs without one: it reads its request before its first write and can refuse only there
+/// (a refusal of the change itself is answered beside the request, whose due timers' effect still commits), so a
+/// failure after it wrote is the database's, which breaks the transaction.
+async fn run_jobs(
+    tx: &mut PgConnection,
+    planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
+    pending: &mut Pending,
+    jobs: Vec<Job>,
+    completions: &mut Vec<Completion>,
+) -> Option<StoreError> {
+    let mut broken = None;
+    let mut opening = "SAVEPOINT job";
+    for job in jobs {
+        if let Some(error) = &broken {
+            job.fail(StoreError::clone(error));
+            continue;
+        }
+        let savepoint = matches!(job, Job::Create(..));
+        if savepoint {
+            if let Err(error) = simple_query(tx, opening).await.map_err(StoreError::from) {
                 job.fail(error.clone());
                 broken = Some(error);
                 continue;
             }
-            let appended = pending.len();
-            let (completion, ok) = job.run(&mut tx, &planner, &mut pending).await;
-            if !ok {
-                pending.truncate(appended);
-            }
-            // Released with the next job's opening (or by the commit); a refusal is undone now.
+            // Released with the next savepoint's opening (or by the commit).
             opening = "RELEASE SAVEPOINT job; SAVEPOINT job";
-            if !ok && let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
-                broken = Some(error.into());
-            }
-            completions.push(completion);
         }
-        let committed = match broken {
-            Some(error) => Err(error),
-            None => commit(tx, pending).await,
-        };
-        for complete in completions {
-            complete(committed.clone());
+        let appended = pending.len();
+        let (completion, outcome) = job.run(tx, planner, preloaded, pending).await;
+        if let Outcome::Failed(error) = &outcome {
+            pending.truncate(appended);
+            if savepoint {
+                if let Err(error) = sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut *tx).await {
+                    broken = Some(error.into());
+                }
+            } else if !matches!(error, StoreError::NotFound) {
+                broken = Some(error.clone());
+            }
+        }
+        completions.push(completion);
+    }
+    broken
+}
+
+/// How a job ended, before its transaction did.
+enum Outcome {
+    Done,
+    /// Refused or failed, with this error (what its caller is answered unless the transaction fails).
+    Failed(StoreError),
+}
+
+impl Outcome {
+    fn of<T>(result: &Result<T, StoreError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Done,
+            Err(error) => Outcome::Failed(error.clone()),
         }
     }
+}
+
+/// Inserts the requests of a batch's plain creates (see [`Job::is_plain_create`]) in one statement, then writes the
+/// callbacks and notifications of those it inserted. Returns, for each create in order, `None` if it was inserted,
+/// or the answer of the idempotent retry (its original, or the conflict) that inserted nothing. Only reads `jobs`,
+/// so that should a statement fail, the caller can run them again.
+async fn insert_plain(
+    conn: &mut PgConnection,
+    planner: &PlannerSlot,
+    jobs: &[PlainCreate],
+) -> Result<Vec<Option<Result<Created, StoreError>>>, StoreError> {
+    let records: Vec<&NewRequestRecord> = jobs.iter().map(|(record, _)| &**record).collect();
+    let n = records.len();
+    let (mut ids, mut keys, mut actions, mut statuses, mut runs, mut idem_keys, mut idem_hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut created, mut updated, mut docs, mut timers, mut groups) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut decided_at, mut decided_by, mut rules, mut sampled) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for record in &records {
+        let request = &record.request;
+        let columns = ListColumns::of(request);
+        ids.push(request.id.to_string());
+        keys.push(request.requested_by.key_id.as_str());
+        actions.push(request.action.as_str());
+        statuses.push(request.status.as_str());
+        runs.push(request.run_id.as_deref());
+        idem_keys.push(record.idempotency_key.as_deref());
+        idem_hashes.push(record.fingerprint.as_str());
+        created.push(request.created_at.timestamp_micros());
+        updated.push(request.updated_at.timestamp_micros());
+        docs.push(encode_json(request));
+        timers.push(request.next_timer_at().map(|at| at.timestamp_micros()));
+        groups.push(request.group.as_deref());
+        decided_at.push(columns.decided_at);
+        decided_by.push(columns.decided_by);
+        rules.push(columns.rule);
+        sampled.push(columns.sampled);
+    }
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO requests (id, key_id, action, status, run_id, idem_key, idem_hash, created_at, updated_at, doc,
+         next_timer_at, route_group, decided_at, decided_by, rule, sampled)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $8::int8[], $9::int8[], $10::text[], $11::int8[], $12::text[], $13::int8[], $14::text[],
+                              $15::text[], $16::bool[])
+         ON CONFLICT (key_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(&ids)
+    .bind(keys)
+    .bind(actions)
+    .bind(statuses)
+    .bind(runs)
+    .bind(idem_keys)
+    .bind(idem_hashes)
+    .bind(created)
+    .bind(updated)
+    .bind(docs)
+    .bind(timers)
+    .bind(groups)
+    .bind(decided_at)
+    .bind(decided_by)
+    .bind(rules)
+    .bind(sampled)
+    .fetch_all(&mut *conn)
+    .await?;
+    let all_inserted = inserted.len() == n;
+    let inserted: std::collections::HashSet<String> =
+        if all_inserted { Default::default() } else { inserted.into_iter().collect() };
+    let mut found = Vec::with_capacity(n);
+    for (record, id) in records.iter().zip(&ids) {
+        if all_inserted || inserted.contains(id) {
+            enqueue_callback(conn, None, &record.request).await?;
+            enqueue_notifications(conn, planner.plan(None, &record.request), &record.request).await?;
+            found.push(None);
+        } else {
+            found.push(Some(idempotent_original(conn, record).await));
+        }
+    }
+    Ok(found)
+}
+
+/// Answers the plain creates once their transaction ends, queuing the events and notices of those inserted.
+fn answer_plain(
+    jobs: Vec<PlainCreate>,
+    found: Vec<Option<Result<Created, StoreError>>>,
+    pending: &mut Pending,
+) -> impl Iterator<Item = Completion> {
+    let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+    for ((record, reply), found) in jobs.into_iter().zip(found) {
+        let result = match found {
+            Some(answer) => answer,
+            None => {
+                let NewRequestRecord { request, events, .. } = *record;
+                append_events(pending, events, Some(&request.requested_by.key_id));
+                notify(pending, request.id);
+                Ok(Created { request, created: true })
+            }
+        };
+        completions.push(Box::new(move |committed: Result<(), StoreError>| drop(reply.send(committed.and(result)))));
+    }
+    completions.into_iter()
+}
+
+/// The original of an idempotent retry whose insert found its key taken (perhaps by a concurrent create that has
+/// now committed, or by an earlier create of the same statement), or the conflict if it asked for something else.
+async fn idempotent_original(conn: &mut PgConnection, record: &NewRequestRecord) -> Result<Created, StoreError> {
+    let row = sqlx::query("SELECT doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
+        .bind(&record.request.requested_by.key_id)
+        .bind(&record.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await?;
+    let hash: Option<String> = row.get("idem_hash");
+    if hash.as_deref() != Some(record.fingerprint.as_str()) {
+        return Err(StoreError::IdempotencyConflict);
+    }
+    Ok(Created { request: decode_request(row.get("doc"))?, created: false })
 }
 
 /// Runs statements without parameters in one round trip (a query without arguments goes by the simple protocol).
@@ -221,19 +441,41 @@ async fn simple_query(conn: &mut PgConnection, sql: &'static str) -> Result<(), 
 }
 
 /// Begins a batch's transaction and locks every request its updates (and revisions) change, in id order, so two
-/// replicas' batches never hold one request each while waiting for the other's.
+/// replicas' batches never hold one request each while waiting for the other's; the same statement reads their
+/// documents, so a job need not read its request again.
 async fn begin_batch(
     pool: &PgPool,
     ids: Vec<String>,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Preloaded), StoreError> {
     let mut tx = pool.begin().await?;
-    if ids.len() > 1 {
-        sqlx::query("SELECT 1 FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+    let mut preloaded = Preloaded::default();
+    if !ids.is_empty() {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        preloaded.docs = rows.into_iter().collect();
     }
-    Ok(tx)
+    Ok((tx, preloaded))
+}
+
+/// The documents of the requests a batch locked as it began, as they were then. A job takes its request's once:
+/// the next job on the same request reads it again, seeing what the first wrote (or, if its savepoint was rolled
+/// back, what was there before).
+#[derive(Default)]
+struct Preloaded {
+    docs: std::collections::HashMap<String, String>,
+}
+
+impl Preloaded {
+    /// The locked request `id`: its preloaded document if no job took it yet, else read (and locked) again.
+    async fn take(&mut self, conn: &mut PgConnection, id: RequestId) -> Result<Request, StoreError> {
+        match self.docs.remove(&id.to_string()) {
+            Some(doc) => decode_request(&doc),
+            None => load_request(conn, id, true).await,
+        }
+    }
 }
 
 /// The requests a batch changes, sorted and without repeats.
@@ -250,6 +492,19 @@ fn batch_locks(batch: &[Job]) -> Vec<String> {
     ids
 }
 
+/// A create that neither revises a request nor looks for a standing approval: all it writes is its request row (and
+/// its callback and notifications, if any), so a batch's plain creates share one insert ([`insert_plain`]).
+fn is_plain_create(record: &NewRequestRecord) -> bool {
+    record.request.revises.is_none() && (record.standing.is_none() || record.request.status != Status::Pending)
+}
+
+/// A plain create taken from the queue, with where to answer it.
+type PlainCreate = (Box<NewRequestRecord>, oneshot::Sender<Result<Created, StoreError>>);
+
+fn as_jobs(plain: Vec<PlainCreate>) -> impl Iterator<Item = Job> {
+    plain.into_iter().map(|(record, reply)| Job::Create(record, reply))
+}
+
 impl Job {
     fn fail(self, error: StoreError) {
         match self {
@@ -258,18 +513,23 @@ impl Job {
         }
     }
 
-    /// Runs the job inside the current savepoint; returns how to answer once the transaction ends, and whether the
-    /// job succeeded (else its savepoint is rolled back).
-    async fn run(self, conn: &mut PgConnection, planner: &PlannerSlot, pending: &mut Pending) -> (Completion, bool) {
+    /// Runs the job (see [`run_jobs`]); returns how to answer once the transaction ends, and how the job ended.
+    async fn run(
+        self,
+        conn: &mut PgConnection,
+        planner: &PlannerSlot,
+        preloaded: &mut Preloaded,
+        pending: &mut Pending,
+    ) -> (Completion, Outcome) {
         match self {
             Job::Create(record, reply) => {
-                let result = insert_request(conn, planner, pending, *record).await;
-                let ok = result.is_ok();
+                let result = insert_request(conn, planner, preloaded, pending, *record).await;
+                let ok = Outcome::of(&result);
                 (Box::new(move |committed| drop(reply.send(committed.and(result)))), ok)
             }
             Job::Update(id, update, issue, reply) => {
-                let result = apply_update(conn, planner, pending, id, update, issue).await;
-                let ok = result.is_ok();
+                let result = apply_update(conn, planner, preloaded, pending, id, update, issue).await;
+                let ok = Outcome::of(&result);
                 let answer = result.and_then(|(request, refusal, grant)| match refusal {
                     Some(refusal) => Err(StoreError::Domain(refusal)),
                     None => Ok((request, grant)),
@@ -284,6 +544,7 @@ impl Job {
 async fn insert_request(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
     pending: &mut Pending,
     record: NewRequestRecord,
 ) -> Result<Created, StoreError> {
@@ -352,7 +613,7 @@ async fn insert_request(
     }
     append_events(pending, events, Some(&request.requested_by.key_id));
     if let Some(earlier) = request.revises {
-        let mut revised = load_request(conn, earlier, true).await.map_err(|error| match error {
+        let mut revised = preloaded.take(conn, earlier).await.map_err(|error| match error {
             StoreError::NotFound => DomainError::no_request_to_revise(earlier).into(),
             other => other,
         })?;
@@ -371,12 +632,13 @@ async fn insert_request(
 async fn apply_update(
     conn: &mut PgConnection,
     planner: &PlannerSlot,
+    preloaded: &mut Preloaded,
     pending: &mut Pending,
     id: RequestId,
     update: RequestUpdate,
     issue: Option<GrantIssue>,
 ) -> Result<(Request, Option<DomainError>, Option<Grant>), StoreError> {
-    let mut request = load_request(conn, id, true).await?;
+    let mut request = preloaded.take(conn, id).await?;
     let before = request.clone();
     let (events, refusal, grant) = update_and_grant(&mut request, &before, update, issue, now());
     if let Some(grant) = &grant {
