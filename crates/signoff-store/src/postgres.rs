@@ -392,7 +392,9 @@ async fn insert_plain(
             enqueue_notifications(conn, planner.plan(None, &record.request), &record.request).await?;
             found.push(None);
         } else {
-            found.push(Some(idempotent_original(conn, record).await));
+            let key_id = &record.request.requested_by.key_id;
+            let original = idempotent_original(conn, key_id, record.idempotency_key.as_deref(), &record.fingerprint);
+            found.push(Some(original.await));
         }
     }
     Ok(found)
@@ -422,14 +424,19 @@ fn answer_plain(
 
 /// The original of an idempotent retry whose insert found its key taken (perhaps by a concurrent create that has
 /// now committed, or by an earlier create of the same statement), or the conflict if it asked for something else.
-async fn idempotent_original(conn: &mut PgConnection, record: &NewRequestRecord) -> Result<Created, StoreError> {
+async fn idempotent_original(
+    conn: &mut PgConnection,
+    key_id: &str,
+    idempotency_key: Option<&str>,
+    fingerprint: &str,
+) -> Result<Created, StoreError> {
     let row = sqlx::query("SELECT doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
-        .bind(&record.request.requested_by.key_id)
-        .bind(&record.idempotency_key)
+        .bind(key_id)
+        .bind(idempotency_key)
         .fetch_one(&mut *conn)
         .await?;
     let hash: Option<String> = row.get("idem_hash");
-    if hash.as_deref() != Some(record.fingerprint.as_str()) {
+    if hash.as_deref() != Some(fingerprint) {
         return Err(StoreError::IdempotencyConflict);
     }
     Ok(Created { request: decode_request(row.get("doc"))?, created: false })
@@ -597,16 +604,8 @@ async fn insert_request(
     .rows_affected();
     if inserted == 0 {
         // The idempotency key was taken, perhaps by a concurrent create that has now committed.
-        let row = sqlx::query("SELECT doc, idem_hash FROM requests WHERE key_id = $1 AND idem_key = $2")
-            .bind(&request.requested_by.key_id)
-            .bind(&record.idempotency_key)
-            .fetch_one(&mut *conn)
-            .await?;
-        let hash: Option<String> = row.get("idem_hash");
-        if hash.as_deref() != Some(record.fingerprint.as_str()) {
-            return Err(StoreError::IdempotencyConflict);
-        }
-        return Ok(Created { request: decode_request(row.get("doc"))?, created: false });
+        let key_id = &request.requested_by.key_id;
+        return idempotent_original(conn, key_id, record.idempotency_key.as_deref(), &record.fingerprint).await;
     }
     if let Some(grant_id) = used_grant {
         sqlx::query("UPDATE grants SET uses = uses + 1 WHERE id = $1").bind(grant_id).execute(&mut *conn).await?;
