@@ -5,7 +5,7 @@ use signoff_domain::{Request, RequestId};
 use signoff_store::{Change, ChangeListener};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// The waiter hub. Cheap to clone.
 #[derive(Clone)]
@@ -49,22 +49,6 @@ impl Waiters {
                 Waiters { inner }.notice(change);
             }
         }));
-        waiters
-    }
-
-    /// Starts the hub fed by a broadcast of change notices, in a task of its own.
-    pub fn start(mut changes: broadcast::Receiver<Change>) -> Self {
-        let waiters = Waiters::new();
-        let hub = waiters.clone();
-        tokio::spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(change) => hub.notice(&change),
-                    Err(broadcast::error::RecvError::Lagged(_)) => hub.wake_all(),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
         waiters
     }
 
@@ -160,9 +144,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn hub() -> (broadcast::Sender<Change>, Waiters) {
-        let (changes, receiver) = broadcast::channel(16);
-        (changes, Waiters::start(receiver))
+    fn hub() -> (signoff_store::ChangeFeed, Waiters) {
+        let changes = signoff_store::ChangeFeed::new(16);
+        let waiters = Waiters::listening(|listener| changes.listen(listener));
+        (changes, waiters)
     }
 
     async fn within<F: Future>(future: F) -> F::Output {
@@ -176,7 +161,7 @@ mod tests {
         // Registered by `park` itself: a decision committed between this and the caller's read is not lost.
         let parked = waiters.park(id);
         assert_eq!(waiters.parked(), 1);
-        changes.send(Change::Request(id)).unwrap();
+        changes.send(Change::Request(id));
         assert_eq!(within(parked).await, Wake::Changed(None));
         assert_eq!(waiters.parked(), 0);
     }
@@ -194,7 +179,7 @@ mod tests {
             signoff_domain::Requester { key_id: "k1".into(), key_name: "agent".into(), responsible: None },
             chrono::Utc::now(),
         ));
-        changes.send(Change::Updated(state.clone())).unwrap();
+        changes.send(Change::Updated(state.clone()));
         for waiter in parked {
             match within(waiter).await.unwrap() {
                 Wake::Changed(Some(woken)) => assert!(Arc::ptr_eq(&woken, &state), "handed over, not re-read"),
@@ -247,7 +232,7 @@ mod tests {
     async fn missed_notices_wake_everyone_and_shutdown_answers_now_and_later() {
         let (changes, waiters) = hub();
         let parked: Vec<_> = (0..5).map(|_| tokio::spawn(waiters.park(RequestId::new()))).collect();
-        changes.send(Change::Unknown).unwrap();
+        changes.send(Change::Unknown);
         for waiter in parked {
             assert_eq!(within(waiter).await.unwrap(), Wake::Changed(None));
         }

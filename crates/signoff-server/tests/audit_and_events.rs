@@ -216,16 +216,22 @@ async fn only_admins_verify_the_audit_log(backend: Backend) {
     assert_eq!(verify(&app).await["ok"], true);
 }
 
+/// The servers that write one database at once: on PostgreSQL two replicas, each with its own connections; SQLite
+/// has one process per file.
+async fn replicas_on(backend: Backend) -> (TestDatabase, Vec<TestApp>) {
+    let db = TestDatabase::new(backend).await;
+    let mut apps = vec![TestApp::spawn(db.open().await).await];
+    if backend == Backend::Postgres {
+        let second = TestApp::replica(db.open().await, &apps[0]).await;
+        apps.push(second);
+    }
+    (db, apps)
+}
+
 async fn concurrent_writers_on_two_replicas_keep_the_chain_whole(backend: Backend) {
     const REQUESTS: usize = 100;
-    let db = TestDatabase::new(backend).await;
-    let first = TestApp::spawn(db.open().await).await;
-    // On PostgreSQL a second replica with its own connections; SQLite has one process per file.
-    let second = match backend {
-        Backend::Postgres => Some(TestApp::replica(db.open().await, &first).await),
-        Backend::Sqlite => None,
-    };
-    let replicas: Vec<&TestApp> = std::iter::once(&first).chain(second.as_ref()).collect();
+    let (_db, apps) = replicas_on(backend).await;
+    let replicas: Vec<&TestApp> = apps.iter().collect();
     let watcher = *replicas.last().unwrap();
     // An admin stream on the last replica, open through the storm, must see every event exactly once, in order.
     let mut stream = SseStream::connect(watcher.get("/v1/events", &watcher.admin_key)).await;
@@ -262,7 +268,7 @@ async fn concurrent_writers_on_two_replicas_keep_the_chain_whole(backend: Backen
         assert_eq!(verified["ok"], true, "{verified}");
         assert_eq!(verified["events"], expected as u64, "{verified}");
     }
-    let events = all_events(&first).await;
+    let events = all_events(replicas[0]).await;
     assert_eq!(events.len(), expected);
     assert!(events.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1), "seqs are 1..={expected} without gaps");
     for id in &ids {
@@ -302,13 +308,8 @@ fn insert_event(event: &Event) -> String {
 /// The chain the replicas write together still names a fork (two events claiming one place) and an event dropped
 /// from the middle of what one replica wrote, whether or not the forger renumbers or rehashes around it.
 async fn verify_catches_a_fork_and_an_event_dropped_from_one_replicas_writes(backend: Backend) {
-    let db = TestDatabase::new(backend).await;
-    let first = TestApp::spawn(db.open().await).await;
-    let second = match backend {
-        Backend::Postgres => Some(TestApp::replica(db.open().await, &first).await),
-        Backend::Sqlite => None,
-    };
-    let replicas: Vec<&TestApp> = std::iter::once(&first).chain(second.as_ref()).collect();
+    let (db, apps) = replicas_on(backend).await;
+    let replicas: Vec<&TestApp> = apps.iter().collect();
     let last = *replicas.last().unwrap();
     // Both replicas write at once: each creates on one and decides on the other.
     let mut writes = Vec::new();
@@ -321,7 +322,7 @@ async fn verify_catches_a_fork_and_an_event_dropped_from_one_replicas_writes(bac
         });
     }
     let decided = futures::future::join_all(writes).await;
-    let events = all_events(&first).await;
+    let events = all_events(replicas[0]).await;
     let n = events.len() as i64;
     assert_eq!(n, 3 + 3 * 20);
     assert_eq!(verify(last).await["ok"], true);
